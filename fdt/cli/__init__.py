@@ -1,0 +1,62 @@
+"""The ``fdt`` command line: one thin click command per stage.
+
+Sub-commands live in sibling modules and are imported only when invoked, so
+``fdt --help`` never pays for torch, diffusers or timm. A command module exposes
+a click command or group named like the module (``fdt.cli.extract:extract``).
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+
+import click
+
+from fdt import __version__
+
+# command name -> (module, attribute, one-line help shown by `fdt --help`)
+_COMMANDS: dict[str, tuple[str, str, str]] = {
+    "extract": ("fdt.cli.extract", "extract", "Extract features of image sets into the feature store."),
+    "store": ("fdt.cli.store", "store", "Inspect and verify the feature store."),
+    "models": ("fdt.cli.models", "models", "Train the networks fdt owns (autoencoder)."),
+    "gen": ("fdt.cli.gen", "gen", "Generate fakes: DCGAN, Stable Diffusion, inpainting, small DDPM."),
+    "pipelines": ("fdt.cli.pipelines", "pipelines", "List pipeline specs and their search spaces."),
+    "tune": ("fdt.cli.tune", "tune", "Tune and cross-validate a pipeline on stored features."),
+    "report": ("fdt.cli.report", "report", "Generalisation matrices, ROC curves and plots."),
+    "predict": ("fdt.cli.predict", "predict", "Score images with a tuned model."),
+    "run": ("fdt.cli.run", "run", "Run every stage of an experiment file, reusing finished work."),
+    "demo": ("fdt.cli.run", "demo", "Run the whole toolkit offline on bundled photos."),
+}
+
+
+class _LazyGroup(click.Group):
+    """A group whose sub-commands are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(name for name, (module, _, _) in _COMMANDS.items() if _module_exists(module))
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in _COMMANDS or not _module_exists(_COMMANDS[name][0]):
+            return None
+        module, attribute, _ = _COMMANDS[name]
+        return getattr(importlib.import_module(module), attribute)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, _COMMANDS[name][2]) for name in self.list_commands(ctx)]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+def _module_exists(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
+
+
+@click.group(cls=_LazyGroup)
+@click.version_option(__version__, prog_name="fdt")
+def cli() -> None:
+    """fdt: detect AI-generated images with frozen features and tuned classical heads."""
+
+
+def main() -> None:
+    cli(prog_name="fdt")

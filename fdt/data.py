@@ -1,0 +1,282 @@
+"""Image sets, image loading and resolutions: the data model every stage shares.
+
+An *image set* is a list of :class:`ImageRecord` (path, source, label, group),
+built from a folder or a CSV manifest. A *resolution* says how images are
+resized before any extractor sees them. Loading is one documented function,
+:func:`load_rgb`, so an image decodes to the same pixels in every stage.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+from PIL import Image, ImageOps
+
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"})
+MANIFEST_COLUMNS = ("path", "source", "label", "group")
+DEFAULT_MAX_PIXELS = 100_000_000
+REAL, FAKE = 0, 1
+
+
+class DataError(ValueError):
+    """A user's image set or manifest cannot be used; the message says why in one line."""
+
+
+class ImageDecodeError(ValueError):
+    """One image cannot be decoded; the message is the reason recorded in the store."""
+
+
+@dataclass(frozen=True)
+class ImageRecord:
+    """One image of an image set.
+
+    ``group`` ties images that must stay on one side of a split (the source photo
+    of an inpainting, the caption of a generation). An empty group means the
+    image is its own group; :func:`resolve_groups` fills it with the content hash.
+    """
+
+    path: str
+    source: str
+    label: int
+    group: str = ""
+    extra: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
+
+
+# --------------------------------------------------------------------------- resolutions
+
+
+def parse_resolution(value: str | int) -> str:
+    """Normalise a resolution to ``"native"`` or a positive integer string such as ``"64"``."""
+    text = str(value).strip().lower()
+    if text == "native":
+        return "native"
+    if text.isdigit() and int(text) > 0:
+        return str(int(text))
+    raise DataError(f"resolution must be 'native' or a positive integer, not {value!r}")
+
+
+def apply_resolution(image: Image.Image, resolution: str) -> Image.Image:
+    """Resize to ``N×N`` with an antialiased (area-weighted bicubic) filter, or keep native size.
+
+    PIL's ``reduce``-aware bicubic filter averages over the whole footprint when
+    shrinking, so downsampling does not alias; aspect ratio is not kept, as in the
+    seed study's 64 and 256 px sets.
+    """
+    if resolution == "native":
+        return image
+    size = int(resolution)
+    if image.size == (size, size):
+        return image
+    return image.resize((size, size), Image.Resampling.BICUBIC, reducing_gap=None)
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def load_rgb(source: str | os.PathLike | bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
+    """Decode an image file (or its bytes) to 8-bit RGB, the one way every stage uses.
+
+    - The header is checked before decoding: more than ``max_pixels`` pixels is refused,
+      so a hostile header cannot exhaust memory.
+    - EXIF orientation is applied (pixels are rotated as a viewer shows them).
+    - Alpha (RGBA, LA, palette transparency) is composited over white.
+    - 16-bit and 32-bit integer images are scaled to 8 bits by their type's range;
+      float images are clipped to [0, 1] then scaled.
+    - Grayscale, palette, CMYK, YCbCr and other modes go through PIL's conversion to RGB.
+
+    Raises :class:`ImageDecodeError` with a one-line reason for any unreadable file.
+    """
+    try:
+        image = Image.open(_as_file(source))
+    except Image.DecompressionBombError as error:
+        raise ImageDecodeError(f"image is too large: {error}") from None
+    except (OSError, SyntaxError, ValueError) as error:
+        raise ImageDecodeError(f"not a readable image ({_reason(error)})") from None
+    with image:
+        width, height = image.size
+        if width * height > max_pixels:
+            raise ImageDecodeError(f"image is {width}x{height} pixels, above the limit of {max_pixels} pixels")
+        try:
+            image.load()
+            image = ImageOps.exif_transpose(image)
+            return _to_rgb(image)
+        except Image.DecompressionBombError as error:
+            raise ImageDecodeError(f"image is too large: {error}") from None
+        except (OSError, SyntaxError, ValueError, EOFError) as error:
+            raise ImageDecodeError(f"cannot decode image ({_reason(error)})") from None
+
+
+def _as_file(source: str | os.PathLike | bytes):
+    if isinstance(source, bytes):
+        import io
+
+        return io.BytesIO(source)
+    return source
+
+
+def _reason(error: BaseException) -> str:
+    return str(error).splitlines()[0] if str(error) else type(error).__name__
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    mode = image.mode
+    if mode == "RGB":
+        return image.copy()
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        array = np.asarray(image, dtype=np.float64)
+        top = 65535.0 if mode.startswith("I;16") or array.max(initial=0) <= 65535 else 4294967295.0
+        return Image.fromarray(np.round(np.clip(array / top, 0, 1) * 255).astype(np.uint8), "L").convert("RGB")
+    if mode == "F":
+        array = np.clip(np.asarray(image, dtype=np.float64), 0.0, 1.0)
+        return Image.fromarray(np.round(array * 255).astype(np.uint8), "L").convert("RGB")
+    if mode == "P" and "transparency" in image.info:
+        image = image.convert("RGBA")
+        mode = "RGBA"
+    if mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return image.convert("RGB")
+
+
+def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    """Hex SHA-256 of a file's bytes: the content address of an image."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+# --------------------------------------------------------------------------- image sets
+
+
+def is_image_file(path: Path) -> bool:
+    return path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".")
+
+
+def from_folder(
+    folder: str | os.PathLike,
+    real_sources: Iterable[str] = ("real",),
+    label: int | None = None,
+    source: str | None = None,
+) -> list[ImageRecord]:
+    """Build an image set from a folder.
+
+    With sub-folders, each sub-folder is a source (its images found recursively);
+    a source is real (label 0) if it is named in ``real_sources``, else fake.
+    Without sub-folders, the folder itself is one source named ``source`` (default:
+    the folder's name) with label ``label`` (default: real if that name is in
+    ``real_sources``). Passing ``label`` labels every image, sub-folders or not.
+    """
+    root = Path(folder)
+    if not root.is_dir():
+        raise DataError(f"image folder does not exist: {root}")
+    real = set(real_sources)
+    subfolders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    records: list[ImageRecord] = []
+    if subfolders and source is None:
+        for sub in subfolders:
+            sub_label = label if label is not None else (REAL if sub.name in real else FAKE)
+            records += [ImageRecord(str(p), sub.name, sub_label) for p in _images_under(sub)]
+        records += _direct_images(root, root.name, label, real)
+    else:
+        name = source or root.name
+        records = [
+            ImageRecord(str(p), name, label if label is not None else (REAL if name in real else FAKE))
+            for p in _images_under(root)
+        ]
+    if not records:
+        raise DataError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) found under {root}")
+    return records
+
+
+def _direct_images(root: Path, name: str, label: int | None, real: set[str]) -> list[ImageRecord]:
+    files = sorted(p for p in root.iterdir() if is_image_file(p))
+    image_label = label if label is not None else (REAL if name in real else FAKE)
+    return [ImageRecord(str(p), name, image_label) for p in files]
+
+
+def _images_under(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if is_image_file(p) and not _hidden(p, folder))
+
+
+def _hidden(path: Path, root: Path) -> bool:
+    return any(part.startswith(".") for part in path.relative_to(root).parts)
+
+
+def from_manifest(manifest: str | os.PathLike) -> list[ImageRecord]:
+    """Build an image set from a CSV manifest with columns ``path,source,label,group``.
+
+    Relative paths are relative to the manifest's folder; ``label`` is 0/1 or
+    ``real``/``fake``; ``group`` may be empty. Other columns (seed, prompt, mask
+    path, ...) are kept in :attr:`ImageRecord.extra`.
+    """
+    path = Path(manifest)
+    if not path.is_file():
+        raise DataError(f"manifest does not exist: {path}")
+    with open(path, newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        missing = [c for c in ("path", "source", "label") if c not in (reader.fieldnames or [])]
+        if missing:
+            raise DataError(f"manifest {path} lacks column(s) {', '.join(missing)}; it needs {','.join(MANIFEST_COLUMNS)}")
+        records = []
+        for line, row in enumerate(reader, start=2):
+            image = Path(row["path"])
+            if not image.is_absolute():
+                image = path.parent / image
+            extra = {k: v for k, v in row.items() if k not in MANIFEST_COLUMNS and k is not None}
+            records.append(
+                ImageRecord(str(image), row["source"].strip(), _parse_label(row["label"], path, line), (row.get("group") or "").strip(), extra)
+            )
+    if not records:
+        raise DataError(f"manifest {path} lists no images")
+    return records
+
+
+def _parse_label(value: str, manifest: Path, line: int) -> int:
+    text = (value or "").strip().lower()
+    if text in ("0", "real"):
+        return REAL
+    if text in ("1", "fake"):
+        return FAKE
+    raise DataError(f"{manifest}:{line}: label must be 0/1 or real/fake, not {value!r}")
+
+
+def load_image_set(data: str | os.PathLike, real_sources: Iterable[str] = ("real",), label: int | None = None) -> list[ImageRecord]:
+    """An image set from a folder or a ``.csv`` manifest, whichever ``data`` is."""
+    path = Path(data)
+    if path.suffix.lower() == ".csv":
+        return from_manifest(path)
+    if not path.exists():
+        raise DataError(f"no such folder or manifest: {path}")
+    return from_folder(path, real_sources=real_sources, label=label)
+
+
+def resolve_groups(records: Sequence[ImageRecord], hashes: Sequence[str]) -> list[str]:
+    """Each record's group, defaulting to its content hash (an image is its own group)."""
+    return [record.group or f"sha256:{digest}" for record, digest in zip(records, hashes)]
+
+
+def write_manifest(path: str | os.PathLike, rows: Iterable[dict[str, object]], columns: Sequence[str]) -> None:
+    """Append rows to a CSV manifest (creating it with a header), flushing to disk.
+
+    Generators call this after each saved batch, so an interrupted run leaves a
+    manifest that lists exactly the images already written.
+    """
+    path = Path(path)
+    new = not path.exists() or path.stat().st_size == 0
+    with open(path, "a", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(columns), extrasaction="ignore")
+        if new:
+            writer.writeheader()
+        for row in rows:
+            writer.writerow(row)
+        handle.flush()
+        os.fsync(handle.fileno())
