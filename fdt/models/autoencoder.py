@@ -1,0 +1,505 @@
+"""The convolutional autoencoder fdt trains on real images, its training loop and its file format.
+
+The ``autoencoder`` extractor uses the latent vector of this network as features:
+an autoencoder that has only seen real photos encodes generated images
+differently. Three things live here because they must agree exactly:
+
+- :func:`preprocess`, the one mapping from a decoded image to the network's input,
+  used both by training and by the extractor;
+- :func:`train_autoencoder`, deterministic for a seed, with a checkpoint every
+  epoch from which an interrupted run resumes to the same weights as an
+  uninterrupted one;
+- the model file (``format: "fdt.autoencoder"``, ``format_version: 1``), documented
+  in ``docs/autoencoder.md``, read back by :func:`load_autoencoder`.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import logging
+import os
+import pickle
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Callable, Iterator, Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import nn
+
+from fdt import __version__
+from fdt.data import REAL, DataError, ImageDecodeError, ImageRecord, apply_resolution, load_image_set, load_rgb
+
+FORMAT = "fdt.autoencoder"
+FORMAT_VERSION = 1
+CHECKPOINT_FORMAT = "fdt.autoencoder.checkpoint"
+DEFAULT_CHANNELS = (32, 64, 128, 256)
+NORMALISATION = {"range": [-1.0, 1.0], "pixels": "8-bit RGB from fdt.data.load_rgb, resized with apply_resolution(size); x / 127.5 - 1"}
+
+logger = logging.getLogger(__name__)
+
+
+class AutoencoderError(ValueError):
+    """The autoencoder cannot be built, trained or loaded as asked; the message says why in one line."""
+
+
+class AutoencoderFormatError(AutoencoderError):
+    """A file is not an fdt autoencoder model of a version this fdt reads."""
+
+
+class CheckpointMismatchError(AutoencoderError):
+    """A training checkpoint belongs to a run with other settings or other images."""
+
+
+# --------------------------------------------------------------------------- the network
+
+
+class ConvAutoencoder(nn.Module):
+    """Strided-convolution encoder to a ``latent_dim`` vector, and its mirror decoder.
+
+    Each encoder stage is a 4×4 convolution with stride 2 (halving the side) and a
+    LeakyReLU; a linear layer maps the flattened last stage to the latent vector.
+    The decoder mirrors it with transposed convolutions and ends in ``tanh``, since
+    inputs are scaled to [-1, 1] (see :func:`preprocess`). There is no dropout and
+    no batch normalisation, so a latent depends only on its own image: the same in
+    train and eval mode, alone or in any batch.
+
+    Parameters
+    ----------
+    latent_dim : int
+        Length of the latent vector, i.e. the number of features the extractor gives.
+    size : int
+        Input side in pixels: a power of two, at least 16 and at least
+        ``2 ** len(channels)`` so that the last stage keeps one pixel.
+    channels : sequence of int
+        Output channels of each encoder stage.
+    """
+
+    def __init__(self, latent_dim: int = 128, size: int = 64, channels: Sequence[int] = DEFAULT_CHANNELS) -> None:
+        super().__init__()
+        channels = tuple(int(c) for c in channels)
+        check_config(latent_dim, size, channels)
+        self.latent_dim = int(latent_dim)
+        self.size = int(size)
+        self.channels = channels
+        self._bottom = size // 2 ** len(channels)
+        flat = channels[-1] * self._bottom**2
+
+        encoder: list[nn.Module] = []
+        for c_in, c_out in zip((3,) + channels[:-1], channels):
+            encoder += [nn.Conv2d(c_in, c_out, 4, stride=2, padding=1), nn.LeakyReLU(0.2)]
+        self.encoder = nn.Sequential(*encoder, nn.Flatten(), nn.Linear(flat, latent_dim))
+
+        decoder: list[nn.Module] = [
+            nn.Linear(latent_dim, flat),
+            nn.Unflatten(1, (channels[-1], self._bottom, self._bottom)),
+            nn.LeakyReLU(0.2),
+        ]
+        reversed_channels = channels[::-1]
+        for c_in, c_out in zip(reversed_channels, reversed_channels[1:]):
+            decoder += [nn.ConvTranspose2d(c_in, c_out, 4, stride=2, padding=1), nn.LeakyReLU(0.2)]
+        decoder += [nn.ConvTranspose2d(channels[0], 3, 4, stride=2, padding=1), nn.Tanh()]
+        self.decoder = nn.Sequential(*decoder)
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """The constructor arguments, as stored in the model file."""
+        return {"latent_dim": self.latent_dim, "size": self.size, "channels": list(self.channels)}
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """Latent vectors ``(n, latent_dim)`` of images ``(n, 3, size, size)`` scaled to [-1, 1]."""
+        expected = (3, self.size, self.size)
+        if x.dim() != 4 or tuple(x.shape[1:]) != expected:
+            raise AutoencoderError(f"autoencoder input must be (n, {', '.join(map(str, expected))}), not {tuple(x.shape)}; use preprocess()")
+        return self.encoder(x)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """Reconstructed images ``(n, 3, size, size)`` in [-1, 1] from latents ``(n, latent_dim)``."""
+        return self.decoder(z)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.decode(self.encode(x))
+
+
+def check_config(latent_dim: int, size: int, channels: Sequence[int]) -> None:
+    """Refuse an autoencoder shape that cannot be built, with a one-line reason."""
+    if latent_dim < 1:
+        raise AutoencoderError(f"latent size must be at least 1, not {latent_dim}")
+    if not channels or any(c < 1 for c in channels):
+        raise AutoencoderError(f"channels must be one or more positive integers, not {list(channels)}")
+    if size < 16 or size & (size - 1):
+        raise AutoencoderError(f"autoencoder size must be a power of two of at least 16, not {size}")
+    if size < 2 ** len(channels):
+        raise AutoencoderError(f"size {size} is too small for {len(channels)} stride-2 stages; use at least {2 ** len(channels)}")
+
+
+# --------------------------------------------------------------------------- preprocessing
+
+
+def image_pixels(image: Image.Image, size: int) -> torch.Tensor:
+    """The ``uint8`` tensor ``(3, size, size)`` of an RGB image resized with :func:`fdt.data.apply_resolution`.
+
+    Training keeps images in memory in this form (a quarter of float32's bytes).
+    """
+    if image.mode != "RGB":
+        raise AutoencoderError(f"expected an RGB image, not mode {image.mode!r}; decode images with fdt.data.load_rgb")
+    array = np.asarray(apply_resolution(image, str(size)), dtype=np.uint8)
+    return torch.from_numpy(array.copy()).permute(2, 0, 1).contiguous()
+
+
+def scale_pixels(pixels: torch.Tensor) -> torch.Tensor:
+    """Map ``uint8`` pixels to float32 in [-1, 1], the network's input range."""
+    return pixels.to(torch.float32).div_(127.5).sub_(1.0)
+
+
+def preprocess(image: Image.Image, size: int) -> torch.Tensor:
+    """The network input ``(3, size, size)`` in [-1, 1] for an image decoded by :func:`fdt.data.load_rgb`.
+
+    Exactly the preprocessing of training, so the extractor's latents are those of
+    the images the network learnt from.
+    """
+    return scale_pixels(image_pixels(image, size))
+
+
+# --------------------------------------------------------------------------- training
+
+
+def select_training_records(records: Sequence[ImageRecord]) -> tuple[list[ImageRecord], str | None]:
+    """The records to train on, and a note for the user when the choice is not the obvious one.
+
+    The autoencoder must learn what real images look like, so only real images
+    (label 0) are used. A set with no real image but a single source (a plain folder
+    of photos whose name is not ``real``) is taken whole, with a note. A set with
+    several sources and none real is refused: training on fakes would be silent
+    nonsense.
+    """
+    real = [r for r in records if r.label == REAL]
+    if real:
+        others = len(records) - len(real)
+        return real, (f"training on the {len(real)} real images; {others} fake image(s) left out" if others else None)
+    sources = sorted({r.source for r in records})
+    if len(sources) == 1:
+        return list(records), f"no image is labelled real; training on all {len(records)} images of source {sources[0]!r}"
+    raise DataError(f"no real images (label 0) among sources {', '.join(sources)}; name the real ones with --real-source")
+
+
+def train_autoencoder(
+    records_or_folder: Sequence[ImageRecord] | str | os.PathLike,
+    out: Path,
+    size: int = 64,
+    latent_dim: int = 128,
+    epochs: int = 10,
+    batch_size: int = 64,
+    lr: float = 1e-3,
+    seed: int = 0,
+    device: str = "cpu",
+    resume: bool = True,
+    progress: bool = True,
+    channels: Sequence[int] = DEFAULT_CHANNELS,
+) -> Path:
+    """Train a :class:`ConvAutoencoder` on real images and write its model file to ``out``.
+
+    Adam on the mean squared reconstruction error. Images are decoded once into
+    memory (``uint8``); unreadable ones are skipped and counted. All randomness
+    (weight init, shuffling) comes from ``seed``; the shuffling generator lives in
+    the checkpoint ``<out>.ckpt``, written atomically after every epoch with the
+    model and optimiser states, so a run interrupted at any moment and run again
+    with ``resume=True`` ends with the same weights as an uninterrupted run
+    (bit-identical on CPU). The checkpoint is kept, so a later run with more
+    ``epochs`` continues training; ``resume=False`` starts over.
+
+    Also writes the loss per epoch to ``<out stem>.loss.csv`` and ``<out stem>.loss.png``.
+
+    Parameters
+    ----------
+    records_or_folder : image records, or a folder / CSV manifest for :func:`fdt.data.load_image_set`
+        Only the real images are used (see :func:`select_training_records`).
+    out : Path
+        Model file to write (``.pt``).
+    device : str
+        ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"auto"`` (CUDA where present).
+
+    Returns
+    -------
+    Path
+        ``out``.
+    """
+    out = Path(out)
+    channels = tuple(int(c) for c in channels)
+    check_config(latent_dim, size, channels)
+    if epochs < 1 or batch_size < 1 or not lr > 0:
+        raise AutoencoderError(f"epochs and batch size must be at least 1 and lr positive, not {epochs}, {batch_size}, {lr}")
+    target = resolve_device(device)
+    records = load_image_set(records_or_folder) if isinstance(records_or_folder, (str, os.PathLike)) else list(records_or_folder)
+    records, note = select_training_records(records)
+    if note:
+        logger.warning(note)
+    pixels, skipped = _decode_all(records, size, progress)
+    config = {"latent_dim": int(latent_dim), "size": int(size), "channels": list(channels)}
+    run = {
+        "seed": int(seed),
+        "batch_size": int(batch_size),
+        "lr": float(lr),
+        "num_images": len(pixels),
+        "data_sha256": hashlib.sha256(pixels.numpy().tobytes()).hexdigest(),
+    }
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = ConvAutoencoder(**config)
+    model.to(target)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    # Shuffling is the only randomness after init; it draws from this CPU generator
+    # alone, so its saved state is all a resumed run needs to replay the same batches.
+    shuffle = torch.Generator().manual_seed(seed)
+    losses: list[float] = []
+
+    checkpoint_path = out.with_name(out.name + ".ckpt")
+    if resume and checkpoint_path.exists():
+        losses = _restore_checkpoint(checkpoint_path, config, run, epochs, model, optimizer, shuffle, target)
+    out.parent.mkdir(parents=True, exist_ok=True)
+
+    batches = -(-len(pixels) // batch_size)
+    bar = _progress_bar(total=epochs * batches, initial=len(losses) * batches, disable=not progress)
+    with bar, _deterministic_cudnn():
+        model.train()
+        for epoch in range(len(losses), epochs):
+            bar.set_description(f"epoch {epoch + 1}/{epochs}")
+            total = 0.0
+            for index in torch.randperm(len(pixels), generator=shuffle).split(batch_size):
+                x = scale_pixels(pixels[index].to(target))
+                loss = nn.functional.mse_loss(model(x), x)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                total += loss.item() * len(index)
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss.item():.4f}")
+            losses.append(total / len(pixels))
+            _atomic_torch_save(
+                {
+                    "format": CHECKPOINT_FORMAT,
+                    "format_version": FORMAT_VERSION,
+                    "config": config,
+                    "run": run,
+                    "losses": losses,
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "shuffle_rng": shuffle.get_state(),
+                },
+                checkpoint_path,
+            )
+    model.eval()
+
+    _atomic_torch_save(
+        {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "config": config,
+            "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+            "normalisation": NORMALISATION,
+            "training": {
+                "epochs": len(losses),
+                "final_loss": losses[-1],
+                "losses": losses,
+                "num_images": len(pixels),
+                "skipped_images": skipped,
+                "seed": int(seed),
+                "batch_size": int(batch_size),
+                "lr": float(lr),
+                "data_sha256": run["data_sha256"],
+            },
+            "fdt_version": __version__,
+            "torch_version": str(torch.__version__),
+        },
+        out,
+    )
+    _write_loss_curve(losses, out)
+    return out
+
+
+def resolve_device(device: str) -> torch.device:
+    """``"auto"`` means CUDA where present; asking for CUDA without it is an error, never a silent CPU run."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        target = torch.device(device)
+    except RuntimeError:
+        raise AutoencoderError(f"unknown device {device!r}; use auto, cpu or cuda") from None
+    if target.type == "cuda" and not torch.cuda.is_available():
+        raise AutoencoderError("CUDA is not available on this machine; use --device cpu or auto")
+    return target
+
+
+def _decode_all(records: Sequence[ImageRecord], size: int, progress: bool) -> tuple[torch.Tensor, int]:
+    """Every readable image as one ``uint8`` tensor ``(n, 3, size, size)``, and how many were skipped."""
+    pixels: list[torch.Tensor] = []
+    failures: list[str] = []
+    for record in _progress_bar(records, desc="decoding", unit="img", disable=not progress):
+        try:
+            pixels.append(image_pixels(load_rgb(record.path), size))
+        except ImageDecodeError as error:
+            failures.append(f"{record.path}: {error}")
+    if failures:
+        logger.warning("skipped %d unreadable image(s), first: %s", len(failures), failures[0])
+    if not pixels:
+        raise DataError(f"none of the {len(records)} images could be decoded; first: {failures[0]}")
+    return torch.stack(pixels), len(failures)
+
+
+def _restore_checkpoint(
+    path: Path,
+    config: dict[str, Any],
+    run: dict[str, Any],
+    epochs: int,
+    model: ConvAutoencoder,
+    optimizer: torch.optim.Optimizer,
+    shuffle: torch.Generator,
+    device: torch.device,
+) -> list[float]:
+    """Load a checkpoint into the model, optimiser and generator; the losses of its finished epochs."""
+    state = _torch_load(path, device)
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT or state.get("format_version") != FORMAT_VERSION:
+        raise CheckpointMismatchError(f"{path} is not a training checkpoint this fdt reads; delete it or pass --no-resume")
+    for name, ours, theirs in (("settings", config, state["config"]), ("run", run, state["run"])):
+        changed = sorted(k for k in ours if ours[k] != theirs.get(k))
+        if changed:
+            what = "the training images differ" if changed == ["data_sha256"] else f"{', '.join(changed)} differ"
+            raise CheckpointMismatchError(f"checkpoint {path} is from another run ({what}); pass --no-resume to start over")
+    losses = [float(v) for v in state["losses"]]
+    if len(losses) > epochs:
+        raise CheckpointMismatchError(f"checkpoint {path} has {len(losses)} epochs, more than the {epochs} asked; raise --epochs or pass --no-resume")
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    shuffle.set_state(state["shuffle_rng"].cpu())
+    return losses
+
+
+@contextmanager
+def _deterministic_cudnn() -> Iterator[None]:
+    """Pin cuDNN to deterministic kernels while training, so a resumed CUDA run replays an uninterrupted one."""
+    cudnn = torch.backends.cudnn
+    saved = cudnn.deterministic, cudnn.benchmark
+    cudnn.deterministic, cudnn.benchmark = True, False
+    try:
+        yield
+    finally:
+        cudnn.deterministic, cudnn.benchmark = saved
+
+
+def _progress_bar(iterable: Any = None, **kwargs: Any) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, dynamic_ncols=True, **kwargs)
+
+
+# --------------------------------------------------------------------------- files
+
+
+def load_autoencoder(path: str | os.PathLike, device: str = "cpu") -> ConvAutoencoder:
+    """The trained autoencoder of a model file, in eval mode on ``device``.
+
+    Raises :class:`AutoencoderFormatError` (a ``ValueError``) for a file that is
+    missing, not an fdt autoencoder, or of an unknown ``format_version``.
+    """
+    target = resolve_device(device)
+    state = read_autoencoder_file(path)
+    model = ConvAutoencoder(**state["config"])
+    model.load_state_dict(state["state_dict"])
+    return model.to(target).eval()
+
+
+def read_autoencoder_file(path: str | os.PathLike) -> dict[str, Any]:
+    """The checked contents of a model file: config, state dict, normalisation, training summary, versions."""
+    path = Path(path)
+    retrain = f"train one with: fdt models train-autoencoder IMAGES --out {path}"
+    if not path.is_file():
+        raise AutoencoderFormatError(f"autoencoder model file does not exist: {path}; {retrain}")
+    try:
+        state = _torch_load(path, torch.device("cpu"))
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError) as error:
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise AutoencoderFormatError(f"{path} is not an fdt autoencoder model file ({reason}); {retrain}") from None
+    found = state.get("format") if isinstance(state, dict) else None
+    if found != FORMAT:
+        raise AutoencoderFormatError(f"{path} is not an fdt autoencoder model file (format {found!r}, expected {FORMAT!r}); {retrain}")
+    version = state.get("format_version")
+    if version != FORMAT_VERSION:
+        raise AutoencoderFormatError(
+            f"{path} is an fdt autoencoder of format_version {version!r}, but fdt {__version__} reads version {FORMAT_VERSION}; "
+            f"upgrade fdt or {retrain}"
+        )
+    missing = [k for k in ("config", "state_dict") if k not in state]
+    if missing:
+        raise AutoencoderFormatError(f"{path} is a damaged fdt autoencoder file (no {', '.join(missing)}); {retrain}")
+    return state
+
+
+def _torch_load(path: Path, device: torch.device) -> Any:
+    # weights_only: a model file must never run code when it is opened.
+    return torch.load(path, map_location=device, weights_only=True)
+
+
+def _atomic_torch_save(obj: Any, path: Path) -> None:
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    _atomic_write(path, lambda handle: handle.write(buffer.getbuffer()))
+
+
+def _atomic_write(path: Path, write: Callable[[Any], Any]) -> None:
+    """Write through ``write(handle)`` to a temporary file beside ``path``, then rename it over ``path``.
+
+    A reader, or a run resumed after a kill, sees the old file or the new one, never half of one.
+    """
+    handle = tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False)
+    try:
+        with handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(handle.name, 0o666 & ~_umask())
+        os.replace(handle.name, path)
+    except BaseException:
+        os.unlink(handle.name)
+        raise
+
+
+def _umask() -> int:
+    # NamedTemporaryFile creates files 0600; the final file gets the mode open() would have given it.
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def loss_curve_paths(out: Path) -> tuple[Path, Path]:
+    """Where the loss curve of model file ``out`` goes: ``<stem>.loss.csv`` and ``<stem>.loss.png`` beside it."""
+    out = Path(out)
+    return out.with_name(f"{out.stem}.loss.csv"), out.with_name(f"{out.stem}.loss.png")
+
+
+def _write_loss_curve(losses: Sequence[float], out: Path) -> None:
+    # The Agg canvas is attached to this figure only, so a caller's pyplot backend is left alone.
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    csv_path, png_path = loss_curve_paths(out)
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(["epoch", "loss"])
+    writer.writerows((epoch, repr(loss)) for epoch, loss in enumerate(losses, start=1))
+    _atomic_write(csv_path, lambda handle: handle.write(text.getvalue().encode()))
+
+    figure = Figure(figsize=(5, 3.2))
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot()
+    axes.plot(range(1, len(losses) + 1), losses, marker="o")
+    axes.set_xlabel("epoch")
+    axes.set_ylabel("reconstruction MSE")
+    axes.set_title(out.name)
+    axes.grid(alpha=0.3)
+    figure.tight_layout()
+    _atomic_write(png_path, lambda handle: figure.savefig(handle, format="png", dpi=100))
