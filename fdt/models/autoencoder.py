@@ -294,32 +294,27 @@ def train_autoencoder(
                 checkpoint_path,
             )
     model.eval()
+    _write_model_file(model, run, losses, skipped, out)
+    _write_loss_curve(losses, out)
+    return out
 
+
+def _write_model_file(model: ConvAutoencoder, run: dict[str, Any], losses: list[float], skipped: int, out: Path) -> None:
+    """Write the final model file (format ``fdt.autoencoder`` version 1, see ``docs/autoencoder.md``) atomically."""
+    training = {**run, "epochs": len(losses), "final_loss": losses[-1], "losses": losses, "skipped_images": skipped}
     _atomic_torch_save(
         {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
-            "config": config,
+            "config": model.config,
             "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
             "normalisation": NORMALISATION,
-            "training": {
-                "epochs": len(losses),
-                "final_loss": losses[-1],
-                "losses": losses,
-                "num_images": len(pixels),
-                "skipped_images": skipped,
-                "seed": int(seed),
-                "batch_size": int(batch_size),
-                "lr": float(lr),
-                "data_sha256": run["data_sha256"],
-            },
+            "training": training,
             "fdt_version": __version__,
             "torch_version": str(torch.__version__),
         },
         out,
     )
-    _write_loss_curve(losses, out)
-    return out
 
 
 def resolve_device(device: str) -> torch.device:
