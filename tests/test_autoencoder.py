@@ -144,6 +144,30 @@ def test_interrupted_then_resumed_equals_uninterrupted(image_folder: Path, tmp_p
     assert read_autoencoder_file(interrupted)["training"]["losses"] == read_autoencoder_file(straight)["training"]["losses"]
 
 
+def test_killed_mid_epoch_then_resumed_equals_uninterrupted(image_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Interrupt on the 4th optimiser step (mid epoch 2 with 2 batches an epoch): the rerun replays epoch 2 exactly."""
+    straight = train_autoencoder(image_folder, tmp_path / "b" / "ae.pt", epochs=3, **TINY)
+    step = torch.optim.Adam.step
+    calls = []
+
+    def interrupting_step(self: torch.optim.Adam, *args: object, **kwargs: object) -> object:
+        calls.append(1)
+        if len(calls) == 4:
+            raise KeyboardInterrupt
+        return step(self, *args, **kwargs)
+
+    interrupted = tmp_path / "a" / "ae.pt"
+    with monkeypatch.context() as patch:
+        patch.setattr(torch.optim.Adam, "step", interrupting_step)
+        with pytest.raises(KeyboardInterrupt):
+            train_autoencoder(image_folder, interrupted, epochs=3, **TINY)
+    assert not interrupted.exists()
+    assert sorted(p.name for p in interrupted.parent.iterdir()) == ["ae.pt.ckpt"]
+    train_autoencoder(image_folder, interrupted, epochs=3, **TINY)
+    resumed_state, straight_state = _state(interrupted), _state(straight)
+    assert all(torch.equal(resumed_state[k], straight_state[k]) for k in straight_state)
+
+
 def test_resume_refuses_checkpoint_of_another_run(image_folder: Path, tmp_path: Path) -> None:
     out = tmp_path / "ae.pt"
     train_autoencoder(image_folder, out, epochs=1, **TINY)
