@@ -1,0 +1,100 @@
+"""Grouped splits: cross-validation folds and a held-out train/validation/test split.
+
+Images of one group (the five inpaintings of one photo, the resized copies of one
+original) never sit on both sides of a split; otherwise near-duplicates leak and
+scores are flattering.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+from sklearn.model_selection import StratifiedGroupKFold
+
+from fdt.pipelines.errors import SplitError
+
+PARTS = ("train", "val", "test")
+DEFAULT_FRACTIONS = (0.8, 0.1, 0.1)
+
+
+def check_binary(y: np.ndarray, what: str = "training set") -> None:
+    """Refuse a set without both real (0) and fake (1) images: a detector cannot learn from one class."""
+    present = np.unique(y)
+    if present.size < 2:
+        names = ", ".join("real" if v == 0 else "fake" if v == 1 else str(v) for v in present) or "no"
+        raise SplitError(f"the {what} has only one class ({names} images); it needs both real and fake images")
+
+
+def grouped_folds(y: np.ndarray, groups: np.ndarray, n_splits: int, random_state: int | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Stratified, grouped cross-validation folds as ``(train_rows, test_rows)`` pairs.
+
+    Raises :class:`SplitError` when a class has fewer groups than folds, because
+    then some fold cannot hold that class and its scores are undefined.
+    """
+    y, groups = np.asarray(y), np.asarray(groups)
+    check_binary(y)
+    if n_splits < 2:
+        raise SplitError(f"cross-validation needs at least 2 folds, not {n_splits}")
+    for label in np.unique(y):
+        count = np.unique(groups[y == label]).size
+        if count < n_splits:
+            name = {0: "real", 1: "fake"}.get(int(label) if np.issubdtype(y.dtype, np.integer) else -1, str(label))
+            raise SplitError(
+                f"only {count} {name} group(s) for {n_splits}-fold cross-validation; "
+                "lower --cv or add images from more groups"
+            )
+    splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=random_state)
+    return list(splitter.split(np.zeros((y.size, 1)), y, groups))
+
+
+def parse_fractions(text: str) -> tuple[float, float, float]:
+    """``"80/10/10"`` (or ``"0.8,0.1,0.1"``) as train/validation/test fractions summing to 1."""
+    parts = text.replace(",", "/").split("/")
+    try:
+        values = [float(p) for p in parts]
+    except ValueError:
+        values = []
+    if len(values) != 3 or any(v < 0 for v in values) or sum(values) <= 0:
+        raise SplitError(f"split must be three non-negative numbers like 80/10/10, not {text!r}")
+    total = sum(values)
+    fractions = tuple(v / total for v in values)
+    if fractions[0] == 0 or fractions[2] == 0:
+        raise SplitError(f"split {text!r} needs a non-empty train and test part")
+    return fractions  # type: ignore[return-value]
+
+
+def assign_groups(
+    groups: Sequence[str], strata: Sequence[str], fractions: Sequence[float] = DEFAULT_FRACTIONS, random_state: int = 0
+) -> dict[str, str]:
+    """Assign each group to ``train``, ``val`` or ``test``, stratified by each group's first stratum.
+
+    Within each stratum (a source, say), groups are shuffled with ``random_state`` and
+    filled into the parts in order until each part holds its fraction of that
+    stratum's rows. The assignment depends only on the (group, stratum) rows given,
+    so one call over every resolution's rows gives splits that agree across
+    resolutions: an image held out at 64 px is held out at 256 px too.
+    """
+    groups = np.asarray(groups).astype(str)
+    strata = np.asarray(strata).astype(str)
+    unique_groups, first, counts = np.unique(groups, return_index=True, return_counts=True)
+    group_stratum = strata[first]
+    rng = np.random.default_rng(random_state)
+    bounds = np.cumsum(fractions)
+    assignment: dict[str, str] = {}
+    for stratum in np.unique(group_stratum):
+        members = np.flatnonzero(group_stratum == stratum)
+        members = members[rng.permutation(members.size)]
+        filled = np.cumsum(counts[members]) / counts[members].sum()
+        # A group goes to the part its midpoint of the cumulative row share falls in.
+        middle = filled - counts[members] / counts[members].sum() / 2
+        parts = np.searchsorted(bounds, middle, side="right")
+        for index, part in zip(members, parts):
+            assignment[unique_groups[index]] = PARTS[min(part, 2)]
+    return assignment
+
+
+def holdout_masks(groups: Sequence[str], assignment: dict[str, str]) -> dict[str, np.ndarray]:
+    """Boolean row masks of ``train``, ``val`` and ``test`` from a group assignment."""
+    parts = np.array([assignment[str(g)] for g in groups])
+    return {part: parts == part for part in PARTS}
