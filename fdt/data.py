@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"})
 MANIFEST_COLUMNS = ("path", "source", "label", "group")
@@ -94,6 +94,8 @@ def load_rgb(source: str | os.PathLike | bytes, max_pixels: int = DEFAULT_MAX_PI
     """
     try:
         image = Image.open(_as_file(source))
+    except UnidentifiedImageError:
+        raise ImageDecodeError("not an image file of a known format") from None
     except Image.DecompressionBombError as error:
         raise ImageDecodeError(f"image is too large: {error}") from None
     except (OSError, SyntaxError, ValueError) as error:

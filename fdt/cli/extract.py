@@ -1,0 +1,54 @@
+"""``fdt extract``: image sets -> feature rows in the store."""
+
+from __future__ import annotations
+
+import click
+
+from fdt.cli.common import UserError, parse_params, split_list, user_errors
+
+
+@click.command()
+@click.argument("data", nargs=-1, required=True, type=click.Path())
+@click.option("--extractor", "-e", required=True, help="Registered extractor name (vgg16, mobilenet_v2, xception, fft, autoencoder).")
+@click.option("--param", "-p", "params", multiple=True, metavar="KEY=VALUE", help="Extractor parameter, repeatable (e.g. weights=random, size=64).")
+@click.option("--resolution", "-r", default="native", show_default=True, help="native, N (resize to NxN), or a comma list such as 64,256.")
+@click.option("--batch-size", default=32, show_default=True, type=click.IntRange(min=1))
+@click.option("--device", default="auto", show_default=True, help="auto (CUDA where present), cpu or cuda.")
+@click.option("--workers", type=click.IntRange(min=0), default=None, help="Decoding processes [default: one per core; 0 decodes in-process].")
+@click.option("--store", "store_root", default="features_store", show_default=True, type=click.Path(file_okay=False))
+@click.option("--real", default="real", show_default=True, help="Comma list of sub-folder (source) names that hold real images.")
+@click.option("--label", type=click.Choice(["real", "fake"]), default=None, help="Label every image of a folder DATA, whatever its sources.")
+@click.option("--max-pixels", default=100_000_000, show_default=True, type=click.IntRange(min=1), help="Refuse images larger than this.")
+@click.option("--wait", default=0.0, show_default=True, type=click.FloatRange(min=0), help="Seconds to wait for another writer of the store.")
+@click.option("--flush-every", default=1024, show_default=True, type=click.IntRange(min=1), help="Rows per shard file: at most this much work is lost on a kill.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+def extract(data, extractor, params, resolution, batch_size, device, workers, store_root, real, label, max_pixels, wait, flush_every, quiet):
+    """Extract features of the images in DATA (folders or CSV manifests) into the feature store.
+
+    A folder with sub-folders is one source per sub-folder; sources named in
+    --real are real (label 0), the others fake. Images already in the store for
+    this extractor, its parameters, weights and resolution are not computed again.
+    """
+    from fdt.data import DataError, load_image_set, parse_resolution
+    from fdt.features_store.errors import StoreError, UnknownExtractorError, WeightsNotFoundError
+
+    with user_errors(DataError):
+        resolutions = [parse_resolution(r) for r in split_list(resolution)]
+        records = []
+        for item in data:
+            records += load_image_set(item, real_sources=split_list(real), label=None if label is None else int(label == "fake"))
+    if not resolutions:
+        raise UserError("--resolution is empty")
+
+    from fdt.features_store.extraction import extract_records
+    from fdt.models.autoencoder import AutoencoderError
+
+    for res in resolutions:
+        with user_errors(UnknownExtractorError, WeightsNotFoundError, StoreError, AutoencoderError, ValueError):
+            summary = extract_records(
+                records, extractor, parse_params(params), res, store_root, batch_size=batch_size, device=device,
+                workers=workers, progress=not quiet, max_pixels=max_pixels, wait=wait, flush_rows=flush_every,
+            )
+        for index, reason in sorted(summary.failures.items()):
+            click.echo(f"skipped {records[index].path}: {reason}", err=True)
+        click.echo(summary.line())

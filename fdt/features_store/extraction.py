@@ -1,0 +1,192 @@
+"""Extraction: image files on disk -> feature rows in the store, each image computed once.
+
+1. Every file is hashed (threads; hashing is cheap next to decoding), and its
+   image-set row goes to the store's catalog.
+2. Hashes already stored for the extractor key (extracted or failed) are skipped.
+3. The rest are read, decoded, resized and preprocessed in DataLoader worker
+   processes while the main process runs the network on the previous batch.
+4. Rows are flushed to the store as immutable shards every ``flush_rows`` rows,
+   so a killed run keeps what it finished and a re-run computes only the rest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+
+from fdt.data import DEFAULT_MAX_PIXELS, ImageDecodeError, ImageRecord, apply_resolution, load_rgb, parse_resolution
+from fdt.features_store.featureset import ExtractorKey
+from fdt.features_store.registry import create_extractor
+from fdt.features_store.store import FeatureStore
+
+
+@dataclass
+class ExtractSummary:
+    """What one extraction run did, per image and in total."""
+
+    key: ExtractorKey
+    hashes: list[str]
+    failures: dict[int, str] = field(default_factory=dict)
+    new_rows: int = 0
+    reused_rows: int = 0
+    seconds: float = 0.0
+    weights_note: str = ""
+
+    @property
+    def failed(self) -> int:
+        return len(self.failures)
+
+    def line(self) -> str:
+        text = f"{self.new_rows} new rows, {self.reused_rows} reused, {self.failed} failed images ({self.key.describe()}, {self.seconds:.1f}s)"
+        return f"{text}\nwarning: {self.weights_note}" if self.weights_note else text
+
+
+def default_workers() -> int:
+    """One decoding process per core: the main process's forward pass overlaps with them."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def hash_files(paths: Sequence[str], threads: int = 4) -> tuple[list[str], dict[int, str]]:
+    """SHA-256 of each file (``""`` where unreadable) and the unreadable ones' reasons by index."""
+
+    def one(path: str) -> tuple[str, str]:
+        try:
+            digest = hashlib.sha256()
+            with open(path, "rb") as handle:
+                while block := handle.read(1 << 20):
+                    digest.update(block)
+            return digest.hexdigest(), ""
+        except OSError as error:
+            return "", f"cannot read file ({error.strerror or error})"
+
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        results = list(pool.map(one, paths))
+    return [h for h, _ in results], {i: reason for i, (_, reason) in enumerate(results) if reason}
+
+
+class _DecodeDataset:
+    """Map-style dataset over (sha256, path): read, check the hash, decode, resize, preprocess.
+
+    Decoding failures are returned, not raised, so one bad file never stops a run;
+    any other exception is a bug and propagates.
+    """
+
+    def __init__(self, items: list[tuple[str, str]], resolution: str, prepare: Any, max_pixels: int) -> None:
+        self.items = items
+        self.resolution = resolution
+        self.prepare = prepare
+        self.max_pixels = max_pixels
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> tuple[str, str, np.ndarray | None, str]:
+        sha, path = self.items[index]
+        try:
+            with open(path, "rb") as handle:
+                data = handle.read()
+        except OSError as error:
+            return sha, path, None, f"cannot read file ({error.strerror or error})"
+        if hashlib.sha256(data).hexdigest() != sha:
+            return sha, path, None, "file changed while it was being extracted"
+        try:
+            image = apply_resolution(load_rgb(data, self.max_pixels), self.resolution)
+        except ImageDecodeError as error:
+            return sha, path, None, str(error)
+        return sha, path, self.prepare(image), ""
+
+
+def _as_list(batch: list) -> list:
+    return batch
+
+
+def _quiet_worker(_: int) -> None:
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def extract_records(
+    records: Sequence[ImageRecord],
+    extractor: str,
+    params: dict[str, Any] | None = None,
+    resolution: str | int = "native",
+    store_root: str | os.PathLike = "features_store",
+    batch_size: int = 32,
+    device: str = "auto",
+    workers: int | None = None,
+    progress: bool = True,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    wait: float = 0.0,
+    flush_rows: int = 1024,
+) -> ExtractSummary:
+    """Extract features of ``records`` with one extractor at one resolution into the store.
+
+    Returns an :class:`ExtractSummary`; unreadable images are recorded in the
+    store with their reason and skipped, never fatal.
+    """
+    import torch
+    from torch.utils.data import DataLoader
+    from tqdm.auto import tqdm
+
+    started = time.perf_counter()
+    resolution = parse_resolution(resolution)
+    if batch_size < 1:
+        raise ValueError(f"batch size must be at least 1, not {batch_size}")
+    params = dict(params or {})
+    model = create_extractor(extractor, **params)
+    if "device" in model.param_names():
+        model.set_params(device=device)
+    key = ExtractorKey(extractor, model.key_params(), model.weights_identity(), resolution)
+    num_features = model.num_features
+    attrs = {"extractor_info": json.dumps(model.info(), sort_keys=True), "torch_version": torch.__version__}
+
+    hashes, unreadable = hash_files([str(r.path) for r in records])
+    summary = ExtractSummary(key, hashes, dict(unreadable), weights_note=model.weights_note())
+    store = FeatureStore(store_root)
+    with store.writer(wait=wait) as writer:
+        writer.flush_rows = flush_rows
+        writer.add_catalog(records, hashes)
+        extracted, failed_before = writer.stored_hashes(key)
+        todo: dict[str, str] = {}
+        for record, sha in zip(records, hashes):
+            if sha and sha not in extracted and sha not in failed_before:
+                todo.setdefault(sha, str(record.path))
+        summary.reused_rows = len({h for h in hashes if h} & extracted)
+
+        dataset = _DecodeDataset(list(todo.items()), resolution, model.preprocessor(), max_pixels)
+        count = default_workers() if workers is None else workers
+        count = min(count, -(-len(dataset) // batch_size)) if len(dataset) > 1 else 0
+        loader = DataLoader(
+            dataset,
+            batch_size=batch_size,
+            num_workers=count,
+            collate_fn=_as_list,
+            worker_init_fn=_quiet_worker if count else None,
+            prefetch_factor=4 if count else None,
+        )
+        with tqdm(total=len(dataset), unit="img", desc=f"{extractor}@{resolution}", disable=not progress) as bar:
+            for batch in loader:
+                ok = [(sha, array) for sha, _, array, _ in batch if array is not None]
+                bad = [(sha, path, reason) for sha, path, array, reason in batch if array is None]
+                for shape in {array.shape for _, array in ok}:
+                    same = [(sha, array) for sha, array in ok if array.shape == shape]
+                    features = model.forward(np.stack([array for _, array in same]))
+                    writer.add_rows(key, num_features, [sha for sha, _ in same], features, attrs)
+                if bad:
+                    writer.add_failures(key, num_features, bad, attrs)
+                summary.new_rows += len(ok)
+                bar.update(len(batch))
+    recorded = {sha: reason for sha, _, reason in store.failures(key)}
+    for index, sha in enumerate(hashes):
+        if sha in recorded:
+            summary.failures[index] = recorded[sha]
+    summary.seconds = time.perf_counter() - started
+    return summary

@@ -1,0 +1,1 @@
+"""Built-in extractors. Each module imports torch; the registry imports them on demand."""

@@ -1,0 +1,80 @@
+"""Latents of the convolutional autoencoder that ``fdt models train-autoencoder`` trains on real images."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from fdt.features_store.extractors.base import Extractor, resolve_device
+from fdt.features_store.registry import register_extractor
+from fdt.models.autoencoder import load_autoencoder, preprocess, read_autoencoder_file
+from fdt.models.weights import file_sha256
+
+
+@dataclass(frozen=True)
+class AutoencoderInput:
+    """Picklable preprocessor: exactly the autoencoder's training preprocessing."""
+
+    size: int
+
+    def __call__(self, image: Image.Image) -> np.ndarray:
+        return preprocess(image, self.size).numpy()
+
+
+@register_extractor("autoencoder")
+class AutoencoderExtractor(Extractor):
+    """The latent vector of an fdt autoencoder model file.
+
+    Parameters
+    ----------
+    model : path
+        The model file written by ``fdt models train-autoencoder``; its SHA-256 is
+        the weights identity, so retraining gives new store rows, never stale ones.
+    device : str
+        ``auto``, ``cpu`` or ``cuda``.
+    """
+
+    name = "autoencoder"
+
+    def __init__(self, model: str = "models/ae.pt", device: str = "cpu") -> None:
+        self.model = model
+        self.device = device
+
+    def _reset(self) -> None:
+        for attribute in ("_config", "_net", "_identity"):
+            self.__dict__.pop(attribute, None)
+
+    def key_params(self) -> dict[str, Any]:
+        return {"latent_dim": self._file_config()["latent_dim"], "size": self._file_config()["size"]}
+
+    def _file_config(self) -> dict[str, Any]:
+        if "_config" not in self.__dict__:
+            self._config = dict(read_autoencoder_file(self.model)["config"])
+        return self._config
+
+    @property
+    def num_features(self) -> int:
+        return int(self._file_config()["latent_dim"])
+
+    def weights_identity(self) -> str:
+        if "_identity" not in self.__dict__:
+            self._identity = f"file:sha256:{file_sha256(self.model)[:16]}"
+        return self._identity
+
+    def preprocessor(self) -> AutoencoderInput:
+        return AutoencoderInput(int(self._file_config()["size"]))
+
+    def forward(self, batch: np.ndarray) -> np.ndarray:
+        if "_net" not in self.__dict__:
+            self._device = resolve_device(self.device)
+            self._net = load_autoencoder(self.model, device=self._device)
+        with torch.inference_mode():
+            return self._net.encode(torch.from_numpy(np.ascontiguousarray(batch)).to(self._device)).float().cpu().numpy()
+
+    def info(self) -> dict[str, Any]:
+        return {"torch_version": torch.__version__, "weights_file": str(Path(self.model))}

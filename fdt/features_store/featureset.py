@@ -1,0 +1,81 @@
+"""What a reader gets from the store: a feature matrix with labels, groups and row metadata."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+def canonical_json(value: Any) -> str:
+    """JSON with sorted keys and no whitespace: equal values give equal strings (and hashes)."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+
+
+@dataclass(frozen=True)
+class ExtractorKey:
+    """Identifies one kind of feature row: which extractor, how configured, which weights, at which resolution.
+
+    ``params`` holds only the parameters that change the features (never device or
+    batch size). ``weights`` is the weights identity: ``imagenet:sha256:<hex>``,
+    ``file:sha256:<hex>``, ``random:seed=<n>``, or ``none`` for weight-free extractors.
+    """
+
+    extractor: str
+    params: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+    weights: str = "none"
+    resolution: str = "native"
+    params_json: str = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "params_json", canonical_json(self.params))
+
+    @property
+    def id(self) -> str:
+        """A short stable hash of the key, used as the key's folder name in the store."""
+        text = canonical_json([self.extractor, self.params_json, self.weights, self.resolution])
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def describe(self) -> str:
+        params = ",".join(f"{k}={v}" for k, v in sorted(self.params.items()))
+        return f"{self.extractor}({params}) weights={self.weights} resolution={self.resolution}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"extractor": self.extractor, "params": self.params, "weights": self.weights, "resolution": self.resolution}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "ExtractorKey":
+        return cls(data["extractor"], dict(data.get("params") or {}), data.get("weights", "none"), str(data.get("resolution", "native")))
+
+
+@dataclass
+class FeatureSet:
+    """Rows of one :class:`ExtractorKey`, one per (image, source), aligned across every array.
+
+    ``X`` is float32 ``(n, d)``; ``y`` is 0 (real) / 1 (fake); ``groups`` ties images
+    that must stay on one side of a split; ``sources``, ``sha256`` and ``paths`` are
+    row metadata.
+    """
+
+    X: np.ndarray
+    y: np.ndarray
+    groups: np.ndarray
+    sources: np.ndarray
+    sha256: np.ndarray
+    paths: np.ndarray
+    key: ExtractorKey
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def subset(self, rows: np.ndarray) -> "FeatureSet":
+        """The rows selected by a boolean mask or an index array."""
+        return FeatureSet(
+            self.X[rows], self.y[rows], self.groups[rows], self.sources[rows], self.sha256[rows], self.paths[rows], self.key
+        )
+
+    def where_sources(self, sources: list[str] | tuple[str, ...]) -> "FeatureSet":
+        return self.subset(np.isin(self.sources, list(sources)))

@@ -1,0 +1,636 @@
+"""The HDF5 feature store: an append-only log of immutable, atomically renamed shard files.
+
+The on-disk format is specified in ``docs/store-format.md``; this module mirrors it.
+In short::
+
+    <root>/fdt-store.json                 format marker (encoding type and version)
+    <root>/.lock                          held (flock) by the one writer
+    <root>/.tmp/                          files being written; never read
+    <root>/catalog/<stamp>-<id>.h5        image-set rows: sha256, path, source, label, group
+    <root>/features/<key id>/<stamp>-<id>.h5   feature rows of one extractor key
+
+Every file is written under ``.tmp/``, fsynced and ``os.replace``-d into place, so a
+reader sees a whole file or none, and a writer killed at any moment (SIGKILL
+included) loses at most the rows it had not yet flushed. A compacted shard names
+the shards it *supersedes*; readers ignore those, and the next writer deletes them.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import h5py
+import numpy as np
+
+from fdt import __version__
+from fdt.data import ImageRecord
+from fdt.features_store.errors import (
+    MissingFeaturesError,
+    StoreError,
+    StoreFormatError,
+    StoreLockedError,
+    UnknownSourceError,
+)
+from fdt.features_store.featureset import ExtractorKey, FeatureSet, canonical_json
+
+STORE_TYPE, STORE_VERSION = "fdt.feature_store", "1"
+SHARD_TYPE, SHARD_VERSION = "fdt.feature_shard", "1"
+CATALOG_TYPE, CATALOG_VERSION = "fdt.catalog", "1"
+MARKER = "fdt-store.json"
+_HASH_DTYPE = "S64"
+_STR_DTYPE = h5py.string_dtype("utf-8")
+_COMPACT_ROWS = 200_000  # shards below this size are merged when a writer closes
+_UPGRADE_HINT = "upgrade fdt (pip install -U fdt) to read it"
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _stamp() -> str:
+    return f"{time.time_ns():020d}-{uuid.uuid4().hex[:8]}"
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _check_encoding(attrs: h5py.AttributeManager, expected_type: str, expected_version: str, path: Path) -> None:
+    kind = attrs.get("encoding-type")
+    version = attrs.get("encoding-version")
+    if kind != expected_type:
+        raise StoreFormatError(f"{path} is not an {expected_type} file (encoding-type={kind!r})")
+    if version != expected_version:
+        raise StoreFormatError(f"{path} has {expected_type} version {version!r}; this fdt reads version {expected_version}: {_UPGRADE_HINT}")
+
+
+def _decode(values: np.ndarray) -> np.ndarray:
+    return np.array([v.decode() if isinstance(v, bytes) else v for v in values], dtype=object)
+
+
+# --------------------------------------------------------------------------- shard files
+
+
+@dataclass
+class Shard:
+    """One feature shard file's header (its arrays are read on demand)."""
+
+    path: Path
+    key: ExtractorKey
+    rows: int
+    num_features: int
+    supersedes: list[str]
+    attrs: dict[str, object] = field(default_factory=dict)
+
+    @classmethod
+    def open(cls, path: Path) -> "Shard":
+        try:
+            with h5py.File(path, "r", locking=False) as handle:
+                _check_encoding(handle.attrs, SHARD_TYPE, SHARD_VERSION, path)
+                attrs = {k: (v.item() if hasattr(v, "item") else v) for k, v in handle.attrs.items()}
+                key = ExtractorKey.from_dict(json.loads(attrs["key"]))
+                return cls(path, key, int(handle["sha256"].shape[0]), int(attrs["num_features"]), json.loads(attrs["supersedes"]), attrs)
+        except StoreFormatError:
+            raise
+        except (OSError, KeyError, ValueError) as error:
+            raise StoreFormatError(f"{path} is not a readable feature shard ({error})") from None
+
+    def read_hashes(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(sha256, failed_sha256)`` without reading the feature matrix."""
+        with h5py.File(self.path, "r", locking=False) as handle:
+            return handle["sha256"][()], handle["failed"]["sha256"][()]
+
+    def read(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """``(sha256, features, failed_sha256, failed_path, failed_reason)``, hashes as ``S64`` bytes."""
+        with h5py.File(self.path, "r", locking=False) as handle:
+            failed = handle["failed"]
+            return (
+                handle["sha256"][()],
+                handle["features"][()],
+                failed["sha256"][()],
+                _decode(failed["path"][()]),
+                _decode(failed["reason"][()]),
+            )
+
+
+def _write_shard(
+    root: Path,
+    key: ExtractorKey,
+    num_features: int,
+    sha256: np.ndarray,
+    features: np.ndarray,
+    failed: Sequence[tuple[str, str, str]],
+    supersedes: Sequence[str] = (),
+    extra_attrs: dict[str, object] | None = None,
+) -> Path:
+    folder = root / "features" / key.id
+    folder.mkdir(parents=True, exist_ok=True)
+    final = folder / f"{_stamp()}.h5"
+    features = np.ascontiguousarray(features, dtype=np.float32).reshape(len(sha256), num_features)
+    sha256 = np.asarray(sha256, dtype=_HASH_DTYPE)
+    attrs: dict[str, object] = {
+        "encoding-type": SHARD_TYPE,
+        "encoding-version": SHARD_VERSION,
+        "key": canonical_json(key.to_dict()),
+        "key_id": key.id,
+        "num_features": num_features,
+        "supersedes": json.dumps(list(supersedes)),
+        "checksum": shard_checksum(sha256, features),
+        "created": _now(),
+        "fdt_version": __version__,
+    }
+    # h5py stores plain str; str subclasses such as torch's version string would become numpy unicode
+    attrs.update({name: str(value) if isinstance(value, str) else value for name, value in (extra_attrs or {}).items()})
+
+    def fill(handle: h5py.File) -> None:
+        handle.attrs.update(attrs)
+        handle.create_dataset("sha256", data=sha256)
+        handle.create_dataset("features", data=features)
+        group = handle.create_group("failed")
+        group.create_dataset("sha256", data=np.asarray([f[0] for f in failed], dtype=_HASH_DTYPE))
+        group.create_dataset("path", data=[f[1] for f in failed], dtype=_STR_DTYPE)
+        group.create_dataset("reason", data=[f[2] for f in failed], dtype=_STR_DTYPE)
+
+    _atomic_h5(root, final, fill)
+    return final
+
+
+def shard_checksum(sha256: np.ndarray, features: np.ndarray) -> str:
+    """SHA-256 over the row hashes and the little-endian float32 feature bytes."""
+    import hashlib
+
+    digest = hashlib.sha256(np.asarray(sha256, dtype=_HASH_DTYPE).tobytes())
+    digest.update(np.ascontiguousarray(features, dtype="<f4").tobytes())
+    return digest.hexdigest()
+
+
+def _atomic_h5(root: Path, final: Path, fill) -> None:
+    """Write an HDF5 file under ``.tmp/``, fsync it, then rename it into place."""
+    tmp_dir = root / ".tmp"
+    tmp_dir.mkdir(exist_ok=True)
+    tmp = tmp_dir / f"{final.name}.{os.getpid()}.tmp"
+    try:
+        with h5py.File(tmp, "w", locking=False) as handle:
+            fill(handle)
+        with open(tmp, "rb+") as raw:
+            os.fsync(raw.fileno())
+        os.replace(tmp, final)
+        _fsync_dir(final.parent)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+# --------------------------------------------------------------------------- catalog
+
+
+@dataclass
+class Catalog:
+    """Image-set rows, unique per (sha256, source); a later row replaces an earlier one."""
+
+    sha256: np.ndarray
+    path: np.ndarray
+    source: np.ndarray
+    label: np.ndarray
+    group: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.sha256)
+
+
+def _read_catalog_file(path: Path) -> dict[str, np.ndarray]:
+    try:
+        with h5py.File(path, "r", locking=False) as handle:
+            _check_encoding(handle.attrs, CATALOG_TYPE, CATALOG_VERSION, path)
+            return {
+                "sha256": handle["sha256"][()],
+                "path": _decode(handle["path"][()]),
+                "source": _decode(handle["source"][()]),
+                "label": handle["label"][()].astype(np.int64),
+                "group": _decode(handle["group"][()]),
+            }
+    except StoreFormatError:
+        raise
+    except (OSError, KeyError, ValueError) as error:
+        raise StoreFormatError(f"{path} is not a readable catalog file ({error})") from None
+
+
+# --------------------------------------------------------------------------- the store
+
+
+class FeatureStore:
+    """Read access to a feature store, and the door to its one writer (:meth:`writer`).
+
+    Parameters
+    ----------
+    root : path
+        The store folder (default ``features_store``). A missing folder reads as an
+        empty store; writing creates it.
+    """
+
+    def __init__(self, root: str | os.PathLike = "features_store") -> None:
+        self.root = Path(root)
+
+    # ---- format marker
+
+    def exists(self) -> bool:
+        return (self.root / MARKER).is_file()
+
+    def check_format(self) -> None:
+        """Refuse a folder that is not a store, or a store of an unknown version."""
+        marker = self.root / MARKER
+        if not marker.is_file():
+            if self.root.exists() and any(self.root.iterdir()):
+                raise StoreFormatError(f"{self.root} is not empty and is not an fdt feature store (no {MARKER})")
+            return
+        try:
+            info = json.loads(marker.read_text())
+        except (OSError, ValueError) as error:
+            raise StoreFormatError(f"{marker} is damaged ({error})") from None
+        if info.get("encoding-type") != STORE_TYPE:
+            raise StoreFormatError(f"{marker} does not describe an fdt feature store")
+        if info.get("encoding-version") != STORE_VERSION:
+            raise StoreFormatError(
+                f"{self.root} is a version {info.get('encoding-version')} store; this fdt reads version {STORE_VERSION}: {_UPGRADE_HINT}"
+            )
+
+    # ---- listing
+
+    def shard_paths(self, key_id: str | None = None) -> list[Path]:
+        base = self.root / "features"
+        pattern = f"{key_id}/*.h5" if key_id else "*/*.h5"
+        return sorted(base.glob(pattern)) if base.is_dir() else []
+
+    def live_shards(self, key_id: str | None = None) -> list[Shard]:
+        """Shards not superseded by a compacted shard, oldest first."""
+        shards = [Shard.open(path) for path in self.shard_paths(key_id)]
+        superseded = {name for shard in shards for name in shard.supersedes}
+        return [shard for shard in shards if shard.path.name not in superseded]
+
+    def keys(self) -> list[ExtractorKey]:
+        """Every extractor key with at least one shard."""
+        self.check_format()
+        found: dict[str, ExtractorKey] = {}
+        for shard in self.live_shards():
+            found.setdefault(shard.key.id, shard.key)
+        return sorted(found.values(), key=lambda k: (k.extractor, k.resolution, k.weights, k.params_json))
+
+    def catalog(self) -> Catalog:
+        """All image-set rows, one per (sha256, source), the latest record winning."""
+        self.check_format()
+        files = sorted((self.root / "catalog").glob("*.h5")) if (self.root / "catalog").is_dir() else []
+        parts = [_read_catalog_file(path) for path in files]
+        if not parts:
+            empty = np.array([], dtype=object)
+            return Catalog(np.array([], dtype=_HASH_DTYPE), empty, empty, np.array([], dtype=np.int64), empty)
+        merged = {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
+        # keep the last occurrence of each (sha256, source)
+        pair = np.char.add(merged["sha256"].astype("U64"), np.asarray(merged["source"], dtype="U"))
+        _, last_from_end = np.unique(pair[::-1], return_index=True)
+        keep = np.sort(len(pair) - 1 - last_from_end)
+        return Catalog(*(merged[name][keep] for name in ("sha256", "path", "source", "label", "group")))
+
+    def sources(self) -> dict[str, int]:
+        """Source name -> label, over every image set in the store."""
+        catalog = self.catalog()
+        return {str(s): int(l) for s, l in zip(catalog.source, catalog.label)}
+
+    # ---- reading features
+
+    def find_key(
+        self, extractor: str, resolution: str = "native", params: dict | None = None, weights: str | None = None
+    ) -> ExtractorKey:
+        """The one stored key matching the request; params and weights narrow the match.
+
+        ``weights`` matches a prefix of the identity, so ``"random"`` or ``"imagenet"``
+        is enough. Raises :class:`MissingFeaturesError` with the command that would
+        extract them, or :class:`StoreError` if several keys match.
+        """
+        resolution = str(resolution)
+        candidates = [
+            key
+            for key in self.keys()
+            if key.extractor == extractor
+            and key.resolution == resolution
+            and all(key.params.get(name) == value for name, value in (params or {}).items())
+            and (weights is None or key.weights.startswith(weights))
+        ]
+        if not candidates:
+            raise MissingFeaturesError(
+                f"no {extractor} features at resolution {resolution} in {self.root}; run: "
+                f"{self.extract_command(extractor, resolution, params)}"
+            )
+        if len(candidates) > 1:
+            listing = "; ".join(key.describe() for key in candidates)
+            raise StoreError(f"{len(candidates)} stored keys match {extractor} at {resolution}; narrow with params or weights: {listing}")
+        return candidates[0]
+
+    def extract_command(self, extractor: str, resolution: str, params: dict | None = None, data: str = "DATA") -> str:
+        parts = ["fdt extract", data, f"--extractor {extractor}", f"--resolution {resolution}"]
+        parts += [f"--param {name}={value}" for name, value in sorted((params or {}).items())]
+        if self.root != Path("features_store"):
+            parts.append(f"--store {self.root}")
+        return " ".join(parts)
+
+    def read_features(self, key: ExtractorKey) -> tuple[np.ndarray, np.ndarray]:
+        """All rows of a key: ``(sha256 as S64, features float32)``, one row per image."""
+        shards = self.live_shards(key.id)
+        hashes, blocks = [], []
+        for shard in shards:
+            sha, features, *_ = shard.read()
+            hashes.append(sha)
+            blocks.append(features)
+        if not hashes:
+            return np.array([], dtype=_HASH_DTYPE), np.zeros((0, 0), dtype=np.float32)
+        sha = np.concatenate(hashes)
+        features = np.concatenate(blocks) if len(blocks) > 1 else blocks[0]
+        unique, first = np.unique(sha, return_index=True)
+        if len(unique) != len(sha):  # an interrupted compaction can leave the same row twice
+            first.sort()
+            sha, features = sha[first], features[first]
+        return sha, features
+
+    def failures(self, key: ExtractorKey) -> list[tuple[str, str, str]]:
+        """``(sha256, path, reason)`` of every image that could not be extracted for a key."""
+        rows: dict[str, tuple[str, str, str]] = {}
+        for shard in self.live_shards(key.id):
+            _, _, sha, path, reason = shard.read()
+            for s, p, r in zip(sha, path, reason):
+                rows.setdefault(s.decode(), (s.decode(), str(p), str(r)))
+        return list(rows.values())
+
+    def load_rows(self, key: ExtractorKey, sha256: Sequence[str]) -> np.ndarray:
+        """Feature rows for given image hashes, in that order; a missing hash is an error."""
+        stored, features = self.read_features(key)
+        index = {h: i for i, h in enumerate(stored)}
+        wanted = [h.encode() if isinstance(h, str) else h for h in sha256]
+        missing = [h.decode() for h in wanted if h not in index]
+        if missing:
+            raise MissingFeaturesError(f"{len(missing)} image(s) have no {key.describe()} features in {self.root}, e.g. {missing[0]}")
+        return features[[index[h] for h in wanted]]
+
+    def load(
+        self,
+        extractor: str,
+        resolution: str | int = "native",
+        sources: Sequence[str] | None = None,
+        params: dict | None = None,
+        weights: str | None = None,
+    ) -> FeatureSet:
+        """``X, y, groups`` (and row metadata) for an extractor, resolution and sources.
+
+        One row per (image, source) that has features for the key; images that
+        failed extraction are left out (``failures`` lists them). With ``sources``
+        unset, every source that has features for the key is included.
+        """
+        key = self.find_key(extractor, str(resolution), params, weights)
+        catalog = self.catalog()
+        known = set(catalog.source.tolist())
+        if sources is not None:
+            unknown = [s for s in sources if s not in known]
+            if unknown:
+                raise UnknownSourceError(
+                    f"unknown source(s) {', '.join(unknown)} in {self.root}; known: {', '.join(sorted(known)) or 'none'}"
+                )
+        stored, features = self.read_features(key)
+        has_features = np.isin(catalog.sha256, stored)
+        if sources is not None:
+            for source in sources:
+                in_source = catalog.source == source
+                if not has_features[in_source].any():
+                    folder = os.path.commonpath([str(p) for p in catalog.path[in_source]]) or "DATA"
+                    raise MissingFeaturesError(
+                        f"source {source!r} has no {key.describe()} features; run: "
+                        f"{self.extract_command(extractor, key.resolution, key.params, folder)}"
+                    )
+            rows = has_features & np.isin(catalog.source, list(sources))
+        else:
+            rows = has_features
+        order = np.argsort(stored)
+        position = order[np.searchsorted(stored, catalog.sha256[rows], sorter=order)]
+        return FeatureSet(
+            X=features[position],
+            y=catalog.label[rows].astype(np.int64),
+            groups=catalog.group[rows],
+            sources=catalog.source[rows],
+            sha256=catalog.sha256[rows].astype("U64").astype(object),
+            paths=catalog.path[rows],
+            key=key,
+        )
+
+    # ---- writing
+
+    def writer(self, wait: float = 0.0) -> "StoreWriter":
+        """The store's one writer; waits up to ``wait`` seconds for another writer to finish."""
+        return StoreWriter(self, wait=wait)
+
+    def write(self, key: ExtractorKey, sha256: Sequence[str], X: np.ndarray, records: Sequence[ImageRecord]) -> None:
+        """Write feature rows and their image-set rows in one go (analysis scripts, tests, imports)."""
+        X = np.asarray(X, dtype=np.float32)
+        with self.writer() as writer:
+            writer.add_catalog(records, sha256)
+            writer.add_rows(key, X.shape[1], list(sha256), X)
+
+
+class StoreWriter:
+    """Holds the store's writer lock; buffers rows and flushes them as immutable shards.
+
+    Use as a context manager. On exit it flushes what is buffered, merges small
+    shards, and deletes superseded and temporary files, all while still holding
+    the lock.
+    """
+
+    def __init__(self, store: FeatureStore, wait: float = 0.0, flush_rows: int = 1024) -> None:
+        self.store = store
+        self.root = store.root
+        self.wait = wait
+        self.flush_rows = flush_rows
+        self._lock_handle = None
+        self._buffers: dict[str, _Buffer] = {}
+        self._written: set[str] = set()
+
+    def __enter__(self) -> "StoreWriter":
+        self.store.check_format()
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._acquire()
+        marker = self.root / MARKER
+        if not marker.exists():
+            tmp = self.root / f".{MARKER}.tmp"
+            tmp.write_text(json.dumps({"encoding-type": STORE_TYPE, "encoding-version": STORE_VERSION, "created": _now()}) + "\n")
+            os.replace(tmp, marker)
+        self._clean()
+        return self
+
+    def __exit__(self, kind, value, traceback) -> None:
+        try:
+            if kind is None:
+                self.flush()
+                for key_id in sorted(self._written):
+                    self._compact(key_id)
+                self._clean()
+        finally:
+            self._release()
+
+    # ---- the lock
+
+    def _acquire(self) -> None:
+        handle = open(self.root / ".lock", "a+")
+        deadline = time.monotonic() + self.wait
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    handle.seek(0)
+                    holder = handle.read().strip() or "another process"
+                    handle.close()
+                    raise StoreLockedError(
+                        f"feature store {self.root} is being written by {holder}; wait for it to finish or pass --wait SECONDS"
+                    ) from None
+                time.sleep(0.2)
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()} on {os.uname().nodename} since {_now()}\n")
+        handle.flush()
+        self._lock_handle = handle
+
+    def _release(self) -> None:
+        if self._lock_handle is not None:
+            fcntl.flock(self._lock_handle, fcntl.LOCK_UN)
+            self._lock_handle.close()
+            self._lock_handle = None
+
+    # ---- rows
+
+    def stored_hashes(self, key: ExtractorKey) -> tuple[set[str], set[str]]:
+        """Hashes already stored for a key: ``(extracted, recorded as failed)``."""
+        extracted: set[str] = set()
+        failed: set[str] = set()
+        for shard in self.store.live_shards(key.id):
+            sha, failed_sha = shard.read_hashes()
+            extracted.update(s.decode() for s in sha)
+            failed.update(s.decode() for s in failed_sha)
+        return extracted, failed
+
+    def add_catalog(self, records: Sequence[ImageRecord], sha256: Sequence[str]) -> int:
+        """Record image-set rows (the hash of each record); rows already stored are not written again."""
+        rows = [(h, str(r.path), r.source, int(r.label), r.group or f"sha256:{h}") for r, h in zip(records, sha256) if h]
+        existing = self.store.catalog()
+        seen = set(zip(existing.sha256.astype("U64").tolist(), existing.path.tolist(), existing.source.tolist(), existing.label.tolist(), existing.group.tolist()))
+        new = list(dict.fromkeys(row for row in rows if row not in seen))
+        if not new:
+            return 0
+        folder = self.root / "catalog"
+        folder.mkdir(exist_ok=True)
+
+        def fill(handle: h5py.File) -> None:
+            handle.attrs.update(
+                {"encoding-type": CATALOG_TYPE, "encoding-version": CATALOG_VERSION, "created": _now(), "fdt_version": __version__}
+            )
+            handle.create_dataset("sha256", data=np.asarray([r[0] for r in new], dtype=_HASH_DTYPE))
+            handle.create_dataset("path", data=[r[1] for r in new], dtype=_STR_DTYPE)
+            handle.create_dataset("source", data=[r[2] for r in new], dtype=_STR_DTYPE)
+            handle.create_dataset("label", data=np.asarray([r[3] for r in new], dtype=np.int8))
+            handle.create_dataset("group", data=[r[4] for r in new], dtype=_STR_DTYPE)
+
+        _atomic_h5(self.root, folder / f"{_stamp()}.h5", fill)
+        return len(new)
+
+    def add_rows(
+        self,
+        key: ExtractorKey,
+        num_features: int,
+        sha256: Sequence[str],
+        features: np.ndarray,
+        attrs: dict[str, object] | None = None,
+    ) -> None:
+        buffer = self._buffer(key, num_features, attrs)
+        buffer.sha.extend(sha256)
+        buffer.blocks.append(np.asarray(features, dtype=np.float32).reshape(len(sha256), num_features))
+        if len(buffer.sha) >= self.flush_rows:
+            self._flush_one(buffer)
+
+    def add_failures(self, key: ExtractorKey, num_features: int, failures: Iterable[tuple[str, str, str]], attrs: dict | None = None) -> None:
+        self._buffer(key, num_features, attrs).failed.extend(failures)
+
+    def _buffer(self, key: ExtractorKey, num_features: int, attrs: dict | None) -> "_Buffer":
+        buffer = self._buffers.get(key.id)
+        if buffer is None:
+            buffer = self._buffers[key.id] = _Buffer(key, num_features, dict(attrs or {}))
+        elif buffer.num_features != num_features:
+            raise StoreError(f"{key.describe()} has {buffer.num_features} features per row, not {num_features}")
+        return buffer
+
+    def flush(self) -> None:
+        for buffer in self._buffers.values():
+            self._flush_one(buffer)
+
+    def _flush_one(self, buffer: "_Buffer") -> None:
+        if not buffer.sha and not buffer.failed:
+            return
+        features = np.concatenate(buffer.blocks) if buffer.blocks else np.zeros((0, buffer.num_features), np.float32)
+        _write_shard(self.root, buffer.key, buffer.num_features, np.asarray(buffer.sha, dtype=_HASH_DTYPE), features, buffer.failed, extra_attrs=buffer.attrs)
+        self._written.add(buffer.key.id)
+        buffer.sha, buffer.blocks, buffer.failed = [], [], []
+
+    # ---- housekeeping
+
+    def _compact(self, key_id: str) -> None:
+        """Merge a key's small live shards into one, so reading costs one file open."""
+        small = [s for s in self.store.live_shards(key_id) if s.rows < _COMPACT_ROWS]
+        if len(small) < 2:
+            return
+        sha, blocks, failed = [], [], {}
+        seen: set[bytes] = set()
+        for shard in small:
+            s, features, fs, fp, fr = shard.read()
+            fresh = np.array([h not in seen for h in s], dtype=bool)
+            seen.update(s.tolist())
+            sha.append(s[fresh])
+            blocks.append(features[fresh])
+            for h, p, r in zip(fs, fp, fr):
+                failed.setdefault(h.decode(), (h.decode(), str(p), str(r)))
+        first = small[0]
+        extra = {k: v for k, v in small[-1].attrs.items() if k in ("torch_version", "extractor_info")}
+        _write_shard(
+            self.root, first.key, first.num_features, np.concatenate(sha), np.concatenate(blocks),
+            list(failed.values()), supersedes=[s.path.name for s in small], extra_attrs=extra,
+        )
+        for shard in small:
+            shard.path.unlink(missing_ok=True)
+        _fsync_dir(self.root / "features" / key_id)
+
+    def _clean(self) -> None:
+        """Delete leftovers of interrupted writers: temporary files and superseded shards."""
+        tmp = self.root / ".tmp"
+        if tmp.is_dir():
+            for leftover in tmp.iterdir():
+                leftover.unlink(missing_ok=True)
+        for folder in (self.root / "features").glob("*") if (self.root / "features").is_dir() else []:
+            shards = [Shard.open(p) for p in sorted(folder.glob("*.h5"))]
+            superseded = {name for shard in shards for name in shard.supersedes}
+            for shard in shards:
+                if shard.path.name in superseded:
+                    shard.path.unlink(missing_ok=True)
+
+
+@dataclass
+class _Buffer:
+    key: ExtractorKey
+    num_features: int
+    attrs: dict[str, object]
+    sha: list[str] = field(default_factory=list)
+    blocks: list[np.ndarray] = field(default_factory=list)
+    failed: list[tuple[str, str, str]] = field(default_factory=list)

@@ -1,0 +1,334 @@
+"""DCGAN (Radford et al. 2016): train on real photos, checkpoint every epoch, resume, sample fakes.
+
+The classic architecture: a generator of transposed convolutions (five at 64 px,
+one fewer per halving of the size) with batch norm and ReLU, and a mirrored
+discriminator of strided convolutions with leaky ReLU, trained with Adam
+(2e-4, beta1 0.5) on binary cross-entropy. Every random draw (weight init,
+shuffling, noise) comes from a seeded ``torch.Generator``; the checkpoint holds
+those generators' states with the models and optimizers, so a resumed run ends
+exactly where an uninterrupted one would.
+
+Files in a model folder: ``checkpoint.pt`` (latest epoch, written atomically),
+``config.json``, ``samples/epoch_NNN.png`` (a fixed-noise grid per epoch),
+``first_vs_last.png``, ``losses.csv`` and ``losses.png``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import random
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import nn
+
+from fdt.gen.errors import GenError
+from fdt.gen.images import Images, as_records, load_training_array
+from fdt.gen.output import GeneratedImage, OutputFolder
+from fdt.gen.plots import image_grid, save_image, side_by_side, write_losses
+from fdt.gen.resolve import resolve_device
+
+CHECKPOINT = "checkpoint.pt"
+LOSS_COLUMNS = ("epoch", "iteration", "loss_d", "loss_g", "d_real", "d_fake")
+
+
+def _upsamplings(size: int) -> int:
+    if size < 16 or size & (size - 1):
+        raise GenError(f"DCGAN size must be a power of two of at least 16 (32, 64, ...), not {size}")
+    return int(math.log2(size)) - 1
+
+
+class Generator(nn.Module):
+    """Noise ``(n, nz)`` to images ``(n, 3, size, size)`` in [-1, 1]: 4×4, then doubling to ``size``."""
+
+    def __init__(self, size: int = 64, nz: int = 100, features: int = 64) -> None:
+        super().__init__()
+        layers = _upsamplings(size)
+        widths = [features * 2 ** (layers - 2 - i) for i in range(layers - 1)]
+        modules: list[nn.Module] = []
+        channels = nz
+        for i, width in enumerate(widths):
+            stride, padding = (1, 0) if i == 0 else (2, 1)
+            modules += [nn.ConvTranspose2d(channels, width, 4, stride, padding, bias=False), nn.BatchNorm2d(width), nn.ReLU(True)]
+            channels = width
+        modules += [nn.ConvTranspose2d(channels, 3, 4, 2, 1, bias=False), nn.Tanh()]
+        self.main = nn.Sequential(*modules)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.main(z.view(z.shape[0], -1, 1, 1))
+
+
+class Discriminator(nn.Module):
+    """Images ``(n, 3, size, size)`` to one real-vs-fake logit each (sigmoid lives in the loss)."""
+
+    def __init__(self, size: int = 64, features: int = 64) -> None:
+        super().__init__()
+        layers = _upsamplings(size)
+        modules: list[nn.Module] = [nn.Conv2d(3, features, 4, 2, 1, bias=False), nn.LeakyReLU(0.2, True)]
+        channels = features
+        for _ in range(layers - 2):
+            modules += [nn.Conv2d(channels, channels * 2, 4, 2, 1, bias=False), nn.BatchNorm2d(channels * 2), nn.LeakyReLU(0.2, True)]
+            channels *= 2
+        modules += [nn.Conv2d(channels, 1, 4, 1, 0, bias=False)]
+        self.main = nn.Sequential(*modules)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.main(images).view(-1)
+
+
+def _init_weights(module: nn.Module, generator: torch.Generator) -> None:
+    """DCGAN's initialisation: conv weights N(0, 0.02), batch-norm scales N(1, 0.02)."""
+    for layer in module.modules():
+        if isinstance(layer, (nn.Conv2d, nn.ConvTranspose2d)):
+            nn.init.normal_(layer.weight, 0.0, 0.02, generator=generator)
+        elif isinstance(layer, nn.BatchNorm2d):
+            nn.init.normal_(layer.weight, 1.0, 0.02, generator=generator)
+            nn.init.zeros_(layer.bias)
+
+
+@dataclass(frozen=True)
+class DCGANConfig:
+    """What fixes a training run; a resume must match it (only the epoch count may grow)."""
+
+    size: int
+    nz: int
+    features: int
+    batch_size: int
+    lr: float
+    beta1: float
+    seed: int
+    n_images: int
+    data_digest: str
+    grid_size: int
+
+
+def _data_digest(paths: list[str]) -> str:
+    return hashlib.sha256("\n".join(sorted(paths)).encode()).hexdigest()[:16]
+
+
+def train_dcgan(
+    images: Images,
+    out_dir: str | os.PathLike,
+    size: int = 64,
+    epochs: int = 100,
+    batch_size: int = 128,
+    features: int = 64,
+    nz: int = 100,
+    lr: float = 2e-4,
+    beta1: float = 0.5,
+    seed: int = 0,
+    resume: bool = False,
+    device: str = "auto",
+    grid_size: int = 64,
+    progress: bool = True,
+) -> Path:
+    """Train a DCGAN on real images and return the model folder.
+
+    Parameters
+    ----------
+    images : folder, ``.csv`` manifest, or list of paths / ImageRecords
+        Real training photos; centre-cropped and resized to ``size``.
+    out_dir : path
+        The model folder (see the module docstring for its files).
+    resume : bool
+        Continue from ``out_dir``'s checkpoint if there is one. Without it, an
+        existing checkpoint is an error rather than silently overwritten.
+    features : int
+        Width of the first discriminator / last generator layer (64 in the paper;
+        tiny values make a CPU test run in seconds).
+    """
+    if epochs < 1 or batch_size < 1:
+        raise GenError(f"epochs and batch size must be at least 1, not {epochs} and {batch_size}")
+    _upsamplings(size)
+    out = Path(out_dir)
+    records = as_records(images)
+    checkpoint_path = out / CHECKPOINT
+    if checkpoint_path.exists() and not resume:
+        raise GenError(f"{out} already holds a DCGAN checkpoint; pass --resume to continue it or choose another --out")
+    data = load_training_array(records, size, progress=progress)
+    config = DCGANConfig(size, nz, features, batch_size, lr, beta1, seed, len(data), _data_digest([r.path for r in records]), grid_size)
+    device = resolve_device(device)
+
+    init_rng = torch.Generator().manual_seed(seed)
+    noise_rng = torch.Generator().manual_seed(seed + 1)
+    shuffle_rng = torch.Generator().manual_seed(seed + 2)
+    generator, discriminator = Generator(size, nz, features), Discriminator(size, features)
+    _init_weights(generator, init_rng)
+    _init_weights(discriminator, init_rng)
+    fixed_noise = torch.randn(grid_size, nz, generator=init_rng)
+    generator.to(device), discriminator.to(device)
+    opt_g = torch.optim.Adam(generator.parameters(), lr=lr, betas=(beta1, 0.999))
+    opt_d = torch.optim.Adam(discriminator.parameters(), lr=lr, betas=(beta1, 0.999))
+    losses: list[dict[str, float]] = []
+    start_epoch = 0
+    if checkpoint_path.exists():
+        state = torch.load(checkpoint_path, map_location=device, weights_only=True)
+        _check_resume(config, state["config"], out)
+        generator.load_state_dict(state["generator"])
+        discriminator.load_state_dict(state["discriminator"])
+        opt_g.load_state_dict(state["opt_g"])
+        opt_d.load_state_dict(state["opt_d"])
+        noise_rng.set_state(state["noise_rng"])
+        shuffle_rng.set_state(state["shuffle_rng"])
+        _set_global_rng(state["global_rng"])
+        losses, start_epoch = state["losses"], state["epoch"]
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.json").write_text(json.dumps(asdict(config), indent=2) + "\n")
+
+    from tqdm.auto import tqdm
+
+    criterion = nn.BCEWithLogitsLoss()
+    batches = math.ceil(len(data) / batch_size)
+    for epoch in tqdm(range(start_epoch + 1, epochs + 1), desc="DCGAN epochs", initial=start_epoch, total=epochs, disable=not progress):
+        generator.train(), discriminator.train()
+        order = torch.randperm(len(data), generator=shuffle_rng).numpy()
+        for batch in tqdm(range(batches), desc=f"epoch {epoch}", leave=False, disable=not progress):
+            real = torch.from_numpy(data[order[batch * batch_size : (batch + 1) * batch_size]]).to(device).float() / 127.5 - 1
+            n = real.shape[0]
+            ones, zeros = torch.ones(n, device=device), torch.zeros(n, device=device)
+            fake = generator(torch.randn(n, nz, generator=noise_rng).to(device))
+
+            opt_d.zero_grad(set_to_none=True)
+            out_real, out_fake = discriminator(real), discriminator(fake.detach())
+            loss_d = criterion(out_real, ones) + criterion(out_fake, zeros)
+            loss_d.backward()
+            opt_d.step()
+
+            opt_g.zero_grad(set_to_none=True)
+            loss_g = criterion(discriminator(fake), ones)
+            loss_g.backward()
+            opt_g.step()
+            losses.append(
+                {
+                    "epoch": epoch,
+                    "iteration": len(losses) + 1,
+                    "loss_d": loss_d.item(),
+                    "loss_g": loss_g.item(),
+                    "d_real": torch.sigmoid(out_real).mean().item(),
+                    "d_fake": torch.sigmoid(out_fake).mean().item(),
+                }
+            )
+        state = {
+            "config": asdict(config),
+            "epoch": epoch,
+            "generator": generator.state_dict(),
+            "discriminator": discriminator.state_dict(),
+            "opt_g": opt_g.state_dict(),
+            "opt_d": opt_d.state_dict(),
+            "noise_rng": noise_rng.get_state(),
+            "shuffle_rng": shuffle_rng.get_state(),
+            "global_rng": _global_rng(),
+            "fixed_noise": fixed_noise,
+            "losses": losses,
+        }
+        _atomic_torch_save(state, checkpoint_path)
+        _record_epoch(generator, fixed_noise, epoch, out, device)
+        write_losses(losses, LOSS_COLUMNS, out / "losses.csv", out / "losses.png")
+    return out
+
+
+def _check_resume(config: DCGANConfig, saved: dict, out: Path) -> None:
+    differences = [f"{key} {saved.get(key)!r} -> {value!r}" for key, value in asdict(config).items() if saved.get(key) != value]
+    if differences:
+        raise GenError(f"cannot resume {out}: the run differs from its checkpoint ({'; '.join(differences)})")
+
+
+def _global_rng() -> dict:
+    """Global RNG states, saved so code that draws from them (augmentations, libraries) resumes too."""
+    numpy_state = np.random.get_state(legacy=False)
+    return {
+        "torch": torch.get_rng_state(),
+        "numpy_key": torch.from_numpy(numpy_state["state"]["key"].astype(np.int64)),
+        "numpy_pos": numpy_state["state"]["pos"],
+        "numpy_gauss": (numpy_state["has_gauss"], numpy_state["gauss"]),
+        "python": random.getstate(),
+    }
+
+
+def _set_global_rng(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    has_gauss, gauss = state["numpy_gauss"]
+    np.random.set_state(("MT19937", state["numpy_key"].numpy().astype(np.uint32), state["numpy_pos"], has_gauss, gauss))
+    random.setstate(state["python"])
+
+
+def _atomic_torch_save(state: dict, path: Path) -> None:
+    temporary = path.with_name(f".{path.name}.tmp")
+    torch.save(state, temporary)
+    os.replace(temporary, path)
+
+
+def _to_uint8(images: torch.Tensor) -> np.ndarray:
+    return ((images.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).cpu().numpy()
+
+
+@torch.no_grad()
+def _record_epoch(generator: Generator, fixed_noise: torch.Tensor, epoch: int, out: Path, device: str) -> None:
+    generator.eval()
+    grid = image_grid(_to_uint8(generator(fixed_noise.to(device))))
+    generator.train()
+    (out / "samples").mkdir(exist_ok=True)
+    save_image(grid, out / "samples" / f"epoch_{epoch:03d}.png")
+    first = _load_png(out / "samples" / "epoch_001.png") if (out / "samples" / "epoch_001.png").exists() else grid
+    save_image(side_by_side(first, grid, "epoch 1", f"epoch {epoch}"), out / "first_vs_last.png")
+
+
+def _load_png(path: Path) -> Image.Image:
+    with Image.open(path) as image:
+        return image.convert("RGB")
+
+
+def load_generator(model_dir: str | os.PathLike, device: str = "cpu") -> Generator:
+    """The trained generator of a DCGAN model folder, in eval mode."""
+    path = Path(model_dir) / CHECKPOINT
+    if not path.is_file():
+        raise GenError(f"no DCGAN checkpoint at {path}; train one with `fdt gen dcgan train`")
+    state = torch.load(path, map_location=device, weights_only=True)
+    config = state["config"]
+    generator = Generator(config["size"], config["nz"], config["features"])
+    generator.load_state_dict(state["generator"])
+    return generator.to(device).eval()
+
+
+@torch.no_grad()
+def sample_dcgan(
+    model_dir: str | os.PathLike,
+    n: int,
+    out_dir: str | os.PathLike,
+    seed: int = 0,
+    batch_size: int = 256,
+    device: str = "auto",
+    source: str | None = None,
+    progress: bool = True,
+) -> Path:
+    """Write ``n`` DCGAN fakes plus manifest rows into ``out_dir`` and return the manifest path.
+
+    Image number ``i`` of the folder is drawn from its own generator seeded
+    ``seed + i``, so an image is reproducible from its manifest row alone,
+    independently of the batch size, and continuing a folder adds new images
+    instead of repeating old ones.
+    """
+    if n < 1 or batch_size < 1:
+        raise GenError(f"n and batch size must be at least 1, not {n} and {batch_size}")
+    device = resolve_device(device)
+    generator = load_generator(model_dir, device)
+    folder = OutputFolder(out_dir, model_id=str(model_dir), source=source)
+    nz = generator.main[0].in_channels
+
+    from tqdm.auto import tqdm
+
+    with tqdm(total=n, desc="DCGAN samples", unit="img", disable=not progress) as bar:
+        for start in range(0, n, batch_size):
+            count = min(batch_size, n - start)
+            seeds = [seed + folder.next_index + i for i in range(count)]
+            noise = torch.stack([torch.randn(nz, generator=torch.Generator().manual_seed(s)) for s in seeds])
+            pixels = _to_uint8(generator(noise.to(device)))
+            folder.write([GeneratedImage(Image.fromarray(p.transpose(1, 2, 0)), s) for p, s in zip(pixels, seeds)])
+            bar.update(count)
+    return folder.manifest

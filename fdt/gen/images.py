@@ -1,0 +1,59 @@
+"""Turning the images a generator is given (folder, manifest, file or records) into pixels.
+
+Generators take the same image sets as every other stage, through
+:func:`fdt.data.load_image_set` and :func:`fdt.data.load_rgb`, so a photo
+decodes to the same pixels for training a GAN as for extracting features.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+from typing import Sequence, Union
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from fdt.data import IMAGE_SUFFIXES, REAL, DataError, ImageDecodeError, ImageRecord, load_image_set, load_rgb
+
+Images = Union[str, os.PathLike, Sequence[Union[str, os.PathLike, ImageRecord]]]
+
+
+def as_records(images: Images) -> list[ImageRecord]:
+    """An image set from a folder, a ``.csv`` manifest, one image file, or a list of paths/records."""
+    if isinstance(images, (str, os.PathLike)):
+        path = Path(images)
+        if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES:
+            return [ImageRecord(str(path), path.parent.name, REAL)]
+        return load_image_set(path)
+    records = [item if isinstance(item, ImageRecord) else ImageRecord(str(item), Path(item).parent.name, REAL) for item in images]
+    if not records:
+        raise DataError("no images given")
+    return records
+
+
+def load_square(path: str | os.PathLike, size: int) -> Image.Image:
+    """Centre-crop to a square and resize to ``size×size`` (bicubic), keeping aspect ratio."""
+    return ImageOps.fit(load_rgb(path), (size, size), Image.Resampling.BICUBIC)
+
+
+def load_training_array(records: Sequence[ImageRecord], size: int, progress: bool = True) -> np.ndarray:
+    """All training images as one ``uint8`` array ``(n, 3, size, size)``, held in memory.
+
+    Unreadable images are skipped with one warning naming how many and the first
+    reason: one corrupt file should not stop a 100-epoch run, nor pass unnoticed.
+    """
+    from tqdm.auto import tqdm
+
+    arrays, failures = [], []
+    for record in tqdm(records, desc="loading images", unit="img", disable=not progress):
+        try:
+            arrays.append(np.asarray(load_square(record.path, size)).transpose(2, 0, 1))
+        except ImageDecodeError as error:
+            failures.append(f"{record.path}: {error}")
+    if failures:
+        warnings.warn(f"skipped {len(failures)} unreadable image(s), e.g. {failures[0]}", stacklevel=2)
+    if not arrays:
+        raise DataError("none of the training images could be read")
+    return np.stack(arrays)
