@@ -1,0 +1,115 @@
+"""Model files and their JSON cards: written atomically, verified by sha256 before use.
+
+``<name>.joblib`` holds the fitted probability model (a pipeline, or a calibrated
+pipeline); ``<name>.json`` is its card: spec, best parameters, metrics, extractor
+key and weights, resolution, data fingerprint, versions, and the model file's
+sha256. The card is written last, so a card always describes a complete model file,
+and :func:`load_model` refuses a model file whose bytes do not match its card.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from fdt.pipelines.errors import ModelIntegrityError, PipelineError
+
+MODEL_SUFFIX, CARD_SUFFIX = ".joblib", ".json"
+CARD_TYPE, CARD_VERSION = "fdt.model_card", "1"
+
+
+def _atomic_write(path: Path, write) -> None:
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            write(stream)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def card_path(model_path: str | os.PathLike) -> Path:
+    return Path(model_path).with_suffix(CARD_SUFFIX)
+
+
+def save_model(model: Any, card: dict[str, Any], directory: str | os.PathLike, name: str) -> tuple[Path, dict[str, Any]]:
+    """Write ``<directory>/<name>.joblib`` then its card (with the file's sha256); returns the model path and card."""
+    import joblib
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    model_path = directory / f"{name}{MODEL_SUFFIX}"
+    _atomic_write(model_path, lambda stream: joblib.dump(model, stream))
+    import sklearn
+
+    from fdt import __version__
+
+    card = {
+        "encoding-type": CARD_TYPE,
+        "encoding-version": CARD_VERSION,
+        **card,
+        "model_file": model_path.name,
+        "model_sha256": file_sha256(model_path),
+        "fdt_version": __version__,
+        "sklearn_version": sklearn.__version__,
+    }
+    text = json.dumps(card, indent=2, sort_keys=False, default=_jsonable) + "\n"
+    _atomic_write(card_path(model_path), lambda stream: stream.write(text.encode()))
+    return model_path, card
+
+
+def _jsonable(value: Any) -> Any:
+    if hasattr(value, "item"):
+        return value.item()
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    return str(value)
+
+
+def read_card(model_path: str | os.PathLike) -> dict[str, Any]:
+    """The card beside a model file; refuses a missing card or one of an unknown version."""
+    path = card_path(model_path)
+    try:
+        card = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise PipelineError(f"model card {path} not found; a model is usable only with its card") from None
+    except ValueError as error:
+        raise PipelineError(f"model card {path} is not valid JSON ({error})") from None
+    if card.get("encoding-type") != CARD_TYPE or card.get("encoding-version") != CARD_VERSION:
+        raise PipelineError(f"{path} is not a version {CARD_VERSION} fdt model card; upgrade fdt to read it")
+    return card
+
+
+def load_model(model_path: str | os.PathLike) -> tuple[Any, dict[str, Any]]:
+    """The fitted model and its card, after checking the file's sha256 against the card.
+
+    The check comes before unpickling on purpose: unpickling runs code, so a
+    changed file is never loaded.
+    """
+    import joblib
+
+    model_path = Path(model_path)
+    if not model_path.is_file():
+        raise PipelineError(f"model file {model_path} not found")
+    card = read_card(model_path)
+    actual = file_sha256(model_path)
+    if actual != card.get("model_sha256"):
+        raise ModelIntegrityError(
+            f"{model_path} does not match its card (sha256 {actual[:12]}… vs {str(card.get('model_sha256'))[:12]}…); refusing to load it"
+        )
+    return joblib.load(model_path), card

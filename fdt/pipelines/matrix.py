@@ -1,0 +1,254 @@
+"""Generalisation matrices: train on real vs fake source A, test on real vs fake source B.
+
+Every row is one training condition, every column one test condition, and a
+cell holds every metric; the chosen metric fills the table, with row and column
+means. One grouped train/validation/test assignment covers every source and
+every resolution, so test rows are never trained on: the diagonal is scored on
+held-out groups of the training generator, off-diagonal cells on held-out reals
+plus held-out fakes of a generator the model never saw, and the cross-resolution
+matrix tests the same held-out images at another resolution.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+from sklearn.metrics import roc_curve
+
+from fdt.features_store.featureset import FeatureSet
+from fdt.pipelines.metrics import check_metric, compute_metrics
+from fdt.pipelines.specs import PipelineSpec
+from fdt.pipelines.splits import DEFAULT_FRACTIONS, assign_groups, check_binary, grouped_folds, holdout_masks
+from fdt.pipelines.tuning import make_tuner
+
+
+@dataclass
+class Matrix:
+    """One matrix: ``cells[i][j]`` holds every metric of row condition ``i`` tested on column condition ``j``."""
+
+    title: str
+    rows: list[str]
+    columns: list[str]
+    metric: str
+    cells: list[list[dict[str, float]]]
+    counts: list[list[int]]
+    roc: list[list[tuple[np.ndarray, np.ndarray]]] = field(repr=False, default_factory=list)
+
+    @property
+    def values(self) -> np.ndarray:
+        """The chosen metric as a ``(rows, columns)`` array."""
+        return np.array([[cell[self.metric] for cell in row] for row in self.cells], dtype=float)
+
+    @property
+    def row_means(self) -> np.ndarray:
+        return np.nanmean(self.values, axis=1)
+
+    @property
+    def column_means(self) -> np.ndarray:
+        return np.nanmean(self.values, axis=0)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "title": self.title,
+            "metric": self.metric,
+            "rows": self.rows,
+            "columns": self.columns,
+            "values": _nan_to_none(self.values.tolist()),
+            "row_means": _nan_to_none(self.row_means.tolist()),
+            "column_means": _nan_to_none(self.column_means.tolist()),
+            "test_rows": self.counts,
+            "cells": [
+                [{"train": r, "test": c, "metrics": _nan_to_none(cell)} for c, cell in zip(self.columns, row)]
+                for r, row in zip(self.rows, self.cells)
+            ],
+        }
+
+    def to_csv(self) -> str:
+        """Rows = training conditions, columns = test conditions, plus a ``mean`` row and column."""
+        lines = [",".join(["train \\ test", *self.columns, "mean"])]
+        for name, values, mean in zip(self.rows, self.values, self.row_means):
+            lines.append(",".join([name, *(f"{v:.6f}" for v in values), f"{mean:.6f}"]))
+        lines.append(",".join(["mean", *(f"{v:.6f}" for v in self.column_means), f"{np.nanmean(self.values):.6f}"]))
+        return "\n".join(lines) + "\n"
+
+    def to_markdown(self) -> str:
+        header = f"| train \\ test | {' | '.join(self.columns)} | mean |"
+        lines = [f"### {self.title} ({self.metric})", "", header, "|" + "---|" * (len(self.columns) + 2)]
+        for i, (name, values, mean) in enumerate(zip(self.rows, self.values, self.row_means)):
+            shown = [f"**{v:.3f}**" if i == j else f"{v:.3f}" for j, v in enumerate(values)]
+            lines.append(f"| {name} | {' | '.join(shown)} | {mean:.3f} |")
+        lines.append(f"| mean | {' | '.join(f'{v:.3f}' for v in self.column_means)} | {np.nanmean(self.values):.3f} |")
+        lines += ["", "Bold: the diagonal, scored on held-out groups of the training condition."]
+        return "\n".join(lines) + "\n"
+
+
+def _nan_to_none(value: Any) -> Any:
+    if isinstance(value, float) and np.isnan(value):
+        return None
+    if isinstance(value, list):
+        return [_nan_to_none(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _nan_to_none(v) for k, v in value.items()}
+    return value
+
+
+@dataclass
+class MatrixReport:
+    """Every matrix of one ``fdt report matrix`` run, with what produced it."""
+
+    matrices: list[Matrix]
+    spec: PipelineSpec
+    extractors: dict[str, str]
+    weights: dict[str, str]
+    settings: dict[str, Any]
+    best_params: dict[str, dict[str, Any]]
+    data: dict[str, FeatureSet] = field(repr=False, default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "pipeline": self.spec.to_dict(),
+            "extractors": self.extractors,
+            "weights": self.weights,
+            "settings": self.settings,
+            "best_params": self.best_params,
+            "matrices": [m.to_dict() for m in self.matrices],
+        }
+
+    def to_markdown(self) -> str:
+        lines = ["# Generalisation report", ""]
+        lines += [f"- pipeline: `{self.spec.name}` ({self.spec.description})"]
+        for resolution, described in self.extractors.items():
+            lines.append(f"- features at {resolution}: `{described}`; extractor weights: **{self.weights[resolution]}**")
+        lines += [f"- {name}: {value}" for name, value in self.settings.items()]
+        lines.append("")
+        for matrix in self.matrices:
+            lines += [matrix.to_markdown(), ""]
+        return "\n".join(lines)
+
+
+def generalisation_matrices(
+    data: Mapping[str, FeatureSet],
+    real: Sequence[str],
+    fakes: Sequence[str],
+    spec: PipelineSpec,
+    metric: str = "roc_auc",
+    n_trials: int = 0,
+    cv: int = 5,
+    fractions: Sequence[float] = DEFAULT_FRACTIONS,
+    random_state: int = 0,
+    progress: bool = False,
+) -> MatrixReport:
+    """Per-resolution generalisation matrices, plus the cross-resolution matrix when ``data`` has several resolutions.
+
+    Parameters
+    ----------
+    data : mapping
+        Resolution -> rows of every ``real`` and ``fakes`` source at that resolution.
+    real, fakes : sequences of source names
+        Row ``A`` trains on ``real`` vs fake source ``A``; column ``B`` tests on held-out ``real`` vs ``B``.
+    spec : PipelineSpec
+        The pipeline; tuned with ``n_trials`` Optuna trials per training condition (0: the spec's defaults).
+    metric : str
+        The metric shown in tables and heatmaps (every metric is kept per cell).
+    """
+    check_metric(metric)
+    fractions = tuple(float(f) for f in fractions)
+    assignment = assign_groups(
+        np.concatenate([fs.groups for fs in data.values()]), np.concatenate([fs.sources for fs in data.values()]), fractions, random_state
+    )
+    masks = {res: holdout_masks(fs.groups, assignment) for res, fs in data.items()}
+    conditions = [(fake, list(real) + [fake]) for fake in fakes]
+    if len(data) > 1:
+        conditions.append(("all fakes", list(real) + list(fakes)))
+    # Refuse what cannot be trained before any model is fitted.
+    for res, fs in data.items():
+        for name, sources in conditions:
+            train = masks[res]["train"] & np.isin(fs.sources, sources)
+            check_binary(fs.y[train], f"training set (real vs {name} at {res})")
+            grouped_folds(fs.y[train], fs.groups[train], cv, random_state)
+            check_binary(fs.y[masks[res]["test"] & np.isin(fs.sources, sources)], f"held-out test split (real vs {name} at {res})")
+
+    models, best_params = {}, {}
+    for res, fs in data.items():
+        for name, sources in conditions:
+            train = masks[res]["train"] & np.isin(fs.sources, sources)
+            tuner = make_tuner(spec, random_state, n_trials=n_trials, cv=cv, progress=progress)
+            models[res, name] = tuner.fit(fs.X[train], fs.y[train], fs.groups[train])
+            best_params[f"{name} @ {res}"] = tuner.best_params_
+
+    def score(res_train: str, train_name: str, res_test: str, sources: list[str]):
+        fs = data[res_test]
+        rows = masks[res_test]["test"] & np.isin(fs.sources, sources)
+        proba = models[res_train, train_name].predict_proba(fs.X[rows])[:, 1]
+        fpr, tpr, _ = roc_curve(fs.y[rows], proba)
+        return compute_metrics(fs.y[rows], proba), int(rows.sum()), (fpr, tpr)
+
+    matrices = []
+    for res in data:
+        cells = [[score(res, a, res, list(real) + [b]) for b in fakes] for a in fakes]
+        matrices.append(_matrix(f"generalisation at {res}", [f"{'+'.join(real)} vs {a}" for a in fakes], [f"{'+'.join(real)} vs {b}" for b in fakes], metric, cells))
+    if len(data) > 1:
+        everything = list(real) + list(fakes)
+        resolutions = list(data)
+        cells = [[score(r1, "all fakes", r2, everything) for r2 in resolutions] for r1 in resolutions]
+        matrices.append(_matrix("cross-resolution (real vs all fakes)", [f"train {r}" for r in resolutions], [f"test {r}" for r in resolutions], metric, cells))
+
+    return MatrixReport(
+        matrices=matrices,
+        spec=spec,
+        extractors={res: fs.key.describe() for res, fs in data.items()},
+        weights={res: fs.key.weights for res, fs in data.items()},
+        settings={
+            "metric": metric,
+            "real": list(real),
+            "fakes": list(fakes),
+            "trials per training condition": n_trials,
+            "cv folds": cv,
+            "split train/val/test": "/".join(f"{f:.2f}" for f in fractions),
+            "seed": random_state,
+        },
+        best_params=best_params,
+        data=dict(data),
+    )
+
+
+def _matrix(title: str, rows: list[str], columns: list[str], metric: str, scored: list[list[tuple]]) -> Matrix:
+    return Matrix(
+        title,
+        rows,
+        columns,
+        metric,
+        cells=[[cell[0] for cell in row] for row in scored],
+        counts=[[cell[1] for cell in row] for row in scored],
+        roc=[[cell[2] for cell in row] for row in scored],
+    )
+
+
+def write_report(report: MatrixReport, directory: str | Path) -> list[Path]:
+    """Write CSV, JSON, Markdown and PNG heatmap per matrix, ROC curves, a PCA scatter and ``report.md``/``report.json``."""
+    from fdt.pipelines import plots
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    for matrix in report.matrices:
+        stem = directory / _slug(matrix.title)
+        for suffix, text in ((".csv", matrix.to_csv()), (".md", matrix.to_markdown()), (".json", json.dumps(matrix.to_dict(), indent=2))):
+            stem.with_suffix(suffix).write_text(text, encoding="utf-8")
+            written.append(stem.with_suffix(suffix))
+        written.append(plots.heatmap(matrix, stem.with_name(stem.name + "-heatmap.png"), report.weights))
+        written.append(plots.roc_curves(matrix, stem.with_name(stem.name + "-roc.png")))
+    for res, fs in report.data.items():
+        written.append(plots.pca_scatter(fs, directory / _slug(f"pca at {res}.png"), report.weights[res]))
+    (directory / "report.json").write_text(json.dumps(report.to_dict(), indent=2, default=str), encoding="utf-8")
+    (directory / "report.md").write_text(report.to_markdown(), encoding="utf-8")
+    return written + [directory / "report.json", directory / "report.md"]
+
+
+def _slug(text: str) -> str:
+    keep = "".join(ch if ch.isalnum() or ch == "." else "-" for ch in text.lower())
+    return "-".join(part for part in keep.split("-") if part)

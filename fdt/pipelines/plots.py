@@ -1,0 +1,76 @@
+"""PNG figures of a report: matrix heatmap, ROC curves, 2-D PCA scatter of the sources.
+
+Figures are built with ``matplotlib.figure.Figure`` directly, never ``pyplot``,
+so no GUI backend or global state is touched and plotting works headless.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from fdt.features_store.featureset import FeatureSet
+
+MAX_POINTS_PER_SOURCE = 500
+
+
+def heatmap(matrix, path: Path, weights: dict[str, str]) -> Path:
+    """The matrix's metric as an annotated heatmap, with row and column means in the labels."""
+    from matplotlib.figure import Figure
+
+    values = matrix.values
+    figure = Figure(figsize=(1.6 + 1.3 * len(matrix.columns), 1.2 + 0.8 * len(matrix.rows)), layout="constrained")
+    axes = figure.add_subplot()
+    image = axes.imshow(values, cmap="viridis", vmin=np.nanmin(values), vmax=np.nanmax(values))
+    axes.set_xticks(range(len(matrix.columns)), [f"{c}\nmean {m:.3f}" for c, m in zip(matrix.columns, matrix.column_means)], fontsize=8)
+    axes.set_yticks(range(len(matrix.rows)), [f"{r}\nmean {m:.3f}" for r, m in zip(matrix.rows, matrix.row_means)], fontsize=8)
+    axes.set_xlabel("tested on")
+    axes.set_ylabel("trained on")
+    for i in range(values.shape[0]):
+        for j in range(values.shape[1]):
+            axes.text(j, i, f"{values[i, j]:.3f}", ha="center", va="center", color="white" if i != j else "red", fontsize=9)
+    figure.colorbar(image, ax=axes, label=matrix.metric)
+    axes.set_title(f"{matrix.title}\nweights: {', '.join(sorted(set(weights.values())))}", fontsize=9)
+    figure.savefig(path, dpi=100)
+    return path
+
+
+def roc_curves(matrix, path: Path) -> Path:
+    """One panel per training condition, one ROC curve per test condition (AUC in the legend)."""
+    from matplotlib.figure import Figure
+
+    n = len(matrix.rows)
+    figure = Figure(figsize=(4 * n, 3.8), layout="constrained")
+    for i, row in enumerate(matrix.rows):
+        axes = figure.add_subplot(1, n, i + 1)
+        for j, column in enumerate(matrix.columns):
+            fpr, tpr = matrix.roc[i][j]
+            axes.plot(fpr, tpr, label=f"{column} (AUC {matrix.cells[i][j]['roc_auc']:.3f})")
+        axes.plot([0, 1], [0, 1], color="grey", linestyle=":")
+        axes.set(title=f"trained: {row}", xlabel="false positive rate", ylabel="true positive rate")
+        axes.legend(fontsize=7, loc="lower right")
+    figure.savefig(path, dpi=100)
+    return path
+
+
+def pca_scatter(data: FeatureSet, path: Path, weights: str, random_state: int = 0) -> Path:
+    """Standardised features projected on their first two principal components, coloured by source."""
+    from matplotlib.figure import Figure
+    from sklearn.decomposition import PCA
+    from sklearn.preprocessing import StandardScaler
+
+    rng = np.random.default_rng(random_state)
+    rows = np.concatenate(
+        [rng.permutation(np.flatnonzero(data.sources == s))[:MAX_POINTS_PER_SOURCE] for s in np.unique(data.sources)]
+    )
+    points = PCA(n_components=2, random_state=random_state).fit_transform(StandardScaler().fit_transform(data.X[rows]))
+    figure = Figure(figsize=(5.5, 4.5), layout="constrained")
+    axes = figure.add_subplot()
+    for source in np.unique(data.sources[rows]):
+        mine = data.sources[rows] == source
+        axes.scatter(points[mine, 0], points[mine, 1], s=8, alpha=0.6, label=str(source))
+    axes.set(title=f"PCA of {data.key.extractor} features at {data.key.resolution}\nweights: {weights}", xlabel="PC 1", ylabel="PC 2")
+    axes.legend(fontsize=8, markerscale=2)
+    figure.savefig(path, dpi=100)
+    return path
