@@ -1,0 +1,40 @@
+"""``fdt pipelines ls``: the pipeline specs (built in and the user's) with their search spaces."""
+
+from __future__ import annotations
+
+import click
+
+from fdt.cli.common import user_errors
+from fdt.pipelines.errors import PipelineError
+
+SPECS_OPTION = click.option(
+    "--specs",
+    type=click.Path(dir_okay=False),
+    envvar="FDT_PIPELINES",
+    help="TOML file of extra pipeline specs ([pipelines.<name>] tables); env FDT_PIPELINES.",
+)
+
+
+@click.group()
+def pipelines() -> None:
+    """List pipeline specs and their search spaces."""
+
+
+@pipelines.command("ls")
+@SPECS_OPTION
+def ls(specs: str | None) -> None:
+    """Show every pipeline spec: steps, default parameters and search space."""
+    from fdt.pipelines.specs import BUILTIN_SPECS, CLASSIFIERS, load_specs
+
+    with user_errors(PipelineError):
+        found = load_specs(specs)
+    for name, spec in found.items():
+        origin = "built-in" if name in BUILTIN_SPECS else specs
+        click.echo(f"{name}  [{origin}]  {spec.description}")
+        click.echo(f"  steps: {' -> '.join(spec.steps)}  ({CLASSIFIERS.get(spec.classifier, spec.classifier)})")
+        if spec.pca is not None:
+            click.echo(f"  pca: n_components={spec.pca}")
+        defaults = ", ".join(f"{k}={v}" for k, v in spec.params.items()) or "library defaults"
+        click.echo(f"  defaults: {defaults}")
+        for parameter, dimension in spec.space.items():
+            click.echo(f"  search {parameter}: {dimension.describe()}")

@@ -1,0 +1,81 @@
+"""``fdt predict``: score images with a tuned model, extracting with the model's own extractor key."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from fdt.cli.common import UserError, user_errors
+from fdt.cli.tune import user_error_types
+
+PREDICT_SOURCE = "predict"
+
+
+def extractor_params(key) -> dict:
+    """Parameters that recreate a stored key's extractor, its weights identity included."""
+    params = dict(key.params)
+    kind, _, rest = key.weights.partition(":")
+    if kind == "random":
+        params.update(weights="random", seed=int(rest.partition("=")[2] or 0))
+    elif kind == "imagenet":
+        params["weights"] = "imagenet"
+    elif kind == "file":
+        raise UserError(f"the model's features used a local weights file ({key.weights}); pass it with --weights PATH")
+    return params
+
+
+@click.command()
+@click.argument("model", type=click.Path(dir_okay=False))
+@click.argument("images", nargs=-1, required=True, type=click.Path())
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line instead of a table.")
+@click.option("--threshold", default=0.5, show_default=True, type=click.FloatRange(0, 1), help="Fake probability at or above which an image is called fake.")
+@click.option("--weights", "weights_file", default=None, type=click.Path(dir_okay=False), help="Local weights file, for models whose extractor used one.")
+@click.option("--store", "store_root", default="features_store", show_default=True, type=click.Path(file_okay=False), help="Store that caches the extracted features.")
+@click.option("--device", default="auto", show_default=True)
+@click.option("--batch-size", default=32, show_default=True, type=click.IntRange(min=1))
+def predict(model: str, images: tuple[str, ...], as_json: bool, threshold: float, weights_file: str | None, store_root: str, device: str, batch_size: int) -> None:
+    """Print each image's fake probability and label; the model file must match its card's sha256."""
+    from fdt.data import ImageRecord, from_folder, is_image_file
+    from fdt.features_store.featureset import ExtractorKey
+    from fdt.pipelines.cards import load_model
+
+    with user_errors(*user_error_types()):
+        fitted, card = load_model(model)
+        key = ExtractorKey.from_dict(card["extractor_key"])
+        records: list[ImageRecord] = []
+        for item in images:
+            path = Path(item)
+            if path.is_dir():
+                records += from_folder(path, label=0, source=PREDICT_SOURCE)
+            elif is_image_file(path):
+                records.append(ImageRecord(str(path), PREDICT_SOURCE, 0))
+            else:
+                raise UserError(f"{item} is not an image file or a folder of images")
+    params = extractor_params(key)
+    if weights_file:
+        params["weights"] = weights_file
+    from fdt.features_store.extraction import extract_records
+    from fdt.features_store.store import FeatureStore
+
+    with user_errors(*user_error_types(), KeyError):
+        summary = extract_records(records, key.extractor, params, key.resolution, store_root, batch_size=batch_size, device=device, progress=False)
+        if summary.key.id != key.id:
+            raise UserError(f"the extractor now gives {summary.key.describe()}, but the model was trained on {key.describe()}")
+        done = [i for i in range(len(records)) if i not in summary.failures]
+        X = FeatureStore(store_root).load_rows(key, [summary.hashes[i] for i in done]) if done else None
+    proba = dict(zip(done, fitted.predict_proba(X)[:, 1])) if done else {}
+    for index, record in enumerate(records):
+        if index in proba:
+            row = {"path": record.path, "fake_probability": float(proba[index]), "label": "fake" if proba[index] >= threshold else "real"}
+        else:
+            row = {"path": record.path, "fake_probability": None, "label": None, "error": summary.failures[index]}
+        if as_json:
+            click.echo(json.dumps(row))
+        elif row["label"] is None:
+            click.echo(f"{record.path}\terror: {row['error']}")
+        else:
+            click.echo(f"{record.path}\t{row['fake_probability']:.4f}\t{row['label']}")
+    if summary.failures:
+        click.echo(f"{len(summary.failures)} image(s) could not be read", err=True)

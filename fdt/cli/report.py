@@ -1,0 +1,83 @@
+"""``fdt report matrix``: generalisation matrices (per resolution and across resolutions) with plots."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from fdt.cli.common import parse_params, split_list, user_errors
+from fdt.cli.pipelines import SPECS_OPTION
+from fdt.cli.tune import user_error_types
+
+
+@click.group()
+def report() -> None:
+    """Generalisation matrices, ROC curves and plots."""
+
+
+@report.command()
+@click.option("--extractor", required=True, help="Extractor whose stored features to use.")
+@click.option("--resolution", default="native", show_default=True, help="Resolution of the matrix (ignored with --resolutions).")
+@click.option("--resolutions", default=None, help="Several resolutions, e.g. 64,256: a matrix for each plus the cross-resolution matrix.")
+@click.option("--param", "params", multiple=True, metavar="KEY=VALUE", help="Extractor parameter narrowing the stored key; repeatable.")
+@click.option("--weights", default=None, help="Weights identity prefix narrowing the stored key.")
+@click.option("--pipeline", "pipeline_name", default="svm-linear", show_default=True, help="Pipeline spec (fdt pipelines ls).")
+@SPECS_OPTION
+@click.option("--real", required=True, help="Real source(s), comma-separated; every condition uses them.")
+@click.option("--fake", required=True, help="Fake sources, comma-separated: one matrix row and column each.")
+@click.option("--metric", default="roc_auc", show_default=True, help="Metric shown in the tables and heatmaps (all are in the JSON).")
+@click.option("--trials", default=0, show_default=True, type=click.IntRange(min=0), help="Optuna trials per training condition (0: spec defaults).")
+@click.option("--cv", default=5, show_default=True, type=click.IntRange(min=2), help="Grouped folds for tuning and calibration.")
+@click.option("--split", default="80/10/10", show_default=True, help="Train/validation/test shares of the groups.")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--store", "store_root", default="features_store", show_default=True, type=click.Path(file_okay=False))
+@click.option("--out", default=None, type=click.Path(file_okay=False), help="Output folder (default: reports/matrix-EXTRACTOR-PIPELINE).")
+@click.option("--progress/--no-progress", default=True, show_default=True)
+def matrix(
+    extractor: str,
+    resolution: str,
+    resolutions: str | None,
+    params: tuple[str, ...],
+    weights: str | None,
+    pipeline_name: str,
+    specs: str | None,
+    real: str,
+    fake: str,
+    metric: str,
+    trials: int,
+    cv: int,
+    split: str,
+    seed: int,
+    store_root: str,
+    out: str | None,
+    progress: bool,
+) -> None:
+    """Train on real vs fake A, test on real vs fake B, for every A and B (diagonal on held-out groups)."""
+    import optuna
+
+    from fdt.data import parse_resolution
+    from fdt.features_store.store import FeatureStore
+    from fdt.pipelines.evaluation import load_condition
+    from fdt.pipelines.matrix import generalisation_matrices, write_report
+    from fdt.pipelines.metrics import check_metric
+    from fdt.pipelines.specs import get_spec
+    from fdt.pipelines.splits import parse_fractions
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    real_sources, fake_sources = split_list(real), split_list(fake)
+    with user_errors(*user_error_types()):
+        spec = get_spec(pipeline_name, specs)
+        check_metric(metric)
+        fractions = parse_fractions(split)
+        wanted = [parse_resolution(r) for r in (split_list(resolutions) if resolutions else [resolution])]
+        store = FeatureStore(store_root)
+        data = {res: load_condition(store, extractor, res, real_sources, fake_sources, parse_params(params), weights) for res in wanted}
+        result = generalisation_matrices(data, real_sources, fake_sources, spec, metric, trials, cv, fractions, seed, progress)
+    folder = Path(out or Path("reports") / f"matrix-{extractor}-{pipeline_name}")
+    write_report(result, folder)
+    for res, weights_identity in result.weights.items():
+        click.echo(f"features at {res}: {result.extractors[res]} (weights: {weights_identity})")
+    for table in result.matrices:
+        click.echo(table.to_markdown())
+    click.echo(f"wrote {folder}/ (CSV, JSON, Markdown, heatmap, ROC and PCA PNGs)")

@@ -1,0 +1,120 @@
+"""``fdt tune``: tune and cross-validate one pipeline on stored features, write the model and its card."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from fdt.cli.common import parse_params, split_list, user_errors
+from fdt.cli.pipelines import SPECS_OPTION
+
+
+def user_error_types() -> tuple[type[BaseException], ...]:
+    """Exceptions that are the user's to fix in stages 2 and 3 (exit code 2, one line)."""
+    from fdt.data import DataError
+    from fdt.features_store.errors import StoreError
+    from fdt.pipelines.errors import PipelineError
+
+    return (PipelineError, StoreError, DataError)
+
+
+@click.command()
+@click.option("--extractor", required=True, help="Extractor whose stored features to use (vgg16, fft, ...).")
+@click.option("--resolution", default="native", show_default=True, help="'native' or N (images resized to NxN).")
+@click.option("--param", "params", multiple=True, metavar="KEY=VALUE", help="Extractor parameter narrowing the stored key; repeatable.")
+@click.option("--weights", default=None, help="Weights identity prefix narrowing the stored key (imagenet, random, file).")
+@click.option("--pipeline", "pipeline_name", default="svm-rbf", show_default=True, help="Pipeline spec (fdt pipelines ls).")
+@SPECS_OPTION
+@click.option("--real", required=True, help="Real source(s), comma-separated.")
+@click.option("--fake", required=True, help="Fake source(s), comma-separated.")
+@click.option("--trials", default=50, show_default=True, type=click.IntRange(min=0), help="Optuna trials to add to the study (0: spec defaults).")
+@click.option("--cv", default=5, show_default=True, type=click.IntRange(min=2), help="Grouped cross-validation folds.")
+@click.option("--split", default="80/10/10", show_default=True, help="Train/validation/test shares of the groups.")
+@click.option("--seed", default=0, show_default=True, type=int, help="Seeds folds, splits, TPE and the models.")
+@click.option("--store", "store_root", default="features_store", show_default=True, type=click.Path(file_okay=False))
+@click.option("--models", "models_dir", default="models", show_default=True, type=click.Path(file_okay=False))
+@click.option("--storage", default=None, help="Optuna storage URL (default: sqlite:///MODELS/optuna.db); re-running continues the study.")
+@click.option("--name", default=None, help="Model name (default: extractor-resolution-pipeline-real-vs-fakes).")
+@click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bar over trials.")
+def tune(
+    extractor: str,
+    resolution: str,
+    params: tuple[str, ...],
+    weights: str | None,
+    pipeline_name: str,
+    specs: str | None,
+    real: str,
+    fake: str,
+    trials: int,
+    cv: int,
+    split: str,
+    seed: int,
+    store_root: str,
+    models_dir: str,
+    storage: str | None,
+    name: str | None,
+    progress: bool,
+) -> None:
+    """Tune and cross-validate a pipeline on stored features; write models/NAME.joblib and its JSON card."""
+    import optuna
+
+    from fdt.data import parse_resolution
+    from fdt.features_store.store import FeatureStore
+    from fdt.pipelines.cards import save_model
+    from fdt.pipelines.evaluation import fingerprint, load_condition, tune_condition
+    from fdt.pipelines.metrics import format_summary
+    from fdt.pipelines.specs import get_spec
+    from fdt.pipelines.splits import parse_fractions
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    real_sources, fake_sources = split_list(real), split_list(fake)
+    models = Path(models_dir)
+    with user_errors(*user_error_types()):
+        spec = get_spec(pipeline_name, specs)
+        fractions = parse_fractions(split)
+        resolution = parse_resolution(resolution)
+        data = load_condition(FeatureStore(store_root), extractor, resolution, real_sources, fake_sources, parse_params(params), weights)
+        name = name or f"{extractor}-{resolution}-{pipeline_name}-{'+'.join(real_sources)}-vs-{'+'.join(fake_sources)}"
+        study_storage = storage or f"sqlite:///{(models / 'optuna.db').resolve()}"
+        result = tune_condition(
+            data,
+            spec,
+            n_trials=trials,
+            cv=cv,
+            fractions=fractions,
+            random_state=seed,
+            storage=study_storage,
+            study_name=f"{name}:{fingerprint(data)[:16]}",
+            progress=progress,
+            before_tuning=lambda: models.mkdir(parents=True, exist_ok=True),
+        )
+    tuner = result.tuner
+    card = {
+        "name": name,
+        "pipeline": spec.to_dict(),
+        "best_params": tuner.best_params_,
+        "best_cv_score": {"scoring": tuner.scoring, "value": tuner.best_score_},
+        "trials_in_study": tuner.n_trials_,
+        "study": {"storage": study_storage, "name": tuner.study_.study_name},
+        "calibration": tuner.calibration_,
+        "cv": {"folds": cv, "grouped": True, "metrics": result.cv_summary},
+        "validation_metrics": result.val_metrics,
+        "test_metrics": result.test_metrics,
+        "split": {"fractions": list(result.fractions), "rows": result.rows, "seed": seed},
+        "extractor_key": data.key.to_dict(),
+        "extractor_key_id": data.key.id,
+        "weights": data.key.weights,
+        "resolution": data.key.resolution,
+        "sources": {"real": real_sources, "fake": fake_sources},
+        "data_fingerprint": result.fingerprint,
+    }
+    model_path, card = save_model(tuner.predictor_, card, models, name)
+    click.echo(f"features: {data.key.describe()}")
+    click.echo(f"best {tuner.scoring} (grouped {cv}-fold CV, {tuner.n_trials_} trials in study): {tuner.best_score_:.4f}  {tuner.best_params_}")
+    click.echo(f"probabilities: {tuner.calibration_}")
+    click.echo("cross-validation, mean ± std:")
+    click.echo(format_summary(result.cv_summary))
+    test = result.test_metrics
+    click.echo(f"held-out test ({result.rows['test']} rows): roc_auc {test['roc_auc']:.4f}  accuracy {test['accuracy']:.4f}  eer {test['eer']:.4f}")
+    click.echo(f"wrote {model_path} and {model_path.with_suffix('.json')}")
