@@ -14,7 +14,7 @@ This is what ``fdt tune`` runs and what an analysis script calls::
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -89,7 +89,6 @@ class TuneResult:
     rows: dict[str, int]
     fractions: tuple[float, float, float]
     fingerprint: str
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def tune_condition(

@@ -1,0 +1,192 @@
+"""The feature store: round trips, content addressing, format checks, locking, verification."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from fdt.data import ImageRecord
+from fdt.features_store import (
+    ExtractorKey,
+    FeatureStore,
+    MissingFeaturesError,
+    StoreError,
+    StoreFormatError,
+    StoreLockedError,
+    UnknownSourceError,
+)
+from fdt.features_store.verify import verify_store
+
+KEY = ExtractorKey("fft", {"size": 2, "profile": False}, "none", "64")
+
+
+def _rows(n: int, source: str, label: int, offset: int = 0):
+    sha = [f"{i + offset:064x}" for i in range(n)]
+    records = [ImageRecord(f"/img/{source}/{i}.png", source, label, group=f"g{(i + offset) // 2}") for i in range(n)]
+    X = np.arange(n * 4, dtype=np.float32).reshape(n, 4) + offset
+    return sha, X, records
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> FeatureStore:
+    store = FeatureStore(tmp_path / "store")
+    for args in [(6, "coco", 0, 0), (4, "dcgan", 1, 100)]:
+        sha, X, records = _rows(*args)
+        store.write(KEY, sha, X, records)
+    return store
+
+
+def test_round_trip_gives_x_y_groups_and_metadata(store: FeatureStore):
+    data = store.load("fft", resolution=64, sources=["coco", "dcgan"])
+    assert data.X.shape == (10, 4) and data.X.dtype == np.float32
+    assert data.y.tolist() == [0] * 6 + [1] * 4
+    assert data.groups.tolist()[:2] == ["g0", "g0"]
+    assert data.sources.tolist().count("dcgan") == 4
+    row = data.sha256.tolist().index(f"{101:064x}")
+    np.testing.assert_array_equal(data.X[row], np.arange(4, 8, dtype=np.float32) + 100)
+    assert data.paths[row] == "/img/dcgan/1.png"
+
+
+def test_load_selects_sources(store: FeatureStore):
+    assert store.load("fft", 64, sources=["dcgan"]).y.tolist() == [1] * 4
+    assert len(store.load("fft", 64)) == 10
+
+
+def test_same_image_in_two_sources_shares_one_feature_row(store: FeatureStore):
+    sha, X, records = _rows(2, "copies", 1, offset=100)  # the same content as two dcgan images
+    store.write(KEY, [], np.zeros((0, 4)), [])
+    with store.writer() as writer:
+        writer.add_catalog(records, sha)
+    data = store.load("fft", 64, sources=["copies", "dcgan"])
+    assert len(data) == 6
+    stored, _ = store.read_features(KEY)
+    assert len(stored) == 10
+
+
+def test_missing_features_name_the_extract_command(store: FeatureStore):
+    with pytest.raises(MissingFeaturesError, match=r"run: fdt extract DATA --extractor vgg16 --resolution 256"):
+        store.load("vgg16", 256)
+
+
+def test_unknown_source_lists_the_known_ones(store: FeatureStore):
+    with pytest.raises(UnknownSourceError, match="unknown source.*sd21.*known: coco, dcgan"):
+        store.load("fft", 64, sources=["sd21"])
+
+
+def test_source_without_features_for_the_key_is_missing(store: FeatureStore):
+    other = ExtractorKey("fft", {"size": 2, "profile": False}, "none", "256")
+    sha, X, records = _rows(2, "coco", 0)
+    store.write(other, sha, X, records)
+    with pytest.raises(MissingFeaturesError, match="source 'dcgan' has no fft.*fdt extract /img/dcgan"):
+        store.load("fft", 256, sources=["coco", "dcgan"])
+
+
+def test_ambiguous_key_asks_to_narrow(store: FeatureStore):
+    other = ExtractorKey("fft", {"size": 2, "profile": True}, "none", "64")
+    store.write(other, *_rows(1, "coco", 0)[:2], _rows(1, "coco", 0)[2])
+    with pytest.raises(StoreError, match="2 stored keys match"):
+        store.load("fft", 64)
+    assert len(store.load("fft", 64, params={"profile": True})) == 1
+
+
+def test_unknown_store_version_is_refused_with_upgrade_hint(store: FeatureStore):
+    marker = store.root / "fdt-store.json"
+    marker.write_text(json.dumps({"encoding-type": "fdt.feature_store", "encoding-version": "2"}))
+    with pytest.raises(StoreFormatError, match="version 2 store; this fdt reads version 1: upgrade fdt"):
+        store.load("fft", 64)
+
+
+def test_unknown_shard_version_is_refused(store: FeatureStore):
+    shard = store.shard_paths()[0]
+    with h5py.File(shard, "r+") as handle:
+        handle.attrs["encoding-version"] = "9"
+    with pytest.raises(StoreFormatError, match="version '9'.*upgrade fdt"):
+        store.load("fft", 64)
+
+
+def test_a_folder_that_is_not_a_store_is_refused(tmp_path: Path):
+    (tmp_path / "photos").mkdir()
+    (tmp_path / "photos" / "x.txt").write_text("mine")
+    with pytest.raises(StoreFormatError, match="not an fdt feature store"):
+        FeatureStore(tmp_path / "photos").writer().__enter__()
+    assert (tmp_path / "photos" / "x.txt").read_text() == "mine"
+
+
+def test_second_writer_fails_with_a_clear_message(store: FeatureStore):
+    with store.writer():
+        with pytest.raises(StoreLockedError, match=r"being written by pid \d+ .*--wait"):
+            store.writer().__enter__()
+    with store.writer():  # the lock is released afterwards
+        pass
+
+
+def test_second_writer_can_wait(store: FeatureStore):
+    import threading
+
+    first = store.writer().__enter__()
+    threading.Timer(0.5, lambda: first.__exit__(None, None, None)).start()
+    with store.writer(wait=10):
+        pass
+
+
+def test_compaction_merges_shards_and_readers_ignore_superseded(store: FeatureStore):
+    assert len(store.shard_paths(KEY.id)) == 1  # the second write was merged with the first
+    with h5py.File(store.shard_paths(KEY.id)[0]) as handle:
+        assert len(json.loads(handle.attrs["supersedes"])) == 2
+
+
+def test_interrupted_compaction_leaves_a_readable_store(store: FeatureStore, tmp_path: Path):
+    # simulate a kill between writing a compacted shard and deleting the shards it supersedes
+    sha, X, records = _rows(3, "sd21", 1, offset=200)
+    with store.writer() as writer:
+        writer.add_catalog(records, sha)
+        writer.add_rows(KEY, 4, sha, X)
+        writer.flush()
+        writer._written.clear()  # no compaction on exit
+    shards = store.shard_paths(KEY.id)
+    from fdt.features_store.store import _write_shard
+
+    all_sha, all_X = store.read_features(KEY)
+    _write_shard(store.root, KEY, 4, all_sha, all_X, [], supersedes=[p.name for p in shards])
+    assert len(store.shard_paths(KEY.id)) == 3
+    assert len(store.load("fft", 64)) == 13
+    report = verify_store(store)
+    assert report.ok and any("superseded" in note for note in report.notes)
+    with store.writer():
+        pass
+    assert len(store.shard_paths(KEY.id)) == 1 and len(store.load("fft", 64)) == 13
+
+
+def test_verify_detects_tampering(store: FeatureStore):
+    assert verify_store(store).ok
+    with h5py.File(store.shard_paths()[0], "r+") as handle:
+        handle["features"][0, 0] += 1
+    report = verify_store(store)
+    assert not report.ok and "checksum mismatch" in report.errors[0]
+
+
+def test_verify_reports_leftover_temporary_files(store: FeatureStore):
+    (store.root / ".tmp").mkdir(exist_ok=True)
+    (store.root / ".tmp" / "half.h5.123.tmp").write_bytes(b"\x89HDF partial")
+    report = verify_store(store)
+    assert report.ok and "temporary" in report.notes[0]
+    assert len(store.load("fft", 64)) == 10
+
+
+def test_rewriting_the_same_catalog_adds_no_file(store: FeatureStore):
+    before = sorted((store.root / "catalog").iterdir())
+    sha, _, records = _rows(6, "coco", 0)
+    with store.writer() as writer:
+        assert writer.add_catalog(records, sha) == 0
+    assert sorted((store.root / "catalog").iterdir()) == before
+
+
+def test_load_rows_in_the_order_asked(store: FeatureStore):
+    rows = store.load_rows(KEY, [f"{101:064x}", f"{0:064x}"])
+    np.testing.assert_array_equal(rows[:, 0], [104.0, 0.0])
+    with pytest.raises(MissingFeaturesError, match="1 image"):
+        store.load_rows(KEY, [f"{999:064x}"])
