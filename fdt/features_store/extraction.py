@@ -22,9 +22,10 @@ from typing import Any, Sequence
 import numpy as np
 
 from fdt.data import DEFAULT_MAX_PIXELS, ImageDecodeError, ImageRecord, apply_resolution, load_rgb, parse_resolution
+from fdt.features_store.extractors.base import resolve_device
 from fdt.features_store.featureset import ExtractorKey
 from fdt.features_store.registry import create_extractor
-from fdt.features_store.store import FeatureStore
+from fdt.features_store.store import FeatureStore, release_inherited_locks
 
 
 @dataclass
@@ -107,9 +108,10 @@ def _as_list(batch: list) -> list:
     return batch
 
 
-def _quiet_worker(_: int) -> None:
+def _worker_init(_: int) -> None:
     import torch
 
+    release_inherited_locks()
     torch.set_num_threads(1)
 
 
@@ -140,6 +142,7 @@ def extract_records(
     resolution = parse_resolution(resolution)
     if batch_size < 1:
         raise ValueError(f"batch size must be at least 1, not {batch_size}")
+    resolve_device(device)  # a bad device is reported before any weights are looked up
     params = dict(params or {})
     model = create_extractor(extractor, **params)
     if "device" in model.param_names():
@@ -169,7 +172,7 @@ def extract_records(
             batch_size=batch_size,
             num_workers=count,
             collate_fn=_as_list,
-            worker_init_fn=_quiet_worker if count else None,
+            worker_init_fn=_worker_init if count else None,
             prefetch_factor=4 if count else None,
         )
         with tqdm(total=len(dataset), unit="img", desc=f"{extractor}@{resolution}", disable=not progress) as bar:

@@ -49,6 +49,21 @@ _HASH_DTYPE = "S64"
 _STR_DTYPE = h5py.string_dtype("utf-8")
 _COMPACT_ROWS = 200_000  # shards below this size are merged when a writer closes
 _UPGRADE_HINT = "upgrade fdt (pip install -U fdt) to read it"
+_HELD_LOCKS: set[int] = set()  # file descriptors of writer locks this process holds
+
+
+def release_inherited_locks() -> None:
+    """Close writer-lock descriptors inherited through ``fork``; call first thing in a child process.
+
+    A ``flock`` belongs to the open file, which a forked child shares: without this,
+    a DataLoader worker outliving its killed parent would keep the store locked.
+    """
+    for fd in list(_HELD_LOCKS):
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    _HELD_LOCKS.clear()
 
 
 def _now() -> str:
@@ -505,9 +520,11 @@ class StoreWriter:
         handle.write(f"pid {os.getpid()} on {os.uname().nodename} since {_now()}\n")
         handle.flush()
         self._lock_handle = handle
+        _HELD_LOCKS.add(handle.fileno())
 
     def _release(self) -> None:
         if self._lock_handle is not None:
+            _HELD_LOCKS.discard(self._lock_handle.fileno())
             fcntl.flock(self._lock_handle, fcntl.LOCK_UN)
             self._lock_handle.close()
             self._lock_handle = None

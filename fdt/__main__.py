@@ -1,0 +1,5 @@
+"""``python -m fdt``: the same as the ``fdt`` command."""
+
+from fdt.cli import main
+
+main()

@@ -1,0 +1,232 @@
+"""`fdt extract` end to end: reuse, bad input, kills, weights, locking, and the Python API after it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import struct
+import subprocess
+import sys
+import time
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from PIL import Image
+
+from fdt.cli import cli
+from fdt.data import load_image_set
+from fdt.features_store import FeatureStore, WeightsNotFoundError, create_extractor
+from fdt.features_store.extraction import extract_records
+from tests.conftest import write_images
+
+
+def run(*args: str):
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+
+
+def test_extract_then_rerun_reuses_everything(image_tree: Path, tmp_path: Path):
+    store = str(tmp_path / "s")
+    first = run("extract", str(image_tree), "-e", "fft", "-p", "size=8", "-r", "16", "--store", store, "-q", "--workers", "0")
+    assert first.exit_code == 0, first.output
+    assert "24 new rows, 0 reused, 0 failed images" in first.output
+    again = run("extract", str(image_tree), "-e", "fft", "-p", "size=8", "-r", "16", "--store", store, "-q")
+    assert "0 new rows, 24 reused, 0 failed images" in again.output
+    data = FeatureStore(store).load("fft", 16, sources=["real", "fake"])
+    assert data.X.shape == (24, 64) and data.y.sum() == 12
+
+
+def test_the_same_image_in_two_sets_is_extracted_once(tmp_path: Path):
+    set_a, set_b = tmp_path / "a", tmp_path / "b"
+    paths = write_images(set_a / "coco", 5, seed=3)
+    write_images(set_b / "dcgan", 2, seed=4)
+    (set_b / "coco").mkdir()
+    shutil.copy(paths[0], set_b / "coco" / "copy.png")
+    store = str(tmp_path / "s")
+    run("extract", str(set_a), "-e", "fft", "-p", "size=4", "--store", store, "-q", "--real", "coco", "--workers", "0")
+    second = run("extract", str(set_b), "-e", "fft", "-p", "size=4", "--store", store, "-q", "--real", "coco", "--workers", "0")
+    assert "2 new rows, 1 reused" in second.output
+    stored, _ = FeatureStore(store).read_features(FeatureStore(store).keys()[0])
+    assert len(stored) == 7
+
+
+def _png_header_only(width: int, height: int) -> bytes:
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)) + chunk(b"IEND", b"")
+
+
+def test_bad_images_are_recorded_and_skipped(tmp_path: Path):
+    folder = tmp_path / "data" / "real"
+    write_images(folder, 3, seed=5)
+    jpeg = folder / "truncated.jpg"
+    Image.effect_noise((64, 64), 60).convert("RGB").save(jpeg, quality=95)
+    jpeg.write_bytes(jpeg.read_bytes()[: jpeg.stat().st_size // 2])
+    (folder / "empty.png").write_bytes(b"")
+    (folder / "text.png").write_text("this is not a picture\n")
+    (folder / "huge.png").write_bytes(_png_header_only(100_000, 100_000))
+    store = str(tmp_path / "s")
+
+    result = run("extract", str(tmp_path / "data"), "-e", "fft", "-p", "size=4", "--store", store, "-q", "--workers", "2")
+    assert result.exit_code == 0
+    assert "3 new rows, 0 reused, 4 failed images" in result.output
+    assert "truncated.jpg: cannot decode image (image file is truncated" in result.output
+    assert "empty.png: not an image file of a known format" in result.output
+    assert "text.png: not an image file of a known format" in result.output
+    assert "huge.png: image is" in result.output and "10000000000" in result.output.replace(",", "")
+
+    fs = FeatureStore(store)
+    reasons = {Path(path).name: reason for _, path, reason in fs.failures(fs.keys()[0])}
+    assert set(reasons) == {"truncated.jpg", "empty.png", "text.png", "huge.png"}
+    assert len(fs.load("fft", "native")) == 3
+    rerun = run("extract", str(tmp_path / "data"), "-e", "fft", "-p", "size=4", "--store", store, "-q")
+    assert "0 new rows, 3 reused, 4 failed images" in rerun.output
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["missing_folder", "-e", "fft"], "no such folder or manifest"),
+        (["{data}", "-e", "resnet"], "unknown extractor 'resnet'; choose one of"),
+        (["{data}", "-e", "fft", "-p", "grid=3"], "its parameters are size, profile, device"),
+        (["{data}", "-e", "fft", "-p", "oops"], "--param takes key=value"),
+        (["{data}", "-e", "fft", "-r", "big"], "resolution must be 'native' or a positive integer"),
+        (["{data}", "-e", "autoencoder", "-p", "model=nope.pt"], "autoencoder model file does not exist"),
+        (["{data}", "-e", "vgg16", "--device", "tpu"], "device must be auto, cpu or cuda"),
+    ],
+)
+def test_user_mistakes_give_one_line_and_exit_2(args, message, image_tree: Path, tmp_path: Path):
+    result = CliRunner().invoke(cli, ["extract", *[a.format(data=image_tree) for a in args], "--store", str(tmp_path / "s"), "-q"])
+    assert result.exit_code == 2, result.output
+    assert message in result.output and "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_second_writer_is_refused_with_a_clear_message(image_tree: Path, tmp_path: Path):
+    store = FeatureStore(tmp_path / "s")
+    with store.writer():
+        result = run("extract", str(image_tree), "-e", "fft", "--store", str(store.root), "-q")
+    assert result.exit_code == 2
+    assert "is being written by pid" in result.output and "--wait" in result.output
+
+
+# --------------------------------------------------------------------------- weights
+
+
+def _cache_file(torch_home: Path) -> Path:
+    return torch_home / "hub" / "checkpoints" / "mobilenet_v2-b0353104.pth"
+
+
+def test_imagenet_weights_are_read_from_the_torch_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    from torchvision.models import mobilenet_v2
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
+    torch.manual_seed(123)
+    state = mobilenet_v2(weights=None).state_dict()
+    target = _cache_file(tmp_path / "torch_home")
+    target.parent.mkdir(parents=True)
+    torch.save(state, target)
+
+    images = [Image.fromarray(np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8))]
+    cached = create_extractor("mobilenet_v2", weights="imagenet", input_size=32)
+    features = cached.transform(images)
+    random = create_extractor("mobilenet_v2", weights="random", input_size=32).transform(images)
+    from_path = create_extractor("mobilenet_v2", weights=str(target), input_size=32).transform(images)
+
+    from fdt.models.weights import file_sha256
+
+    assert cached.weights_identity() == f"imagenet:sha256:{file_sha256(target)[:16]}"
+    assert cached.weights_note() == ""
+    np.testing.assert_array_equal(features, from_path)
+    assert not np.allclose(features, random, rtol=1e-3, atol=0)
+
+
+def test_absent_weights_offline_name_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, image_tree: Path):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty_home"))
+    expected = _cache_file(tmp_path / "empty_home")
+    with pytest.raises(WeightsNotFoundError, match=f"place mobilenet_v2-b0353104.pth .* at {expected}"):
+        create_extractor("mobilenet_v2").weights_identity()
+    result = CliRunner().invoke(cli, ["extract", str(image_tree), "-e", "mobilenet_v2", "--store", str(tmp_path / "s")])
+    assert result.exit_code == 2 and str(expected) in result.output
+    assert not (tmp_path / "s").exists()
+
+
+def test_wrong_weights_file_is_refused(tmp_path: Path):
+    bad = tmp_path / "bad.pth"
+    torch.save({"not": torch.zeros(1)}, bad)
+    with pytest.raises(ValueError, match="does not fit mobilenet_v2"):
+        create_extractor("mobilenet_v2", weights=str(bad)).transform([Image.new("RGB", (32, 32))])
+
+
+def test_weights_identity_is_stored_with_the_features(image_tree: Path, tmp_path: Path):
+    records = load_image_set(image_tree)
+    summary = extract_records(records[:2], "mobilenet_v2", {"weights": "random", "seed": 4, "input_size": 32}, "32", tmp_path / "s", workers=0, progress=False)
+    assert summary.key.weights == "random:seed=4"
+    assert "RANDOM weights" in summary.line()
+    (key,) = FeatureStore(tmp_path / "s").keys()
+    assert key.weights == "random:seed=4" and key.params == {"input_size": 32}
+
+
+# --------------------------------------------------------------------------- crash safety
+
+
+def _extract_command(data: Path, store: Path) -> list[str]:
+    return [
+        sys.executable, "-m", "fdt", "extract", str(data), "-e", "mobilenet_v2", "-p", "weights=random", "-p", "input_size=64",
+        "-r", "64", "--store", str(store), "--batch-size", "4", "--flush-every", "4", "--workers", "1", "-q",
+    ]
+
+
+def test_sigkill_mid_extraction_then_resume_equals_an_uninterrupted_run(tmp_path: Path):
+    data = tmp_path / "data"
+    write_images(data / "real", 60, size=48, seed=7)
+    write_images(data / "fake", 60, size=48, seed=8)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    killed_store = tmp_path / "killed"
+    process = subprocess.Popen(_extract_command(data, killed_store), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and len(list((killed_store / "features").glob("*/*.h5"))) < 2:
+        assert process.poll() is None, process.communicate()[1].decode()
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert process.returncode == -signal.SIGKILL, "extraction finished before it could be killed"
+
+    verify = subprocess.run([sys.executable, "-m", "fdt", "store", "verify", "--store", str(killed_store)], capture_output=True, text=True)
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+    kept = FeatureStore(killed_store).read_features(FeatureStore(killed_store).keys()[0])[0]
+    assert 8 <= len(kept) < 120
+
+    resumed = subprocess.run(_extract_command(data, killed_store), env=env, capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"{120 - len(kept)} new rows, {len(kept)} reused" in resumed.stdout
+
+    clean_store = tmp_path / "clean"
+    subprocess.run(_extract_command(data, clean_store), env=env, check=True, capture_output=True)
+    resumed_data = FeatureStore(killed_store).load("mobilenet_v2", 64)
+    clean_data = FeatureStore(clean_store).load("mobilenet_v2", 64)
+    order_a, order_b = np.argsort(resumed_data.sha256), np.argsort(clean_data.sha256)
+    assert len(set(resumed_data.sha256)) == len(resumed_data) == 120
+    assert resumed_data.sha256[order_a].tolist() == clean_data.sha256[order_b].tolist()
+    np.testing.assert_allclose(resumed_data.X[order_a], clean_data.X[order_b], rtol=1e-5, atol=1e-6)
+    assert subprocess.run([sys.executable, "-m", "fdt", "store", "verify", "--store", str(killed_store)]).returncode == 0
+
+
+# --------------------------------------------------------------------------- cheap imports
+
+
+def test_help_and_store_reading_do_not_import_torch():
+    code = (
+        "import sys; from click.testing import CliRunner; from fdt.cli import cli;"
+        "import fdt.features_store, fdt.data, fdt.models;"
+        "r = CliRunner().invoke(cli, ['--help']); assert r.exit_code == 0, r.output;"
+        "r = CliRunner().invoke(cli, ['store', '--help']); assert r.exit_code == 0;"
+        "heavy = [m for m in ('torch', 'timm', 'diffusers', 'torchvision') if m in sys.modules];"
+        "assert not heavy, heavy"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
