@@ -10,7 +10,7 @@ import click
 from fdt.cli.common import UserError, user_errors
 from fdt.cli.tune import user_error_types
 
-PREDICT_SOURCE = "predict"
+UNLABELLED = "unlabelled"  # placeholder source of images to score; never written to the store's catalog
 
 
 def extractor_params(key) -> dict:
@@ -48,9 +48,9 @@ def predict(model: str, images: tuple[str, ...], as_json: bool, threshold: float
         for item in images:
             path = Path(item)
             if path.is_dir():
-                records += from_folder(path, label=0, source=PREDICT_SOURCE)
+                records += from_folder(path, label=0, source=UNLABELLED)
             elif is_image_file(path):
-                records.append(ImageRecord(str(path), PREDICT_SOURCE, 0))
+                records.append(ImageRecord(str(path), UNLABELLED, 0))
             else:
                 raise UserError(f"{item} is not an image file or a folder of images")
     params = extractor_params(key)
@@ -60,7 +60,7 @@ def predict(model: str, images: tuple[str, ...], as_json: bool, threshold: float
     from fdt.features_store.store import FeatureStore
 
     with user_errors(*user_error_types(), KeyError):
-        summary = extract_records(records, key.extractor, params, key.resolution, store_root, batch_size=batch_size, device=device, progress=False)
+        summary = extract_records(records, key.extractor, params, key.resolution, store_root, batch_size=batch_size, device=device, progress=False, catalog=False)
         if summary.key.id != key.id:
             raise UserError(f"the extractor now gives {summary.key.describe()}, but the model was trained on {key.describe()}")
         done = [i for i in range(len(records)) if i not in summary.failures]

@@ -128,11 +128,14 @@ def extract_records(
     max_pixels: int = DEFAULT_MAX_PIXELS,
     wait: float = 0.0,
     flush_rows: int = 1024,
+    catalog: bool = True,
 ) -> ExtractSummary:
     """Extract features of ``records`` with one extractor at one resolution into the store.
 
     Returns an :class:`ExtractSummary`; unreadable images are recorded in the
-    store with their reason and skipped, never fatal.
+    store with their reason and skipped, never fatal. With ``catalog=False`` the
+    records' source and label are not recorded (images of unknown origin, as in
+    ``fdt predict``): their features are cached and read back by hash.
     """
     import torch
     from torch.utils.data import DataLoader
@@ -156,7 +159,8 @@ def extract_records(
     store = FeatureStore(store_root)
     with store.writer(wait=wait) as writer:
         writer.flush_rows = flush_rows
-        writer.add_catalog(records, hashes)
+        if catalog:
+            writer.add_catalog(records, hashes)
         extracted, failed_before = writer.stored_hashes(key)
         todo: dict[str, str] = {}
         for record, sha in zip(records, hashes):
