@@ -95,3 +95,18 @@ def verify(store_root: str) -> None:
     )
     if not report.ok:
         raise SystemExit(1)
+
+
+@store.command()
+@_STORE
+@click.option("--wait", default=0.0, show_default=True, type=click.FloatRange(min=0), help="Seconds to wait for a writer to finish.")
+def compact(store_root: str, wait: float) -> None:
+    """Merge each key's small shard files into one and delete leftovers of killed writers.
+
+    Writers do this when they finish; run it by hand only after jobs were killed.
+    """
+    from fdt.features_store import StoreError
+
+    with user_errors(StoreError):
+        merged = _open(store_root).compact(wait=wait)
+    click.echo(f"merged the shards of {merged} key(s)")

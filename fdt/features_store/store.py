@@ -446,9 +446,14 @@ class FeatureStore:
 
     # ---- writing
 
-    def writer(self, wait: float = 0.0) -> "StoreWriter":
-        """The store's one writer; waits up to ``wait`` seconds for another writer to finish."""
-        return StoreWriter(self, wait=wait)
+    def writer(self, wait: float = 0.0, shared: bool = False) -> "StoreWriter":
+        """A writer of the store; waits up to ``wait`` seconds for a conflicting writer to finish.
+
+        By default the writer is exclusive: one at a time. ``shared=True`` writers
+        (the jobs of a sharded extraction) run side by side; each claims what it
+        writes with :meth:`StoreWriter.claim`, and the last to finish compacts.
+        """
+        return StoreWriter(self, wait=wait, shared=shared)
 
     def write(self, key: ExtractorKey, sha256: Sequence[str], X: np.ndarray, records: Sequence[ImageRecord]) -> None:
         """Write feature rows and their image-set rows in one go (analysis scripts, tests, imports)."""
@@ -457,77 +462,107 @@ class FeatureStore:
             writer.add_catalog(records, sha256)
             writer.add_rows(key, X.shape[1], list(sha256), X)
 
+    def compact(self, wait: float = 0.0) -> int:
+        """Merge every key's small shards and delete leftovers; returns the number of keys merged."""
+        with self.writer(wait=wait) as writer:
+            before = {path.parent.name for path in self.shard_paths()}
+            merged = sum(writer._compact(key_id) for key_id in sorted(before))
+        return merged
+
 
 class StoreWriter:
-    """Holds the store's writer lock; buffers rows and flushes them as immutable shards.
+    """Holds a writer lock; buffers rows and flushes them as immutable shards.
 
-    Use as a context manager. On exit it flushes what is buffered, merges small
-    shards, and deletes superseded and temporary files, all while still holding
-    the lock.
+    Use as a context manager. An exclusive writer flushes on exit, merges small
+    shards and deletes superseded and temporary files while still holding the
+    lock. A shared writer flushes, lets go, and does that housekeeping only if it
+    can then get the lock alone (so the last of several concurrent jobs does it).
     """
 
-    def __init__(self, store: FeatureStore, wait: float = 0.0, flush_rows: int = 1024) -> None:
+    def __init__(self, store: FeatureStore, wait: float = 0.0, flush_rows: int = 1024, shared: bool = False) -> None:
         self.store = store
         self.root = store.root
         self.wait = wait
         self.flush_rows = flush_rows
-        self._lock_handle = None
+        self.shared = shared
+        self._handles: list = []
         self._buffers: dict[str, _Buffer] = {}
         self._written: set[str] = set()
 
     def __enter__(self) -> "StoreWriter":
         self.store.check_format()
         self.root.mkdir(parents=True, exist_ok=True)
-        self._acquire()
+        self._lock(self.root / ".lock", fcntl.LOCK_SH if self.shared else fcntl.LOCK_EX, self.wait, self._store_busy)
         marker = self.root / MARKER
         if not marker.exists():
-            tmp = self.root / f".{MARKER}.tmp"
+            tmp = self.root / f".{MARKER}.{os.getpid()}.tmp"
             tmp.write_text(json.dumps({"encoding-type": STORE_TYPE, "encoding-version": STORE_VERSION, "created": _now()}) + "\n")
             os.replace(tmp, marker)
-        self._clean()
+        if not self.shared:
+            self._clean()
         return self
 
     def __exit__(self, kind, value, traceback) -> None:
         try:
             if kind is None:
                 self.flush()
+                if self.shared:
+                    self._release()
+                    if not self._try_exclusive():
+                        return
                 for key_id in sorted(self._written):
                     self._compact(key_id)
                 self._clean()
         finally:
             self._release()
 
-    # ---- the lock
+    # ---- locks
 
-    def _acquire(self) -> None:
-        handle = open(self.root / ".lock", "a+")
-        deadline = time.monotonic() + self.wait
+    def _store_busy(self, holder: str) -> str:
+        holder = holder or "sharded extraction jobs"
+        return f"feature store {self.root} is being written by {holder}; wait for it to finish or pass --wait SECONDS"
+
+    def _lock(self, path: Path, mode: int, wait: float, message) -> None:
+        handle = open(path, "a+")
+        deadline = time.monotonic() + wait
         while True:
             try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(handle, mode | fcntl.LOCK_NB)
                 break
             except BlockingIOError:
                 if time.monotonic() >= deadline:
                     handle.seek(0)
-                    holder = handle.read().strip() or "another process"
+                    holder = "; ".join(handle.read().split("\n")).strip("; ")
                     handle.close()
-                    raise StoreLockedError(
-                        f"feature store {self.root} is being written by {holder}; wait for it to finish or pass --wait SECONDS"
-                    ) from None
+                    raise StoreLockedError(message(holder)) from None
                 time.sleep(0.2)
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"pid {os.getpid()} on {os.uname().nodename} since {_now()}\n")
-        handle.flush()
-        self._lock_handle = handle
+        if mode == fcntl.LOCK_EX:
+            handle.seek(0)
+            handle.truncate()
+            handle.write(f"pid {os.getpid()} on {os.uname().nodename} since {_now()}")
+            handle.flush()
+        self._handles.append(handle)
         _HELD_LOCKS.add(handle.fileno())
 
+    def _try_exclusive(self) -> bool:
+        try:
+            self._lock(self.root / ".lock", fcntl.LOCK_EX, 0.0, str)
+        except StoreLockedError:
+            return False
+        return True
+
+    def claim(self, name: str) -> None:
+        """Hold the lock named ``name`` (e.g. one shard of one key) until exit; refuse if another process holds it."""
+        folder = self.root / ".locks"
+        folder.mkdir(exist_ok=True)
+        self._lock(folder / name, fcntl.LOCK_EX, self.wait, lambda holder: f"{name} is already being written by {holder or 'another process'}")
+
     def _release(self) -> None:
-        if self._lock_handle is not None:
-            _HELD_LOCKS.discard(self._lock_handle.fileno())
-            fcntl.flock(self._lock_handle, fcntl.LOCK_UN)
-            self._lock_handle.close()
-            self._lock_handle = None
+        for handle in self._handles:
+            _HELD_LOCKS.discard(handle.fileno())
+            fcntl.flock(handle, fcntl.LOCK_UN)
+            handle.close()
+        self._handles = []
 
     # ---- rows
 
@@ -604,11 +639,11 @@ class StoreWriter:
 
     # ---- housekeeping
 
-    def _compact(self, key_id: str) -> None:
+    def _compact(self, key_id: str) -> bool:
         """Merge a key's small live shards into one, so reading costs one file open."""
         small = [s for s in self.store.live_shards(key_id) if s.rows < _COMPACT_ROWS]
         if len(small) < 2:
-            return
+            return False
         sha, blocks, failed = [], [], {}
         seen: set[bytes] = set()
         for shard in small:
@@ -628,6 +663,7 @@ class StoreWriter:
         for shard in small:
             shard.path.unlink(missing_ok=True)
         _fsync_dir(self.root / "features" / key_id)
+        return True
 
     def _clean(self) -> None:
         """Delete leftovers of interrupted writers: temporary files and superseded shards."""
