@@ -1,0 +1,349 @@
+"""The experiment file: a TOML document parsed into frozen dataclasses, every key checked.
+
+The file has five kinds of tables (see ``docs/experiment.md`` for a full example)::
+
+    [experiment]            name, seed, resolutions, real/fake sources, split, device, ...
+    [images.NAME]           one image set: a folder, a manifest, the bundled photo corpus,
+                            or a generator run (dcgan, ddpm, ddpm-inpaint) that makes one
+    [extractors.LABEL]      an extractor with its parameters (the autoencoder with its training)
+    [[studies]]             tuned, cross-validated detectors (real vs every fake) per resolution
+    [[matrices]]            generalisation matrices per resolution plus the cross-resolution one
+
+Parsing is purely structural: unknown keys, wrong types and dangling references
+between tables are errors naming the key and its table. Whether folders exist,
+extractors are registered and pipelines are known is checked by
+:mod:`fdt.experiment.plan` before any stage runs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+GENERATORS = ("dcgan", "ddpm", "ddpm-inpaint")
+IMAGENET_IF_CACHED = "imagenet-if-cached"
+
+
+class ExperimentError(ValueError):
+    """An experiment file that cannot be run as written; the message is one line naming the key."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """``[experiment]``: what every stage shares.
+
+    ``real`` and ``fakes`` default to every real and every fake source of the
+    image sets; ``resolutions`` are those of the seed study's sets (``native``, N).
+    """
+
+    name: str = "experiment"
+    seed: int = 0
+    resolutions: tuple[str, ...] = ("native",)
+    real: tuple[str, ...] = ()
+    fakes: tuple[str, ...] = ()
+    split: str = "80/10/10"
+    device: str = "auto"
+    batch_size: int = 32
+    workers: int | None = None
+    pipelines_file: str | None = None
+
+
+@dataclass(frozen=True)
+class FolderImages:
+    """A folder: one source per sub-folder (``real`` names the real ones), or one source labelled ``label``."""
+
+    name: str
+    folder: str
+    real: tuple[str, ...] = ("real",)
+    label: str | None = None
+
+
+@dataclass(frozen=True)
+class ManifestImages:
+    """A CSV manifest with ``path,source,label,group`` columns."""
+
+    name: str
+    manifest: str
+
+
+@dataclass(frozen=True)
+class CorpusImages:
+    """Square crops cut from photographs shipped inside installed packages, grouped by photo (real)."""
+
+    name: str
+    corpus: str
+    crops: int = 1000
+    size: int = 64
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class GeneratedImages:
+    """Fakes made by a generator fdt trains: ``dcgan`` and ``ddpm`` train on ``train_on``;
+    ``ddpm-inpaint`` repaints ``samples`` images of ``inpaint`` with the DDPM of image set ``model``.
+
+    ``train`` is passed to the training function and ``sample`` to the sampling
+    (or inpainting) function; their keys are checked against those functions'
+    parameters.
+    """
+
+    name: str
+    generator: str
+    samples: int
+    train_on: str | None = None
+    model: str | None = None
+    inpaint: str | None = None
+    train: dict[str, Any] = field(default_factory=dict)
+    sample: dict[str, Any] = field(default_factory=dict)
+
+
+ImageSet = FolderImages | ManifestImages | CorpusImages | GeneratedImages
+
+
+@dataclass(frozen=True)
+class ExtractorConfig:
+    """``[extractors.LABEL]``: a registered extractor (default: the label) and its parameters.
+
+    ``weights = "imagenet-if-cached"`` (CNNs) uses ImageNet weights where they are
+    in the cache and seeded random weights otherwise; reports say which. The
+    autoencoder names the image set it trains on (``train_on``) and its training
+    parameters (``train``); fdt sets its ``model`` parameter.
+    """
+
+    label: str
+    extractor: str
+    params: dict[str, Any] = field(default_factory=dict)
+    train_on: str | None = None
+    train: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    """``[[studies]]``: tune each pipeline on each extractor at each resolution, real vs every fake."""
+
+    pipelines: tuple[str, ...]
+    extractors: tuple[str, ...] = ()
+    resolutions: tuple[str, ...] = ()
+    trials: int = 20
+    cv: int = 5
+
+
+@dataclass(frozen=True)
+class MatrixConfig:
+    """``[[matrices]]``: a generalisation matrix per extractor at each resolution, plus the cross-resolution matrix."""
+
+    pipeline: str
+    extractors: tuple[str, ...] = ()
+    resolutions: tuple[str, ...] = ()
+    metric: str = "roc_auc"
+    trials: int = 0
+    cv: int = 5
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """A parsed experiment file; relative paths are already resolved against the file's folder."""
+
+    settings: Settings
+    images: dict[str, ImageSet]
+    extractors: dict[str, ExtractorConfig]
+    studies: tuple[StudyConfig, ...] = ()
+    matrices: tuple[MatrixConfig, ...] = ()
+    path: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+_TOP_LEVEL = ("experiment", "images", "extractors", "studies", "matrices")
+_IMAGE_KINDS: dict[str, type] = {"folder": FolderImages, "manifest": ManifestImages, "corpus": CorpusImages, "generator": GeneratedImages}
+
+
+def load_experiment(path: str | Path) -> Experiment:
+    """Read and check an experiment file; raises :class:`ExperimentError` with a one-line message."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ExperimentError(f"experiment file not found: {path}") from None
+    except OSError as error:
+        raise ExperimentError(f"cannot read experiment file {path}: {error.strerror}") from None
+    return parse_experiment(text, base=path.resolve().parent, source=str(path))
+
+
+def parse_experiment(text: str, base: Path, source: str = "<experiment>") -> Experiment:
+    """Parse experiment TOML; relative paths are taken relative to ``base``."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise ExperimentError(f"{source}: not valid TOML ({error})") from None
+    _check_keys(data, _TOP_LEVEL, "the top level")
+    settings = _build(Settings, _table(data, "experiment", "[experiment]"), "[experiment]")
+    if not settings.resolutions:
+        raise ExperimentError("[experiment] resolutions is empty; give at least one (native, 64, ...)")
+    if settings.pipelines_file is not None:
+        settings = dataclasses.replace(settings, pipelines_file=str(base / settings.pipelines_file))
+
+    images = {name: _image_set(name, table, base) for name, table in _table(data, "images", "[images]").items()}
+    if not images:
+        raise ExperimentError("the experiment has no [images.NAME] table")
+    extractors = {label: _extractor(label, table) for label, table in _table(data, "extractors", "[extractors]").items()}
+    if not extractors:
+        raise ExperimentError("the experiment has no [extractors.LABEL] table")
+    studies = tuple(_build(StudyConfig, table, f"[[studies]] #{i}") for i, table in enumerate(_array(data, "studies"), 1))
+    matrices = tuple(_build(MatrixConfig, table, f"[[matrices]] #{i}") for i, table in enumerate(_array(data, "matrices"), 1))
+    experiment = Experiment(settings, images, extractors, studies, matrices, source)
+    _check_references(experiment)
+    return experiment
+
+
+def _table(data: Mapping[str, Any], key: str, where: str) -> dict[str, Any]:
+    value = data.get(key, {})
+    if not isinstance(value, dict):
+        raise ExperimentError(f"{where} must be a table")
+    return value
+
+
+def _array(data: Mapping[str, Any], key: str) -> list[dict[str, Any]]:
+    value = data.get(key, [])
+    if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
+        raise ExperimentError(f"{key} must be an array of tables: [[{key}]]")
+    return value
+
+
+def _check_keys(table: Mapping[str, Any], allowed: typing.Iterable[str], where: str) -> None:
+    allowed = list(allowed)
+    for key in table:
+        if key not in allowed:
+            raise ExperimentError(f"unknown key {key!r} in {where}; allowed: {', '.join(allowed)}")
+
+
+def _image_set(name: str, table: Any, base: Path) -> ImageSet:
+    where = f"[images.{name}]"
+    if not isinstance(table, dict):
+        raise ExperimentError(f"{where} must be a table")
+    kinds = [kind for kind in _IMAGE_KINDS if kind in table]
+    if len(kinds) != 1:
+        raise ExperimentError(f"{where} needs exactly one of {', '.join(_IMAGE_KINDS)}, not {len(kinds)}")
+    image_set = _build(_IMAGE_KINDS[kinds[0]], table, where, fixed={"name": name})
+    if isinstance(image_set, FolderImages):
+        if image_set.label not in (None, "real", "fake"):
+            raise ExperimentError(f"{where} label must be 'real' or 'fake', not {image_set.label!r}")
+        return dataclasses.replace(image_set, folder=str(base / image_set.folder))
+    if isinstance(image_set, ManifestImages):
+        return dataclasses.replace(image_set, manifest=str(base / image_set.manifest))
+    if isinstance(image_set, CorpusImages):
+        if image_set.corpus != "bundled":
+            raise ExperimentError(f"{where} corpus must be 'bundled' (photos shipped inside installed packages), not {image_set.corpus!r}")
+        if image_set.crops < 1 or image_set.size < 8:
+            raise ExperimentError(f"{where} needs crops >= 1 and size >= 8")
+        return image_set
+    if image_set.generator not in GENERATORS:
+        raise ExperimentError(f"{where} generator must be one of {', '.join(GENERATORS)}, not {image_set.generator!r}")
+    needed = {"dcgan": ("train_on",), "ddpm": ("train_on",), "ddpm-inpaint": ("model", "inpaint")}[image_set.generator]
+    for key in ("train_on", "model", "inpaint"):
+        present = getattr(image_set, key) is not None
+        if present != (key in needed):
+            raise ExperimentError(f"{where}: a {image_set.generator} generator {'needs' if key in needed else 'takes no'} key {key!r}")
+    if image_set.generator == "ddpm-inpaint" and image_set.train:
+        raise ExperimentError(f"{where}: ddpm-inpaint trains nothing (it uses the DDPM of {image_set.model!r}); remove [train]")
+    if image_set.samples < 1:
+        raise ExperimentError(f"{where} samples must be at least 1")
+    return image_set
+
+
+def _extractor(label: str, table: Any) -> ExtractorConfig:
+    where = f"[extractors.{label}]"
+    if not isinstance(table, dict):
+        raise ExperimentError(f"{where} must be a table")
+    config = _build(ExtractorConfig, {"extractor": label, **table}, where, fixed={"label": label})
+    trains = config.train_on is not None or bool(config.train)
+    if trains != (config.extractor == "autoencoder"):
+        raise ExperimentError(
+            f"{where}: the autoencoder needs train_on (the image set it learns)" if config.extractor == "autoencoder"
+            else f"{where}: only the autoencoder takes train_on and [train]"
+        )
+    if config.extractor == "autoencoder" and "model" in config.params:
+        raise ExperimentError(f"{where}: params.model is set by fdt from train_on; remove it")
+    return config
+
+
+def _check_references(experiment: Experiment) -> None:
+    """Names that point at other tables (image sets, extractor labels) must exist."""
+    images, extractors = experiment.images, experiment.extractors
+    for name, image_set in images.items():
+        where = f"[images.{name}]"
+        if isinstance(image_set, GeneratedImages):
+            for key in ("train_on", "inpaint", "model"):
+                target = getattr(image_set, key)
+                if target is not None and target not in images:
+                    raise ExperimentError(f"{where} {key} = {target!r} names no [images.{target}] table")
+            if image_set.model is not None:
+                model = images[image_set.model]
+                if not (isinstance(model, GeneratedImages) and model.generator == "ddpm"):
+                    raise ExperimentError(f"{where} model = {image_set.model!r} must name a ddpm image set")
+    for label, config in extractors.items():
+        if config.train_on is not None and config.train_on not in images:
+            raise ExperimentError(f"[extractors.{label}] train_on = {config.train_on!r} names no [images.{config.train_on}] table")
+    for kind, entries in (("studies", experiment.studies), ("matrices", experiment.matrices)):
+        for index, entry in enumerate(entries, 1):
+            for label in entry.extractors:
+                if label not in extractors:
+                    raise ExperimentError(f"[[{kind}]] #{index} extractors: {label!r} names no [extractors.{label}] table")
+
+
+def _build(cls: type, table: Mapping[str, Any], where: str, fixed: Mapping[str, Any] | None = None) -> Any:
+    """A dataclass from a TOML table: unknown keys, missing keys and wrong types are errors naming the key.
+
+    ``fixed`` fields (a table's name) come from the file's structure, not from keys.
+    """
+    if not isinstance(table, Mapping):
+        raise ExperimentError(f"{where} must be a table")
+    fixed = dict(fixed or {})
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.name not in fixed}
+    _check_keys(table, list(fields), where)
+    values = dict(fixed)
+    for name, spec in fields.items():
+        if name in table:
+            values[name] = _convert(table[name], hints[name], f"{name} in {where}")
+        elif spec.default is dataclasses.MISSING and spec.default_factory is dataclasses.MISSING:
+            raise ExperimentError(f"{where} needs key {name!r}")
+    return cls(**values)
+
+
+def _convert(value: Any, hint: Any, where: str) -> Any:
+    """Check ``value`` against a field's type; lists become tuples and integer resolutions strings."""
+    options = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
+    if value is None and type(None) in options:
+        return None
+    for option in options:
+        origin = typing.get_origin(option)
+        if option is bool and isinstance(value, bool):
+            return value
+        if option is int and isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if option is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if option is str and isinstance(value, str):
+            return value
+        if origin is tuple and isinstance(value, list) and all(isinstance(v, (str, int)) and not isinstance(v, bool) for v in value):
+            return tuple(str(v) for v in value)
+        if origin is dict and isinstance(value, dict):
+            return dict(value)
+    wanted = " or ".join(_type_name(option) for option in options if option is not type(None))
+    raise ExperimentError(f"{where} must be {wanted}, not {value!r}")
+
+
+def _type_name(hint: Any) -> str:
+    origin = typing.get_origin(hint)
+    if origin is tuple:
+        return "a list of strings"
+    if origin is dict:
+        return "a table"
+    return {int: "an integer", float: "a number", str: "a string", bool: "true or false"}.get(hint, str(hint))

@@ -1,0 +1,280 @@
+"""Everything an experiment refers to, resolved and checked before any stage writes a byte.
+
+A typo found after an hour of generator training wastes the hour, and a half
+written workspace is confusing, so :func:`make_plan` checks every folder,
+manifest, source name, generator parameter, extractor (and its parameters and
+weights), pipeline, metric and split up front, and only reads.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from fdt.data import FAKE, REAL, DataError, ImageRecord, load_image_set, parse_resolution
+from fdt.experiment.config import (
+    IMAGENET_IF_CACHED,
+    CorpusImages,
+    Experiment,
+    ExperimentError,
+    FolderImages,
+    GeneratedImages,
+    ManifestImages,
+)
+
+
+@dataclass(frozen=True)
+class GeneratorAPI:
+    """How the runner calls one generator: functions by import path, and the arguments it sets itself."""
+
+    module: str
+    train: str | None
+    sample: str
+    train_reserved: tuple[str, ...]
+    sample_reserved: tuple[str, ...]
+
+    def function(self, name: str) -> Callable[..., Any]:
+        return getattr(importlib.import_module(self.module), name)
+
+
+GENERATOR_APIS: dict[str, GeneratorAPI] = {
+    "dcgan": GeneratorAPI(
+        "fdt.gen.dcgan", "train_dcgan", "sample_dcgan",
+        ("images", "out_dir", "resume", "device", "progress"),
+        ("model_dir", "n", "out_dir", "device", "source", "progress"),
+    ),
+    "ddpm": GeneratorAPI(
+        "fdt.gen.ddpm", "train_ddpm", "sample_ddpm",
+        ("images", "out_dir", "resume", "device", "progress"),
+        ("model_dir", "n", "out_dir", "device", "source", "progress"),
+    ),
+    "ddpm-inpaint": GeneratorAPI(
+        "fdt.gen.ddpm", None, "inpaint_ddpm",
+        (),
+        ("model_dir", "images", "out_dir", "device", "source", "progress"),
+    ),
+}
+AUTOENCODER_RESERVED = ("records_or_folder", "out", "device", "resume", "progress")
+
+
+@dataclass
+class Plan:
+    """A checked experiment bound to a workspace: where every output goes and what every name means."""
+
+    experiment: Experiment
+    workspace: Path
+    sources: dict[str, int]
+    real: list[str]
+    fakes: list[str]
+    resolutions: list[str]
+    fractions: tuple[float, float, float]
+    extractor_params: dict[str, dict[str, Any]]
+    weights_choice: dict[str, str]
+    static_records: dict[str, list[ImageRecord]]
+
+    @property
+    def store_root(self) -> Path:
+        return self.workspace / "features_store"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.workspace / "models"
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.workspace / "reports"
+
+    def data_dir(self, image_set: str) -> Path:
+        return self.workspace / "data" / image_set
+
+    def generator_dir(self, image_set: str) -> Path:
+        return self.workspace / "generators" / image_set
+
+    def autoencoder_path(self, label: str) -> Path:
+        return self.models_dir / f"{label}.pt"
+
+    def extractors_of(self, labels: tuple[str, ...]) -> list[str]:
+        """The extractor labels an entry names, or every label when it names none."""
+        return list(labels or self.experiment.extractors)
+
+    def resolutions_of(self, resolutions: tuple[str, ...]) -> list[str]:
+        return [parse_resolution(r) for r in resolutions] if resolutions else list(self.resolutions)
+
+
+def make_plan(experiment: Experiment, workspace: str | os.PathLike) -> Plan:
+    """Check everything the experiment names and resolve it against ``workspace``; writes nothing."""
+    from fdt.pipelines.errors import PipelineError
+    from fdt.pipelines.metrics import check_metric
+    from fdt.pipelines.specs import get_spec
+    from fdt.pipelines.splits import parse_fractions
+
+    settings = experiment.settings
+    try:
+        resolutions = list(dict.fromkeys(parse_resolution(r) for r in settings.resolutions))
+        fractions = parse_fractions(settings.split)
+    except (DataError, PipelineError) as error:
+        raise ExperimentError(f"[experiment] {error}") from None
+    workspace = Path(workspace)
+    if workspace.exists() and not workspace.is_dir():
+        raise ExperimentError(f"workspace {workspace} exists and is not a folder")
+
+    static_records, sources = _image_sets(experiment)
+    real = list(settings.real) or [name for name, label in sources.items() if label == REAL]
+    fakes = list(settings.fakes) or [name for name, label in sources.items() if label == FAKE]
+    for names, label, key in ((real, REAL, "real"), (fakes, FAKE, "fakes")):
+        for name in names:
+            if name not in sources:
+                raise ExperimentError(f"[experiment] {key}: no image set has a source {name!r}; sources: {', '.join(sources)}")
+            if sources[name] != label:
+                raise ExperimentError(f"[experiment] {key}: source {name!r} is labelled {'real' if sources[name] == REAL else 'fake'}")
+    if not real or not fakes:
+        raise ExperimentError("the experiment needs at least one real and one fake source")
+
+    _check_generators(experiment)
+    extractor_params, weights_choice = _check_extractors(experiment, settings.device)
+
+    def check(where: str, action: Callable[[], Any]) -> None:
+        try:
+            action()
+        except PipelineError as error:
+            raise ExperimentError(f"{where}: {error}") from None
+
+    for index, study in enumerate(experiment.studies, 1):
+        for pipeline in study.pipelines:
+            check(f"[[studies]] #{index}", lambda: get_spec(pipeline, settings.pipelines_file))
+        _check_counts(f"[[studies]] #{index}", study.trials, study.cv, study.pipelines)
+        _check_resolutions(f"[[studies]] #{index}", study.resolutions)
+    for index, matrix in enumerate(experiment.matrices, 1):
+        check(f"[[matrices]] #{index}", lambda: get_spec(matrix.pipeline, settings.pipelines_file))
+        check(f"[[matrices]] #{index}", lambda: check_metric(matrix.metric))
+        _check_counts(f"[[matrices]] #{index}", matrix.trials, matrix.cv, (matrix.pipeline,))
+        _check_resolutions(f"[[matrices]] #{index}", matrix.resolutions)
+    return Plan(experiment, workspace, sources, real, fakes, resolutions, fractions, extractor_params, weights_choice, static_records)
+
+
+def _check_counts(where: str, trials: int, cv: int, pipelines: tuple[str, ...]) -> None:
+    if trials < 0 or cv < 2:
+        raise ExperimentError(f"{where} needs trials >= 0 and cv >= 2, not {trials} and {cv}")
+    if not pipelines:
+        raise ExperimentError(f"{where} names no pipeline")
+
+
+def _check_resolutions(where: str, resolutions: tuple[str, ...]) -> None:
+    for resolution in resolutions:
+        try:
+            parse_resolution(resolution)
+        except DataError as error:
+            raise ExperimentError(f"{where}: {error}") from None
+
+
+def _image_sets(experiment: Experiment) -> tuple[dict[str, list[ImageRecord]], dict[str, int]]:
+    """Records of the sets already on disk, and every source name with its label."""
+    records: dict[str, list[ImageRecord]] = {}
+    sources: dict[str, int] = {}
+
+    def add(source: str, label: int, where: str) -> None:
+        if sources.setdefault(source, label) != label:
+            raise ExperimentError(f"{where}: source {source!r} is labelled both real and fake across the image sets")
+
+    for name, image_set in experiment.images.items():
+        where = f"[images.{name}]"
+        if isinstance(image_set, (FolderImages, ManifestImages)):
+            try:
+                if isinstance(image_set, FolderImages):
+                    if not Path(image_set.folder).is_dir():
+                        raise DataError(f"image folder does not exist: {image_set.folder}")
+                    label = None if image_set.label is None else int(image_set.label == "fake")
+                    found = load_image_set(image_set.folder, real_sources=image_set.real, label=label)
+                else:
+                    found = load_image_set(image_set.manifest)
+            except DataError as error:
+                raise ExperimentError(f"{where}: {error}") from None
+            records[name] = found
+            for record in found:
+                add(record.source, record.label, where)
+        elif isinstance(image_set, CorpusImages):
+            add(name, REAL, where)
+        else:
+            add(name, FAKE, where)
+    return records, sources
+
+
+def _check_generators(experiment: Experiment) -> None:
+    """Each generator is available and its ``train``/``sample`` keys are parameters of its functions."""
+    for name, image_set in experiment.images.items():
+        if not isinstance(image_set, GeneratedImages):
+            continue
+        where = f"[images.{name}]"
+        api = GENERATOR_APIS[image_set.generator]
+        if importlib.util.find_spec(api.module) is None:
+            raise ExperimentError(f"{where}: generator {image_set.generator!r} is not available in this fdt ({api.module} is missing)")
+        for table, function, reserved in (("train", api.train, api.train_reserved), ("sample", api.sample, api.sample_reserved)):
+            if function is None:
+                continue
+            _check_arguments(getattr(image_set, table), api.function(function), reserved, f"[images.{name}.{table}]")
+        source = experiment.images[image_set.train_on or image_set.inpaint or ""]
+        if isinstance(source, GeneratedImages):
+            raise ExperimentError(f"{where} must train on or inpaint real images, not the generated set {source.name!r}")
+
+
+def _check_arguments(given: dict[str, Any], function: Callable[..., Any], reserved: tuple[str, ...], where: str) -> None:
+    allowed = [p for p in inspect.signature(function).parameters if p not in reserved]
+    for key in given:
+        if key not in allowed:
+            raise ExperimentError(f"unknown key {key!r} in {where}; allowed: {', '.join(allowed)}")
+
+
+def _check_extractors(experiment: Experiment, device: str) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
+    """Registered names, valid parameters, and weights: ``imagenet-if-cached`` becomes ``imagenet`` or ``random``."""
+    from fdt.features_store.errors import UnknownExtractorError, WeightsNotFoundError
+    from fdt.features_store.extractors.base import resolve_device
+    from fdt.features_store.registry import create_extractor, list_extractors
+    from fdt.models.autoencoder import train_autoencoder
+
+    try:
+        resolve_device(device)
+    except ValueError as error:
+        raise ExperimentError(f"[experiment] {error}") from None
+    params_by_label, choice_by_label = {}, {}
+    for label, config in experiment.extractors.items():
+        where = f"[extractors.{label}]"
+        if config.extractor not in list_extractors():
+            raise ExperimentError(f"{where}: unknown extractor {config.extractor!r}; choose one of: {', '.join(list_extractors())}")
+        params = dict(config.params)
+        choice = ""
+        if params.get("weights") == IMAGENET_IF_CACHED:
+            cached = _imagenet_cached(config.extractor, where)
+            params["weights"] = "imagenet" if cached else "random"
+            choice = "ImageNet weights (found in the cache)" if cached else f"seeded random weights (seed {params.get('seed', 0)}): ImageNet weights are not in the cache"
+        try:
+            extractor = create_extractor(config.extractor, **params)
+            if config.extractor != "autoencoder":
+                identity = extractor.weights_identity()
+                choice = choice or f"weights {identity}"
+        except (UnknownExtractorError, WeightsNotFoundError, ValueError) as error:
+            raise ExperimentError(f"{where}: {str(error).splitlines()[0]}") from None
+        if config.extractor == "autoencoder":
+            _check_arguments(config.train, train_autoencoder, AUTOENCODER_RESERVED, f"{where[:-1]}.train]")
+            choice = f"an autoencoder fdt trains on {config.train_on!r}"
+        params_by_label[label] = params
+        choice_by_label[label] = choice
+    return params_by_label, choice_by_label
+
+
+def _imagenet_cached(extractor: str, where: str) -> bool:
+    """Whether a CNN's published ImageNet weights are in the library cache (never downloads)."""
+    from fdt.models.backbones import BACKBONES
+    from fdt.models.weights import torch_cache_file
+
+    if extractor not in BACKBONES:
+        raise ExperimentError(f"{where}: weights = {IMAGENET_IF_CACHED!r} applies to the CNNs ({', '.join(BACKBONES)}), not {extractor!r}")
+    source = BACKBONES[extractor].published
+    if source.url:
+        return torch_cache_file(source.url).is_file()
+    from huggingface_hub import try_to_load_from_cache
+
+    return isinstance(try_to_load_from_cache(source.hf_repo, source.hf_filename), str)

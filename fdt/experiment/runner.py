@@ -1,0 +1,430 @@
+"""Run a checked experiment stage by stage, doing only what is missing, and record what was done.
+
+Stages: image sets (bundled corpus, generator training and sampling), the
+autoencoder, feature extraction, tuned studies, generalisation matrices, and
+the summary. Each finished output carries a *stamp* (a small JSON file of the
+settings and input digests it was made from); a stage whose stamp matches is
+reused, one whose stamp is absent resumes from its checkpoint, and one whose
+stamp differs starts over. Features need no stamp: the store is content
+addressed and computes only missing rows.
+
+Every stage adds an entry to the run record (``reports/run.json``) with
+``action`` ``computed`` or ``reused`` and its counts (new feature rows, images
+sampled, models tuned), so tests and people can see what a run did.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import shutil
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from fdt import __version__
+from fdt.data import ImageRecord, load_image_set
+from fdt.experiment.config import CorpusImages, GeneratedImages, MatrixConfig, StudyConfig
+from fdt.experiment.plan import GENERATOR_APIS, Plan
+
+STAMP = "fdt-run.json"
+RUN_RECORD = "run.json"
+Log = Callable[[str], None]
+
+
+@dataclass
+class RunRecord:
+    """What one run did, stage by stage; written as ``reports/run.json``."""
+
+    experiment: str
+    workspace: str
+    stages: list[dict[str, Any]] = field(default_factory=list)
+    started: float = field(default_factory=time.time)
+    seconds: float = 0.0
+
+    def add(self, stage: str, name: str, computed: bool, **details: Any) -> dict[str, Any]:
+        entry = {"stage": stage, "name": name, "action": "computed" if computed else "reused", **details}
+        self.stages.append(entry)
+        return entry
+
+    def totals(self) -> dict[str, int]:
+        extract = [s for s in self.stages if s["stage"] == "extract"]
+        return {
+            "stages_computed": sum(s["action"] == "computed" for s in self.stages),
+            "stages_reused": sum(s["action"] == "reused" for s in self.stages),
+            "new_feature_rows": sum(s["new_rows"] for s in extract),
+            "reused_feature_rows": sum(s["reused_rows"] for s in extract),
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "experiment": self.experiment,
+            "workspace": self.workspace,
+            "fdt_version": __version__,
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(self.started)),
+            "seconds": round(self.seconds, 2),
+            "totals": self.totals(),
+            "stages": self.stages,
+        }
+
+
+@dataclass
+class RunResult:
+    """A finished run: its record, the report folders of its matrices, and the model cards of its studies."""
+
+    plan: Plan
+    record: RunRecord
+    records: dict[str, list[ImageRecord]]
+    matrix_reports: list[dict[str, Any]]
+    cards: list[dict[str, Any]]
+    summary_path: Path | None = None
+
+
+def run_experiment(plan: Plan, progress: bool = True, log: Log = print) -> RunResult:
+    """Run every stage of ``plan``; a second run with the same plan computes nothing.
+
+    Writes ``reports/run.json`` and ``reports/summary.md`` at the end.
+    """
+    import optuna
+    from sklearn.exceptions import ConvergenceWarning
+
+    from fdt.experiment.summary import write_summary
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    started = time.perf_counter()
+    record = RunRecord(plan.experiment.settings.name, str(plan.workspace.resolve()))
+    records = _image_sets(plan, record, progress, log)
+    autoencoders = _autoencoders(plan, records, record, progress, log)
+    features = _extract(plan, records, autoencoders, record, progress, log)
+    with warnings.catch_warnings():
+        # Tuning tries extreme regularisation on purpose; a trial that does not converge scores worse, which is the answer.
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        cards = [card for study in plan.experiment.studies for card in _study(plan, study, features, record, progress, log)]
+        matrices = [report for matrix in plan.experiment.matrices for report in _matrices(plan, matrix, features, record, progress, log)]
+    result = RunResult(plan, record, records, matrices, cards)
+    record.seconds = time.perf_counter() - started
+    result.summary_path = write_summary(result)
+    record.seconds = time.perf_counter() - started
+    write_json(plan.reports_dir / RUN_RECORD, record.to_dict())
+    return result
+
+
+# ---------------------------------------------------------------- stamps
+
+
+def digest(value: Any) -> str:
+    """SHA-256 of a value's canonical JSON."""
+    return hashlib.sha256(json.dumps(value, sort_keys=True, separators=(",", ":"), default=str).encode()).hexdigest()
+
+
+def records_digest(records: list[ImageRecord]) -> str:
+    """What a model learnt from: every image's path, label, group, size and modification time.
+
+    Size and mtime stand in for content (hashing every image on every run would
+    cost more than it saves): a replaced file changes them.
+    """
+    rows = []
+    for r in records:
+        stat = os.stat(r.path)
+        rows.append((r.path, r.source, r.label, r.group, stat.st_size, stat.st_mtime_ns))
+    return digest(sorted(rows))
+
+
+def read_stamp(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def write_json(path: Path, value: Any) -> None:
+    """Write JSON atomically (temporary file, then rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text(json.dumps(value, indent=2, default=str) + "\n", encoding="utf-8")
+    os.replace(temporary, path)
+
+
+# ---------------------------------------------------------------- images
+
+
+def _image_sets(plan: Plan, record: RunRecord, progress: bool, log: Log) -> dict[str, list[ImageRecord]]:
+    """Records of every image set, building the corpus and running generators as needed.
+
+    Generated sets come after the sets they learn from, and inpaintings after
+    the DDPM they use.
+    """
+    from fdt.experiment.corpus import build_corpus, corpus_is_built
+
+    records = dict(plan.static_records)
+    images = plan.experiment.images
+    order = sorted(images, key=lambda n: 0 if not isinstance(images[n], GeneratedImages) else 2 if images[n].generator == "ddpm-inpaint" else 1)
+    for name in order:
+        image_set = images[name]
+        if isinstance(image_set, CorpusImages):
+            folder = plan.data_dir(name)
+            built = corpus_is_built(folder, image_set.crops, image_set.size, image_set.seed)
+            if not built:
+                log(f"images {name}: cutting {image_set.crops} {image_set.size}px crops from bundled photos")
+                build_corpus(folder, name, image_set.crops, image_set.size, image_set.seed, progress)
+            records[name] = load_image_set(folder / "manifest.csv")
+            groups = len({r.group for r in records[name]})
+            record.add("images", name, not built, images=len(records[name]), groups=groups, folder=str(folder))
+            log(f"images {name}: {len(records[name])} crops from {groups} photos ({'built' if not built else 'reused'})")
+        elif isinstance(image_set, GeneratedImages):
+            records[name] = _generate(plan, image_set, records, record, progress, log)
+    return records
+
+
+def _generate(plan: Plan, image_set: GeneratedImages, records: dict[str, list[ImageRecord]], record: RunRecord, progress: bool, log: Log) -> list[ImageRecord]:
+    """Train (or reuse) a generator, then top its sample folder up to ``samples`` images."""
+    api = GENERATOR_APIS[image_set.generator]
+    settings = plan.experiment.settings
+    name = image_set.name
+    out_dir = plan.data_dir(name)
+    trained = False
+    if image_set.generator == "ddpm-inpaint":
+        assert image_set.model is not None and image_set.inpaint is not None
+        model_dir = plan.generator_dir(image_set.model)
+        model_stamp = read_stamp(model_dir / STAMP)
+        chosen = _subset(records[image_set.inpaint], image_set.samples, settings.seed)
+        source_digest = records_digest(chosen)
+    else:
+        assert image_set.train_on is not None and api.train is not None
+        model_dir = plan.generator_dir(name)
+        wanted = {"generator": image_set.generator, "train": image_set.train, "data": records_digest(records[image_set.train_on])}
+        model_stamp = read_stamp(model_dir / STAMP)
+        if model_stamp != wanted:
+            if model_stamp is not None:  # other settings or data: a checkpoint would be refused or stale
+                shutil.rmtree(model_dir)
+            log(f"generator {name}: training {image_set.generator} on {image_set.train_on!r}")
+            train = api.function(api.train)
+            train(records[image_set.train_on], model_dir, resume=True, device=settings.device, progress=progress, **image_set.train)
+            write_json(model_dir / STAMP, wanted)
+            model_stamp, trained = wanted, True
+        source_digest = ""
+
+    sample_wanted = {"model": digest(model_stamp), "sample": image_set.sample, "inputs": source_digest}
+    if read_stamp(out_dir / STAMP) != sample_wanted:
+        shutil.rmtree(out_dir, ignore_errors=True)
+        write_json(out_dir / STAMP, sample_wanted)
+    manifest = out_dir / "manifest.csv"
+    have = len(load_image_set(manifest)) if manifest.is_file() else 0
+    missing = image_set.samples - have
+    if missing > 0:
+        log(f"generator {name}: {'inpainting' if image_set.generator == 'ddpm-inpaint' else 'sampling'} {missing} images")
+        sample = api.function(api.sample)
+        if image_set.generator == "ddpm-inpaint":
+            sample(model_dir, chosen[have:], out_dir, device=settings.device, source=name, progress=progress, **image_set.sample)
+        else:
+            sample(model_dir, missing, out_dir, device=settings.device, source=name, progress=progress, **image_set.sample)
+    found = load_image_set(manifest)
+    record.add(
+        "generator", name, trained or missing > 0, generator=image_set.generator, trained=trained,
+        new_images=max(missing, 0), images=len(found), model=str(model_dir), folder=str(out_dir),
+    )
+    log(f"generator {name}: {len(found)} images ({'trained, ' if trained else 'model reused, '}{max(missing, 0)} new)")
+    return found
+
+
+def _subset(records: list[ImageRecord], count: int, seed: int) -> list[ImageRecord]:
+    """A seeded random choice of ``count`` records (all of them if there are fewer), in a stable order."""
+    chosen = random.Random(seed).sample(range(len(records)), min(count, len(records)))
+    return [records[i] for i in sorted(chosen)]
+
+
+# ---------------------------------------------------------------- autoencoder
+
+
+def _autoencoders(plan: Plan, records: dict[str, list[ImageRecord]], record: RunRecord, progress: bool, log: Log) -> dict[str, Path]:
+    """Train each autoencoder extractor's model on its image set (reused when its stamp matches)."""
+    from fdt.models.autoencoder import train_autoencoder
+
+    paths = {}
+    for label, config in plan.experiment.extractors.items():
+        if config.train_on is None:
+            continue
+        path = plan.autoencoder_path(label)
+        stamp_path = path.with_name(f"{path.stem}.{STAMP}")
+        wanted = {"train": config.train, "data": records_digest(records[config.train_on])}
+        stamp = read_stamp(stamp_path)
+        fresh = stamp != wanted or not path.is_file()
+        if fresh:
+            log(f"autoencoder {label}: training on {config.train_on!r}")
+            # no stamp: an interrupted run, so resume its checkpoint; another stamp: other settings, start over
+            train_autoencoder(records[config.train_on], path, device=plan.experiment.settings.device, resume=stamp is None, progress=progress, **config.train)
+            write_json(stamp_path, wanted)
+        record.add("autoencoder", label, fresh, model=str(path))
+        paths[label] = path
+    return paths
+
+
+# ---------------------------------------------------------------- features
+
+
+@dataclass
+class Features:
+    """Where one extractor label's rows live at one resolution, and which images the experiment has."""
+
+    key: Any
+    hashes: set[str]
+
+
+def _extract(
+    plan: Plan, records: dict[str, list[ImageRecord]], autoencoders: dict[str, Path], record: RunRecord, progress: bool, log: Log
+) -> dict[tuple[str, str], Features]:
+    """Extract every image of every set with every extractor at every resolution any stage uses."""
+    from fdt.features_store.extraction import extract_records
+
+    settings = plan.experiment.settings
+    everything = list({(r.path, r.source): r for rows in records.values() for r in rows}.values())
+    needed: dict[str, list[str]] = {label: list(plan.resolutions) for label in plan.experiment.extractors}
+    for entry in (*plan.experiment.studies, *plan.experiment.matrices):
+        for label in plan.extractors_of(entry.extractors):
+            needed[label] += [r for r in plan.resolutions_of(entry.resolutions) if r not in needed[label]]
+    features = {}
+    for label, resolutions in needed.items():
+        config = plan.experiment.extractors[label]
+        params = dict(plan.extractor_params[label])
+        if label in autoencoders:
+            params["model"] = str(autoencoders[label])
+        for resolution in resolutions:
+            summary = extract_records(
+                everything, config.extractor, params, resolution, plan.store_root, batch_size=settings.batch_size,
+                device=settings.device, workers=settings.workers, progress=progress,
+            )
+            record.add(
+                "extract", label, summary.new_rows > 0, extractor=config.extractor, resolution=resolution, new_rows=summary.new_rows,
+                reused_rows=summary.reused_rows, failed=summary.failed, key=summary.key.describe(), weights=summary.key.weights,
+                weights_choice=plan.weights_choice[label],
+            )
+            log(f"extract {label}@{resolution}: {summary.line()}")
+            features[label, resolution] = Features(summary.key, {h for h in summary.hashes if h})
+    return features
+
+
+def _load(plan: Plan, label: str, resolution: str, features: dict[tuple[str, str], Features]):
+    """The experiment's own rows (real vs fakes) for one extractor label and resolution.
+
+    The store may hold other images of the same sources from earlier runs;
+    only this run's images are kept, so results describe this experiment.
+    """
+    from fdt.features_store.store import FeatureStore
+    from fdt.pipelines.evaluation import load_condition
+
+    stored = features[label, resolution]
+    data = load_condition(FeatureStore(plan.store_root), stored.key.extractor, resolution, plan.real, plan.fakes, stored.key.params, stored.key.weights)
+    return data.subset(np.isin(data.sha256.astype(str), list(stored.hashes)))
+
+
+# ---------------------------------------------------------------- studies
+
+
+def _study(plan: Plan, study: StudyConfig, features: dict[tuple[str, str], Features], record: RunRecord, progress: bool, log: Log) -> list[dict[str, Any]]:
+    """Tune and cross-validate each pipeline on each extractor and resolution; reuse models whose card matches."""
+    from fdt.pipelines.cards import read_card
+    from fdt.pipelines.evaluation import fingerprint
+    from fdt.pipelines.specs import get_spec
+
+    settings = plan.experiment.settings
+    cards = []
+    for label in plan.extractors_of(study.extractors):
+        for resolution in plan.resolutions_of(study.resolutions):
+            data = _load(plan, label, resolution, features)
+            data_fingerprint = fingerprint(data)
+            for pipeline in study.pipelines:
+                spec = get_spec(pipeline, settings.pipelines_file)
+                name = f"{label}-{resolution}-{pipeline}"
+                wanted = {
+                    "data": data_fingerprint, "spec": spec.to_dict(), "trials": study.trials, "cv": study.cv,
+                    "split": list(plan.fractions), "seed": settings.seed,
+                }
+                model_path = plan.models_dir / f"{name}.joblib"
+                card = read_card(model_path) if model_path.with_suffix(".json").is_file() else None
+                fresh = not (card and card.get("experiment_settings") == wanted and model_path.is_file())
+                if fresh:
+                    log(f"study {name}: tuning ({study.trials} trials, grouped {study.cv}-fold CV)")
+                    card = _tune(plan, name, data, spec, study, wanted, progress)
+                assert card is not None
+                cv_auc, test_auc = card["cv"]["metrics"]["roc_auc"], card["test_metrics"]["roc_auc"]
+                record.add(
+                    "study", name, fresh, extractor=label, resolution=resolution, pipeline=pipeline,
+                    trials_in_study=card["trials_in_study"], cv_roc_auc=cv_auc, test_roc_auc=test_auc, model=str(model_path),
+                )
+                log(f"study {name}: CV roc_auc {cv_auc['mean']:.3f} ± {cv_auc['std']:.3f}, test {test_auc:.3f} ({'tuned' if fresh else 'reused'})")
+                cards.append(card)
+    return cards
+
+
+def _tune(plan: Plan, name: str, data: Any, spec: Any, study: StudyConfig, wanted: dict, progress: bool) -> dict:
+    """Tune one condition with a persistent Optuna study and write its model and card (as ``fdt tune`` does)."""
+    from fdt.pipelines.cards import save_model
+    from fdt.pipelines.evaluation import tune_condition
+
+    settings = plan.experiment.settings
+    storage = f"sqlite:///{(plan.models_dir / 'optuna.db').resolve()}"
+    result = tune_condition(
+        data, spec, n_trials=study.trials, cv=study.cv, fractions=plan.fractions, random_state=settings.seed, storage=storage,
+        study_name=f"{name}:{wanted['data'][:16]}", progress=progress, before_tuning=lambda: plan.models_dir.mkdir(parents=True, exist_ok=True),
+    )
+    tuner = result.tuner
+    card = {
+        "name": name,
+        "pipeline": spec.to_dict(),
+        "best_params": tuner.best_params_,
+        "best_cv_score": {"scoring": tuner.scoring, "value": tuner.best_score_},
+        "trials_in_study": tuner.n_trials_,
+        "study": {"storage": storage, "name": tuner.study_.study_name},
+        "calibration": tuner.calibration_,
+        "cv": {"folds": study.cv, "grouped": True, "metrics": result.cv_summary},
+        "validation_metrics": result.val_metrics,
+        "test_metrics": result.test_metrics,
+        "split": {"fractions": list(result.fractions), "rows": result.rows, "seed": settings.seed},
+        "extractor_key": data.key.to_dict(),
+        "extractor_key_id": data.key.id,
+        "weights": data.key.weights,
+        "resolution": data.key.resolution,
+        "sources": {"real": plan.real, "fake": plan.fakes},
+        "data_fingerprint": result.fingerprint,
+        "experiment_settings": wanted,
+    }
+    return save_model(tuner.predictor_, card, plan.models_dir, name)[1]
+
+
+# ---------------------------------------------------------------- matrices
+
+
+def _matrices(plan: Plan, matrix: MatrixConfig, features: dict[tuple[str, str], Features], record: RunRecord, progress: bool, log: Log) -> list[dict[str, Any]]:
+    """A generalisation report per extractor: a matrix per resolution plus the cross-resolution matrix."""
+    from fdt.pipelines.evaluation import fingerprint
+    from fdt.pipelines.matrix import generalisation_matrices, write_report
+    from fdt.pipelines.specs import get_spec
+
+    settings = plan.experiment.settings
+    spec = get_spec(matrix.pipeline, settings.pipelines_file)
+    reports = []
+    for label in plan.extractors_of(matrix.extractors):
+        resolutions = plan.resolutions_of(matrix.resolutions)
+        data = {res: _load(plan, label, res, features) for res in resolutions}
+        folder = plan.reports_dir / f"matrix-{label}-{matrix.pipeline}"
+        wanted = {
+            "data": {res: fingerprint(fs) for res, fs in data.items()}, "spec": spec.to_dict(), "metric": matrix.metric,
+            "trials": matrix.trials, "cv": matrix.cv, "split": list(plan.fractions), "seed": settings.seed, "real": plan.real, "fakes": plan.fakes,
+        }
+        fresh = read_stamp(folder / STAMP) != wanted or not (folder / "report.json").is_file()
+        if fresh:
+            log(f"matrix {label}/{matrix.pipeline}: training {len(plan.fakes) + (len(data) > 1)} conditions at {', '.join(resolutions)}")
+            report = generalisation_matrices(data, plan.real, plan.fakes, spec, matrix.metric, matrix.trials, matrix.cv, plan.fractions, settings.seed, progress)
+            write_report(report, folder)
+            write_json(folder / STAMP, wanted)
+        report = json.loads((folder / "report.json").read_text(encoding="utf-8"))
+        means = {m["title"]: float(np.nanmean(np.array(m["values"], dtype=float))) for m in report["matrices"]}
+        record.add("matrix", f"{label}-{matrix.pipeline}", fresh, extractor=label, pipeline=matrix.pipeline, folder=str(folder), mean_metric=means)
+        reports.append({"label": label, "pipeline": matrix.pipeline, "metric": matrix.metric, "folder": folder, "report": report})
+    return reports
