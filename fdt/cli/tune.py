@@ -12,11 +12,13 @@ from fdt.cli.pipelines import SPECS_OPTION
 
 def user_error_types() -> tuple[type[BaseException], ...]:
     """Exceptions that are the user's to fix in stages 2 and 3 (exit code 2, one line)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
     from fdt.data import DataError
     from fdt.features_store.errors import StoreError
     from fdt.pipelines.errors import PipelineError
 
-    return (PipelineError, StoreError, DataError)
+    return (PipelineError, StoreError, DataError, SQLAlchemyError)
 
 
 @click.command()
@@ -37,6 +39,7 @@ def user_error_types() -> tuple[type[BaseException], ...]:
 @click.option("--storage", default=None, help="Optuna storage URL (default: sqlite:///MODELS/optuna.db); re-running continues the study.")
 @click.option("--name", default=None, help="Model name (default: extractor-resolution-pipeline-real-vs-fakes).")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bar over trials.")
+@click.option("--status", is_flag=True, help="Print the study's trials by state and its best trial, then exit without tuning.")
 def tune(
     extractor: str,
     resolution: str,
@@ -55,6 +58,7 @@ def tune(
     storage: str | None,
     name: str | None,
     progress: bool,
+    status: bool,
 ) -> None:
     """Tune and cross-validate a pipeline on stored features; write models/NAME.joblib and its JSON card."""
     import optuna
@@ -77,6 +81,11 @@ def tune(
         data = load_condition(FeatureStore(store_root), extractor, resolution, real_sources, fake_sources, parse_params(params), weights)
         name = name or f"{extractor}-{resolution}-{pipeline_name}-{'+'.join(real_sources)}-vs-{'+'.join(fake_sources)}"
         study_storage = storage or f"sqlite:///{(models / 'optuna.db').resolve()}"
+        study_name = f"{name}:{fingerprint(data)[:16]}"
+    if status:
+        click.echo(study_status(study_storage, study_name))
+        return
+    with user_errors(*user_error_types()):
         result = tune_condition(
             data,
             spec,
@@ -85,7 +94,7 @@ def tune(
             fractions=fractions,
             random_state=seed,
             storage=study_storage,
-            study_name=f"{name}:{fingerprint(data)[:16]}",
+            study_name=study_name,
             progress=progress,
             before_tuning=lambda: models.mkdir(parents=True, exist_ok=True),
         )
@@ -96,6 +105,7 @@ def tune(
         "best_params": tuner.best_params_,
         "best_cv_score": {"scoring": tuner.scoring, "value": tuner.best_score_},
         "trials_in_study": tuner.n_trials_,
+        "best_trial": tuner.study_.best_trial.number if tuner.n_trials_ else None,
         "study": {"storage": study_storage, "name": tuner.study_.study_name},
         "calibration": tuner.calibration_,
         "cv": {"folds": cv, "grouped": True, "metrics": result.cv_summary},
@@ -118,3 +128,22 @@ def tune(
     test = result.test_metrics
     click.echo(f"held-out test ({result.rows['test']} rows): roc_auc {test['roc_auc']:.4f}  accuracy {test['accuracy']:.4f}  eer {test['eer']:.4f}")
     click.echo(f"wrote {model_path} and {model_path.with_suffix('.json')}")
+
+
+def study_status(storage: str, study_name: str) -> str:
+    """Trials by state and the best trial of a stored study, as a few lines (``fdt tune --status``)."""
+    import optuna
+    from collections import Counter
+
+    from fdt.cli.common import UserError
+
+    try:
+        study = optuna.load_study(study_name=study_name, storage=storage)
+    except KeyError:
+        raise UserError(f"no study {study_name!r} in {storage} yet; run fdt tune without --status first") from None
+    states = Counter(trial.state.name.lower() for trial in study.trials)
+    lines = [f"study {study_name} in {storage}", "trials: " + ", ".join(f"{n} {state}" for state, n in sorted(states.items()))]
+    if states.get("complete"):
+        best = study.best_trial
+        lines.append(f"best: trial {best.number}, value {best.value:.4f}, params {best.params}")
+    return "\n".join(lines)

@@ -10,6 +10,8 @@ out-of-fold scores so every model yields probabilities for the metrics.
 
 from __future__ import annotations
 
+import os
+
 from typing import Any, Mapping
 
 import numpy as np
@@ -134,10 +136,10 @@ class OptunaSearchCV(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
         groups = np.arange(len(y)) if groups is None else np.asarray(groups)
         folds = grouped_folds(y, groups, self.cv, self.random_state)
 
-        sampler = optuna.samplers.TPESampler(seed=self.random_state)
         self.study_ = optuna.create_study(
-            storage=self.storage, study_name=self.study_name, direction="maximize", sampler=sampler, load_if_exists=True
+            storage=open_storage(self.storage), study_name=self.study_name, direction="maximize", load_if_exists=True
         )
+        self.study_.sampler = optuna.samplers.TPESampler(seed=sampler_seed(self.random_state, self.storage, len(self.study_.trials)))
         if self.n_trials:
             self._optimize(X, y, folds)
         completed = [t for t in self.study_.trials if t.state == optuna.trial.TrialState.COMPLETE]
@@ -203,6 +205,48 @@ class OptunaSearchCV(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
         tags.classifier_tags.multi_class = False
         tags.input_tags.sparse = False
         return tags
+
+
+def open_storage(url: str | None, attempts: int = 8) -> Any:
+    """An Optuna storage for ``url`` (None: in memory), robust to workers starting together.
+
+    Two processes that open a fresh database at the same moment both try to create
+    Optuna's tables, and one fails on the other's half-made schema; the loser
+    retries after a short random pause and then finds the schema complete.
+    """
+    if url is None:
+        return None
+    import random
+    import time
+
+    import optuna
+    from sqlalchemy.exc import SQLAlchemyError
+
+    for attempt in range(attempts):
+        try:
+            return optuna.storages.RDBStorage(url)
+        except SQLAlchemyError:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.2 + random.random() * 0.5 * (attempt + 1))
+
+
+def sampler_seed(random_state: int | None, storage: str | None, trials_before: int) -> int | None:
+    """The TPE seed of one ``fit``: reproducible alone, distinct between workers sharing a study.
+
+    A continued study gets a seed that depends on how many trials it already
+    holds, so continuing does not replay the first fit's random start-up trials.
+    On a shared database (any storage URL but SQLite) several processes may fit
+    at once; their samplers must differ or they would propose the same trials,
+    so the process id is mixed in. As Optuna's own documentation says, parallel
+    optimisation is not reproducible; a single worker on SQLite is.
+    """
+    if random_state is None:
+        return None
+    seed = random_state + 1_000_003 * trials_before
+    if storage is not None and not storage.startswith("sqlite"):
+        seed += 7_919 * os.getpid()
+    return seed % (2**32)
 
 
 def _suggest(trial, name: str, distribution) -> Any:
