@@ -124,15 +124,17 @@ def digest(value: Any) -> str:
 
 
 def records_digest(records: list[ImageRecord]) -> str:
-    """What a model learnt from: every image's path, label, group, size and modification time.
+    """What a model learnt from: every image's name, label, group, size and modification time.
 
     Size and mtime stand in for content (hashing every image on every run would
-    cost more than it saves): a replaced file changes them.
+    cost more than it saves): a replaced file changes them. Only the file and
+    folder name are used, so a workspace moved elsewhere is still recognised.
     """
     rows = []
     for r in records:
-        stat = os.stat(r.path)
-        rows.append((r.path, r.source, r.label, r.group, stat.st_size, stat.st_mtime_ns))
+        path = Path(r.path)
+        stat = path.stat()
+        rows.append((f"{path.parent.name}/{path.name}", r.source, r.label, r.group, stat.st_size, stat.st_mtime_ns))
     return digest(sorted(rows))
 
 

@@ -1,0 +1,151 @@
+"""The experiment schema, the plan's up-front checks, the bundled corpus and the embedded demo."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from fdt.data import load_image_set
+from fdt.experiment import ExperimentError, demo_experiment, demo_text, make_plan, parse_experiment
+from fdt.experiment.config import CorpusImages, GeneratedImages
+from fdt.experiment.corpus import PHOTOS, build_corpus, corpus_is_built
+from tests.experiment.conftest import TINY, invoke, write_noise
+
+
+def parse(text: str, base: Path = Path("/data")):
+    return parse_experiment(text, base=base)
+
+
+MINIMAL = """
+[images.coco]
+folder = "coco"
+[extractors.fft]
+"""
+
+
+def test_defaults_fill_every_table_and_paths_are_relative_to_the_file():
+    experiment = parse(MINIMAL + "[[matrices]]\npipeline = 'svm-linear'\n", base=Path("/studies"))
+    assert experiment.settings.resolutions == ("native",) and experiment.settings.split == "80/10/10"
+    assert experiment.images["coco"].folder == "/studies/coco"
+    assert experiment.extractors["fft"].extractor == "fft" and experiment.extractors["fft"].params == {}
+    assert experiment.matrices[0].metric == "roc_auc" and experiment.matrices[0].cv == 5
+
+
+def test_integer_resolutions_become_strings():
+    assert parse("[experiment]\nresolutions = ['native', 64, 256]\n" + MINIMAL).settings.resolutions == ("native", "64", "256")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[experiment]\nseed = 'zero'\n" + MINIMAL, r"seed in \[experiment\] must be an integer, not 'zero'"),
+        ("[experiment]\nresolutions = []\n" + MINIMAL, r"resolutions is empty"),
+        ("[extractors.fft]\n", r"no \[images.NAME\] table"),
+        (MINIMAL + "[[studies]]\ntrials = 3\n", r"\[\[studies\]\] #1 needs key 'pipelines'"),
+        (MINIMAL + "[[studies]]\npipelines = ['logreg']\nextractors = ['vgg']\n", r"\[\[studies\]\] #1 extractors: 'vgg' names no \[extractors.vgg\] table"),
+        (MINIMAL + "[images.gan]\ngenerator = 'stylegan'\nsamples = 3\n", r"generator must be one of dcgan, ddpm, ddpm-inpaint, not 'stylegan'"),
+        (MINIMAL + "[images.gan]\ngenerator = 'dcgan'\nsamples = 3\n", r"\[images.gan\]: a dcgan generator needs key 'train_on'"),
+        (MINIMAL + "[images.gan]\ngenerator = 'dcgan'\ntrain_on = 'coco'\nmodel = 'x'\nsamples = 3\n", r"takes no key 'model'"),
+        (MINIMAL + "[images.x]\ncorpus = 'imagenet'\n", r"corpus must be 'bundled'"),
+        (MINIMAL + "[extractors.ae]\nextractor = 'autoencoder'\n", r"\[extractors.ae\]: the autoencoder needs train_on"),
+        (MINIMAL + "[extractors.vgg16]\ntrain_on = 'coco'\n", r"only the autoencoder takes train_on"),
+        ("[images.coco]\nfolder = 'coco'\nlabel = 'maybe'\n[extractors.fft]\n", r"label must be 'real' or 'fake', not 'maybe'"),
+    ],
+)
+def test_structural_errors_name_the_key_and_table(text, message):
+    with pytest.raises(ExperimentError, match=message):
+        parse(text)
+
+
+def test_plan_resolves_sources_and_defaults_real_and_fakes(tmp_path):
+    write_noise(tmp_path / "data" / "real", 3)
+    write_noise(tmp_path / "data" / "sd21", 3)
+    experiment = parse_experiment(MINIMAL.replace('"coco"', '"data"') + "[images.gan]\ngenerator = 'dcgan'\ntrain_on = 'coco'\nsamples = 4\n", base=tmp_path)
+    plan = make_plan(experiment, tmp_path / "ws")
+    assert plan.sources == {"real": 0, "sd21": 1, "gan": 1}
+    assert plan.real == ["real"] and plan.fakes == ["sd21", "gan"]
+    assert not (tmp_path / "ws").exists()
+
+
+def test_plan_refuses_a_real_source_listed_as_fake(tmp_path):
+    write_noise(tmp_path / "coco", 2)
+    experiment = parse_experiment("[experiment]\nfakes = ['coco']\n" + MINIMAL.replace('folder = "coco"', 'folder = "coco"\nlabel = "real"'), base=tmp_path)
+    with pytest.raises(ExperimentError, match=r"\[experiment\] fakes: source 'coco' is labelled real"):
+        make_plan(experiment, tmp_path / "ws")
+
+
+def test_imagenet_if_cached_uses_the_cache_when_the_file_is_there(tmp_path, monkeypatch):
+    from fdt.models.backbones import BACKBONES
+    from fdt.models.weights import torch_cache_file
+
+    write_noise(tmp_path / "coco", 2)
+    text = MINIMAL.replace('folder = "coco"', 'folder = "coco"\nlabel = "real"') + "[images.gan]\ngenerator = 'dcgan'\ntrain_on = 'coco'\nsamples = 4\n"
+    text += "[extractors.vgg16]\nparams = { weights = 'imagenet-if-cached', seed = 3 }\n"
+    experiment = parse_experiment(text, base=tmp_path)
+    plan = make_plan(experiment, tmp_path / "ws")
+    assert plan.extractor_params["vgg16"]["weights"] == "random"
+    assert plan.weights_choice["vgg16"].startswith("seeded random weights (seed 3): ImageNet weights are not in the cache")
+
+    cached = torch_cache_file(BACKBONES["vgg16"].published.url)
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(b"stand-in weights: only their presence and hash are read when planning")
+    plan = make_plan(experiment, tmp_path / "ws")
+    assert plan.extractor_params["vgg16"]["weights"] == "imagenet"
+    assert plan.weights_choice["vgg16"] == "ImageNet weights (found in the cache)"
+
+
+def test_imagenet_if_cached_is_refused_for_extractors_without_imagenet_weights(tmp_path):
+    write_noise(tmp_path / "coco", 2)
+    text = MINIMAL.replace('folder = "coco"', 'folder = "coco"\nlabel = "real"').replace("[extractors.fft]", "[extractors.fft]\nparams = { weights = 'imagenet-if-cached' }")
+    experiment = parse_experiment(text + "[images.gan]\ngenerator = 'dcgan'\ntrain_on = 'coco'\nsamples = 4\n", base=tmp_path)
+    with pytest.raises(ExperimentError, match=r"\[extractors.fft\]: weights = 'imagenet-if-cached' applies to the CNNs"):
+        make_plan(experiment, tmp_path / "ws")
+
+
+def test_corpus_is_grouped_by_photo_and_reproducible(tmp_path):
+    first = build_corpus(tmp_path / "a", "photos", crops=40, size=16, seed=1, progress=False)
+    second = build_corpus(tmp_path / "b", "photos", crops=40, size=16, seed=1, progress=False)
+    records = load_image_set(first)
+    assert len(records) == 40 and {r.label for r in records} == {0} and {r.source for r in records} == {"photos"}
+    assert {r.group for r in records} == set(sorted(PHOTOS)[: len({r.group for r in records})])
+    assert len({r.group for r in records}) == min(40, len(PHOTOS))
+    assert first.read_text() == second.read_text()
+    assert [Path(r.path).read_bytes() for r in records[:5]] == [Path(r.path).read_bytes() for r in load_image_set(second)[:5]]
+    assert corpus_is_built(tmp_path / "a", 40, 16, 1) and not corpus_is_built(tmp_path / "a", 41, 16, 1)
+    assert not list(tmp_path.glob(".*building"))
+
+
+def test_embedded_demo_meets_the_brief():
+    """At least 1000 real 64 px crops, three generators, five extractor families, two tuned pipelines, two resolutions."""
+    experiment = demo_experiment()
+    corpus = [s for s in experiment.images.values() if isinstance(s, CorpusImages)]
+    assert len(corpus) == 1 and corpus[0].crops >= 1000 and corpus[0].size == 64
+    assert sorted(s.generator for s in experiment.images.values() if isinstance(s, GeneratedImages)) == ["dcgan", "ddpm", "ddpm-inpaint"]
+    assert sorted(c.extractor for c in experiment.extractors.values()) == ["autoencoder", "fft", "mobilenet_v2", "vgg16", "xception"]
+    assert all(c.params.get("weights") == "imagenet-if-cached" for c in experiment.extractors.values() if c.extractor in ("vgg16", "mobilenet_v2", "xception"))
+    assert sum(len(study.pipelines) for study in experiment.studies) >= 2
+    assert len(experiment.settings.resolutions) == 2 and experiment.matrices
+
+
+def test_demo_show_prints_the_embedded_file():
+    result = invoke("demo", "--show")
+    assert result.exit_code == 0
+    assert result.output == demo_text()
+    assert tomllib.loads(result.output)["images"]["photos"]["corpus"] == "bundled"
+
+
+def test_tiny_experiment_mirrors_the_demo_tables():
+    """The scaled-down test experiment covers every kind of table the demo has, except the DDPM ones it cannot train fast."""
+    demo, tiny = tomllib.loads(demo_text()), tomllib.loads(TINY)
+    assert set(demo) == set(tiny)
+    assert set(demo["extractors"]) == set(tiny["extractors"])
+
+
+def test_help_does_not_import_torch():
+    code = "import sys; from fdt.cli import cli; cli(['run', '--help'], standalone_mode=False); cli(['demo', '--help'], standalone_mode=False); print('torch' in sys.modules)"
+    output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert output.strip().endswith("False")

@@ -1,0 +1,106 @@
+"""``fdt run`` end to end on the scaled-down demo, and its second run that computes nothing."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+def test_first_run_computes_every_stage(tiny_runs):
+    result, record = tiny_runs["first"], tiny_runs["first_record"]
+    assert result.exit_code == 0, result.output
+    stages = {entry["stage"] for entry in record["stages"]}
+    assert stages == {"images", "generator", "autoencoder", "extract", "study", "matrix"}
+    assert all(entry["action"] == "computed" for entry in record["stages"] if entry["stage"] != "images" or entry["name"] == "photos")
+    extract = [entry for entry in record["stages"] if entry["stage"] == "extract"]
+    assert {(e["name"], e["resolution"]) for e in extract} == {(x, r) for x in ("vgg16", "mobilenet_v2", "xception", "fft", "autoencoder") for r in ("32", "16")}
+    # 68 crops + 24 noise + 24 DCGAN samples, each extracted once per extractor and resolution
+    assert all(e["new_rows"] == 116 and e["failed"] == 0 for e in extract)
+    dcgan = next(e for e in record["stages"] if e["name"] == "dcgan")
+    assert dcgan["trained"] and dcgan["new_images"] == 24
+    assert record["totals"]["new_feature_rows"] == 116 * 10
+
+
+def test_first_run_writes_every_report_file(tiny_runs):
+    reports = tiny_runs["workspace"] / "reports"
+    assert (reports / "run.json").is_file() and (reports / "summary.md").is_file()
+    for label in ("vgg16", "mobilenet_v2", "xception", "fft", "autoencoder"):
+        folder = reports / f"matrix-{label}-logreg"
+        for stem in ("generalisation-at-32", "generalisation-at-16", "cross-resolution-real-vs-all-fakes"):
+            for suffix in (".csv", ".json", ".md", "-heatmap.png", "-roc.png"):
+                assert (folder / f"{stem}{suffix}").is_file(), f"{folder.name}/{stem}{suffix}"
+        assert (folder / "pca-at-32.png").is_file() and (folder / "pca-at-16.png").is_file()
+    for name in ("photos", "noise", "dcgan"):
+        assert (reports / f"samples-{name}.png").is_file()
+    assert (reports / "dcgan-first-vs-last-epoch.png").is_file()
+    for model in ("fft-32-logreg", "fft-32-svm-linear", "autoencoder-32-logreg", "autoencoder-32-svm-linear"):
+        assert (tiny_runs["workspace"] / "models" / f"{model}.joblib").is_file()
+
+
+def test_summary_links_resolve_and_state_the_weights(tiny_runs):
+    reports = tiny_runs["workspace"] / "reports"
+    summary = (reports / "summary.md").read_text(encoding="utf-8")
+    links = re.findall(r"\]\(([^)]+)\)", summary)
+    kinds = {Path(link).suffix for link in links}
+    assert {".csv", ".png", ".json", ".md"} <= kinds
+    assert any(link.endswith("-roc.png") for link in links) and any("pca-at-" in link for link in links)
+    missing = [link for link in links if not (reports / link).resolve().exists()]
+    assert not missing
+    for cnn in ("vgg16", "mobilenet_v2", "xception"):
+        assert re.search(rf"\| {cnn} \|.*seeded random weights.*random:seed=0", summary)
+    assert "mobilenet_v2, vgg16, xception ran with seeded random weights" in summary
+
+
+def test_summary_reading_quotes_this_runs_numbers(tiny_runs):
+    import json
+
+    import numpy as np
+
+    reports = tiny_runs["workspace"] / "reports"
+    summary = (reports / "summary.md").read_text(encoding="utf-8")
+    reading = summary.split("## Reading", 1)[1]
+    for label in ("vgg16", "mobilenet_v2", "xception", "fft", "autoencoder"):
+        report = json.loads((reports / f"matrix-{label}-logreg" / "report.json").read_text())
+        per_resolution = [m for m in report["matrices"] if m["title"].startswith("generalisation at")]
+        mean = np.nanmean([np.nanmean(np.array(m["values"], dtype=float)) for m in per_resolution])
+        assert f"{label} {mean:.3f}" in reading
+
+
+def test_cli_prints_the_best_matrix(tiny_runs):
+    output = tiny_runs["first"].output
+    assert "generalisation at 32 (roc_auc)" in output and "cross-resolution (real vs all fakes) (roc_auc)" in output
+    assert re.search(r"photos vs dcgan\s+\d\.\d{3}\s+\d\.\d{3}\s+\d\.\d{3}", output)
+
+
+def test_second_run_extracts_and_trains_nothing(tiny_runs):
+    result, record = tiny_runs["second"], tiny_runs["second_record"]
+    assert result.exit_code == 0, result.output
+    assert record["totals"]["new_feature_rows"] == 0
+    assert record["totals"]["stages_computed"] == 0
+    assert [entry for entry in record["stages"] if entry["action"] != "reused"] == []
+    assert not any(entry.get("trained") or entry.get("new_images") for entry in record["stages"] if entry["stage"] == "generator")
+    assert record["totals"]["reused_feature_rows"] == tiny_runs["first_record"]["totals"]["new_feature_rows"]
+    assert len(record["stages"]) == len(tiny_runs["first_record"]["stages"])
+    models = tiny_runs["workspace"] / "models"
+    assert {p.name: p.stat().st_mtime_ns for p in models.glob("*")} == tiny_runs["model_times"]
+    assert "0 stages computed" in result.output
+
+
+def test_changed_trials_retune_the_studies_and_reuse_everything_upstream(tmp_path, tiny_runs):
+    """Moving the workspace and asking for more trials re-tunes the studies only; features and generators are reused."""
+    import shutil
+
+    from tests.experiment.conftest import TINY, invoke, run_record, write_experiment
+
+    workspace = tmp_path / "moved"
+    shutil.copytree(tiny_runs["workspace"], workspace)
+    experiment = write_experiment(tmp_path, TINY.replace("trials = 2", "trials = 3"))
+    result = invoke("run", str(experiment), "--workspace", str(workspace), "--quiet")
+    assert result.exit_code == 0, result.output
+    computed = {(entry["stage"], entry["name"]) for entry in run_record(workspace)["stages"] if entry["action"] == "computed"}
+    assert computed == {("study", f"{x}-32-{p}") for x in ("fft", "autoencoder") for p in ("logreg", "svm-linear")}
+    assert all(entry["trials_in_study"] == 5 for entry in run_record(workspace)["stages"] if entry["stage"] == "study")
