@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from fdt.experiment.config import CorpusImages, GeneratedImages
+from fdt.experiment.config import CorpusImages, FolderImages, GeneratedImages
 
 if TYPE_CHECKING:
     from fdt.experiment.runner import RunResult
@@ -84,8 +84,8 @@ def _images_section(result: "RunResult", reports: Path) -> list[str]:
                 epochs = image_set.train.get("epochs")
                 what = f"fake: sampled from a {image_set.generator.upper()} fdt trained on {image_set.train_on!r}" + (f" for {epochs} epochs" if epochs else "")
         else:
-            labels = sorted({"real" if r.label == 0 else "fake" for r in records})
-            what = f"{'/'.join(labels)} images from {getattr(image_set, 'folder', None) or getattr(image_set, 'manifest', '')}"
+            labels = "/".join(sorted({"real" if r.label == 0 else "fake" for r in records}))
+            what = f"{labels} images from {image_set.folder if isinstance(image_set, FolderImages) else image_set.manifest}"
         links = [f"[sample grid]({grid.name})"]
         if isinstance(image_set, GeneratedImages) and image_set.generator != "ddpm-inpaint":
             history = result.plan.generator_dir(name) / "first_vs_last.png"

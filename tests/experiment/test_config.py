@@ -149,3 +149,14 @@ def test_help_does_not_import_torch():
     code = "import sys; from fdt.cli import cli; cli(['run', '--help'], standalone_mode=False); cli(['demo', '--help'], standalone_mode=False); print('torch' in sys.modules)"
     output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert output.strip().endswith("False")
+
+
+def test_the_documented_example_parses():
+    """docs/experiment.md's full example is a valid experiment file, table for table."""
+    text = (Path(__file__).parents[2] / "docs" / "experiment.md").read_text(encoding="utf-8")
+    example = text.split("```toml\n", 1)[1].split("```", 1)[0]
+    experiment = parse(example, base=Path("/study"))
+    assert experiment.images["dcgan"].train == {"size": 64, "epochs": 100, "batch_size": 128}
+    assert experiment.settings.resolutions == ("native", "64", "256")
+    assert experiment.extractors["fft-profile"].extractor == "fft"
+    assert experiment.images["coco"].folder == "/study/data/coco"
