@@ -15,7 +15,7 @@ from typing import Sequence, Union
 import numpy as np
 from PIL import Image, ImageOps
 
-from fdt.data import IMAGE_SUFFIXES, REAL, DataError, ImageDecodeError, ImageRecord, load_image_set, load_rgb
+from fdt.data import IMAGE_SUFFIXES, REAL, DataError, ImageDecodeError, ImageRecord, load_image_set, load_rgb, sha256_file
 
 Images = Union[str, os.PathLike, Sequence[Union[str, os.PathLike, ImageRecord]]]
 
@@ -36,6 +36,16 @@ def as_records(images: Images) -> list[ImageRecord]:
 def load_square(path: str | os.PathLike, size: int) -> Image.Image:
     """Centre-crop to a square and resize to ``size×size`` (bicubic), keeping aspect ratio."""
     return ImageOps.fit(load_rgb(path), (size, size), Image.Resampling.BICUBIC)
+
+
+def source_group(record: ImageRecord) -> str:
+    """The group of an image made from ``record``: the source's own group, else its content hash.
+
+    The content hash is the group :func:`fdt.data.resolve_groups` gives an
+    ungrouped real image, so an inpainting and its source always share a group
+    and never sit on both sides of a split.
+    """
+    return record.group or f"sha256:{sha256_file(record.path)}"
 
 
 def load_training_array(records: Sequence[ImageRecord], size: int, progress: bool = True) -> np.ndarray:

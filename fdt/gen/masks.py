@@ -92,27 +92,32 @@ def parse_mask_kinds(spec: str | Sequence[str]) -> list[str]:
     return kinds
 
 
-def mask_plan(kinds: Sequence[str], per_image: int) -> list[str]:
-    """The mask of each of an image's ``per_image`` outputs: triangles first, then random ones.
+def mask_plan(kinds: str | Sequence[str], per_image: int, offset: int = 0) -> list[str]:
+    """The masks of one source image's ``per_image`` outputs, all distinct while they can be.
 
-    ``diagonal`` stands for the four triangles; ``random`` fills every remaining
-    slot. ``diagonal,random`` with 5 per image is the seed study's scheme (four
-    triangles plus one random mask). Asking for more outputs than fixed masks
-    without ``random`` is an error, not a silent repeat.
+    ``diagonal`` stands for the four triangles, ``random`` for one random mask;
+    together they make the cycle ``upper-left, upper-right, lower-left,
+    lower-right, random``. An image takes ``per_image`` consecutive entries of
+    the cycle starting at ``offset`` (the number of its first output), so
+    ``diagonal,random`` with 5 per image is the seed study's scheme and with 1
+    per image successive images take turns instead of all getting the first
+    triangle. More outputs than the cycle holds are random masks; without
+    ``random`` that is an error, not a silent repeat.
     """
     if per_image < 1:
         raise MaskError(f"per-image must be at least 1, not {per_image}")
     kinds = parse_mask_kinds(kinds)
-    fixed: list[str] = []
+    cycle: list[str] = []
     for kind in kinds:
-        for triangle in TRIANGLES if kind == "diagonal" else (kind,) if kind in TRIANGLES else ():
-            if triangle not in fixed:
-                fixed.append(triangle)
-    if "random" in kinds:
-        return (fixed + ["random"] * per_image)[:per_image]
-    if per_image > len(fixed):
-        raise MaskError(f"{', '.join(kinds)} give(s) {len(fixed)} distinct mask(s), fewer than per-image {per_image}; add 'random'")
-    return fixed[:per_image]
+        for name in TRIANGLES if kind == "diagonal" else (kind,):
+            if name not in cycle:
+                cycle.append(name)
+    if per_image > len(cycle):
+        if "random" not in cycle:
+            raise MaskError(f"{', '.join(kinds)} give(s) {len(cycle)} distinct mask(s), fewer than per-image {per_image}; add 'random'")
+        fixed = [kind for kind in cycle if kind != "random"]
+        return fixed + ["random"] * (per_image - len(fixed))
+    return [cycle[(offset + j) % len(cycle)] for j in range(per_image)]
 
 
 def make_mask(kind: str, height: int, width: int, coverage: tuple[float, float], seed: int) -> np.ndarray:

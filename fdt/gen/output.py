@@ -1,8 +1,9 @@
 """Where generators write: numbered PNGs that never overwrite, and an append-only manifest.
 
 An output folder holds ``000000.png, 000001.png, ...``, the masks of inpaintings
-under ``.masks/`` (hidden, so loading the folder as an image set never mistakes a
-mask for a fake), and ``manifest.csv`` with :data:`GEN_COLUMNS`. Writing into a
+under ``.masks/`` as ``NNNNNN-KIND.png`` (hidden, so loading the folder as an image
+set never mistakes a mask for a fake; the name says which mask it was), and
+``manifest.csv`` with :data:`GEN_COLUMNS`, paths relative to the folder. Writing into a
 folder that already holds images continues the numbering. Each image is written
 to a temporary name and renamed, and the manifest is appended after each batch,
 so an interrupted run leaves a manifest listing exactly the complete images.
@@ -26,7 +27,7 @@ from fdt.gen.masks import mask_image
 
 MANIFEST_NAME = "manifest.csv"
 MASK_FOLDER = ".masks"
-GEN_COLUMNS = ("path", "source", "label", "group", "seed", "prompt", "model_id", "mask_path", "mask", "source_image")
+GEN_COLUMNS = ("path", "source", "label", "group", "seed", "prompt", "model_id", "mask_path")
 _NUMBERED = re.compile(r"^(\d{6,})\.png$")
 
 
@@ -35,7 +36,8 @@ class GeneratedImage:
     """One generated image and what the manifest says about it.
 
     ``group`` is empty for unconditional samples (each image is its own group);
-    ``mask`` is the boolean repaint mask of an inpainting.
+    ``mask`` is the boolean repaint mask of an inpainting and ``mask_kind`` its
+    name (``upper-left``, ``random``, ...).
     """
 
     image: Image.Image
@@ -44,7 +46,6 @@ class GeneratedImage:
     group: str = ""
     mask: np.ndarray | None = None
     mask_kind: str = ""
-    source_image: str = ""
 
 
 class OutputFolder:
@@ -86,12 +87,13 @@ class OutputFolder:
         """Save a batch under the next free numbers, then append its manifest rows."""
         rows, paths = [], []
         for item in items:
-            name = f"{self.next_index:06d}.png"
+            stem = f"{self.next_index:06d}"
+            name = f"{stem}.png"
             self.next_index += 1
             _save_png(item.image, self.folder / name)
             mask_path = ""
             if item.mask is not None:
-                mask_path = f"{MASK_FOLDER}/{name}"
+                mask_path = f"{MASK_FOLDER}/{stem}-{item.mask_kind or 'mask'}.png"
                 (self.folder / MASK_FOLDER).mkdir(exist_ok=True)
                 _save_png(mask_image(item.mask), self.folder / mask_path)
             rows.append(
@@ -104,8 +106,6 @@ class OutputFolder:
                     "prompt": item.prompt,
                     "model_id": self.model_id,
                     "mask_path": mask_path,
-                    "mask": item.mask_kind,
-                    "source_image": item.source_image,
                 }
             )
             paths.append(self.folder / name)
