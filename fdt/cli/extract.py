@@ -21,8 +21,11 @@ from fdt.cli.common import UserError, parse_params, split_list, user_errors
 @click.option("--max-pixels", default=100_000_000, show_default=True, type=click.IntRange(min=1), help="Refuse images larger than this.")
 @click.option("--wait", default=0.0, show_default=True, type=click.FloatRange(min=0), help="Seconds to wait for another writer of the store.")
 @click.option("--flush-every", default=1024, show_default=True, type=click.IntRange(min=1), help="Rows per shard file: at most this much work is lost on a kill.")
+@click.option("--shard", default=None, metavar="I/N", help="Extract only shard I of N (by image content); N jobs may write one store at once.")
+@click.option("--scheduler", default=None, metavar="ADDRESS", help="Run on a Dask cluster (tcp://host:8786), one task per shard.")
+@click.option("--shards", default=None, type=click.IntRange(min=1), help="With --scheduler: number of tasks [default: one per worker thread].")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def extract(data, extractor, params, resolution, batch_size, device, workers, store_root, real, label, max_pixels, wait, flush_every, quiet):
+def extract(data, extractor, params, resolution, batch_size, device, workers, store_root, real, label, max_pixels, wait, flush_every, shard, scheduler, shards, quiet):
     """Extract features of the images in DATA (folders or CSV manifests) into the feature store.
 
     A folder with sub-folders is one source per sub-folder; sources named in
@@ -39,16 +42,25 @@ def extract(data, extractor, params, resolution, batch_size, device, workers, st
             records += load_image_set(item, real_sources=split_list(real), label=None if label is None else int(label == "fake"))
     if not resolutions:
         raise UserError("--resolution is empty")
+    from fdt.features_store.sharding import parse_shard
+
+    with user_errors(ValueError):
+        shard_spec = parse_shard(shard) if shard else None
+    if shard_spec and scheduler:
+        raise UserError("--shard and --scheduler exclude each other: the scheduler runs every shard")
 
     from fdt.features_store.extraction import extract_records
     from fdt.models.autoencoder import AutoencoderError
 
     for res in resolutions:
-        with user_errors(UnknownExtractorError, WeightsNotFoundError, StoreError, AutoencoderError, ValueError):
-            summary = extract_records(
-                records, extractor, parse_params(params), res, store_root, batch_size=batch_size, device=device,
-                workers=workers, progress=not quiet, max_pixels=max_pixels, wait=wait, flush_rows=flush_every,
-            )
+        options = dict(batch_size=batch_size, device=device, progress=not quiet, max_pixels=max_pixels, wait=wait, flush_rows=flush_every)
+        with user_errors(UnknownExtractorError, WeightsNotFoundError, StoreError, AutoencoderError, ValueError, OSError):
+            if scheduler:
+                from fdt.features_store.distributed import extract_on_dask
+
+                summary = extract_on_dask(records, extractor, parse_params(params), res, store_root, scheduler, shards=shards, **options)
+            else:
+                summary = extract_records(records, extractor, parse_params(params), res, store_root, workers=workers, shard=shard_spec, **options)
         for index, reason in sorted(summary.failures.items()):
             click.echo(f"skipped {records[index].path}: {reason}", err=True)
         click.echo(summary.line())

@@ -25,6 +25,7 @@ from fdt.data import DEFAULT_MAX_PIXELS, ImageDecodeError, ImageRecord, apply_re
 from fdt.features_store.extractors.base import resolve_device
 from fdt.features_store.featureset import ExtractorKey
 from fdt.features_store.registry import create_extractor
+from fdt.features_store.sharding import claim_name, shard_of
 from fdt.features_store.store import FeatureStore, release_inherited_locks
 
 
@@ -129,6 +130,8 @@ def extract_records(
     wait: float = 0.0,
     flush_rows: int = 1024,
     catalog: bool = True,
+    shard: tuple[int, int] | None = None,
+    hashes: Sequence[str] | None = None,
 ) -> ExtractSummary:
     """Extract features of ``records`` with one extractor at one resolution into the store.
 
@@ -136,6 +139,11 @@ def extract_records(
     store with their reason and skipped, never fatal. With ``catalog=False`` the
     records' source and label are not recorded (images of unknown origin, as in
     ``fdt predict``): their features are cached and read back by hash.
+
+    ``shard=(I, N)`` extracts only the images of shard I of N (by content hash,
+    see :mod:`fdt.features_store.sharding`) as a shared writer, so N such runs can
+    write into one store at once; their summaries count only their shard.
+    ``hashes`` passes the files' SHA-256 when the caller already has them.
     """
     import torch
     from torch.utils.data import DataLoader
@@ -154,10 +162,20 @@ def extract_records(
     num_features = model.num_features
     attrs = {"extractor_info": json.dumps(model.info(), sort_keys=True), "torch_version": torch.__version__}
 
-    hashes, unreadable = hash_files([str(r.path) for r in records])
+    if hashes is None:
+        hashes, unreadable = hash_files([str(r.path) for r in records])
+    else:
+        hashes = list(hashes)
+        unreadable = {i: "cannot read file" for i, h in enumerate(hashes) if not h}
+    if shard is not None:
+        # each shard's job reports the unreadable files of its share of the list, so N jobs report each once
+        unreadable = {i: reason for i, reason in unreadable.items() if i % shard[1] == shard[0]}
+        hashes = [h if h and shard_of(h, shard[1]) == shard[0] else "" for h in hashes]
     summary = ExtractSummary(key, hashes, dict(unreadable), weights_note=model.weights_note())
     store = FeatureStore(store_root)
-    with store.writer(wait=wait) as writer:
+    with store.writer(wait=wait, shared=shard is not None) as writer:
+        if shard is not None:
+            writer.claim(claim_name(key.id, shard))
         writer.flush_rows = flush_rows
         if catalog:
             writer.add_catalog(records, hashes)
@@ -179,6 +197,7 @@ def extract_records(
             worker_init_fn=_worker_init if count else None,
             prefetch_factor=4 if count else None,
         )
+        if os.environ.get("XMAIN"): torch.set_num_threads(int(os.environ["XMAIN"]))
         with tqdm(total=len(dataset), unit="img", desc=f"{extractor}@{resolution}", disable=not progress) as bar:
             for batch in loader:
                 ok = [(sha, array) for sha, _, array, _ in batch if array is not None]

@@ -1,0 +1,84 @@
+"""Extraction on a Dask cluster: one task per shard, all writing into one store on a shared filesystem.
+
+fdt does not schedule anything itself: Dask places the tasks, and the store's
+shared writers (see ``docs/store-format.md``) make concurrent shards safe. The
+client hashes the files once and sends each task its shard's hashes, so the
+workers only read the images they extract.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any, Sequence
+
+from fdt.data import ImageRecord
+from fdt.features_store.extraction import ExtractSummary, extract_records, hash_files
+
+
+def _extract_shard(args: tuple, kwargs: dict[str, Any]) -> ExtractSummary:
+    """Run one shard on a Dask worker, with as many torch threads as the worker has task slots.
+
+    Arguments come packed because ``Client.submit`` keeps keywords such as
+    ``workers`` for itself.
+    """
+    import torch
+    from distributed import get_worker
+
+    torch.set_num_threads(max(1, get_worker().state.nthreads))
+    return extract_records(*args, **kwargs)
+
+
+def extract_on_dask(
+    records: Sequence[ImageRecord],
+    extractor: str,
+    params: dict[str, Any] | None,
+    resolution: str,
+    store_root: str | os.PathLike,
+    scheduler: Any,
+    shards: int | None = None,
+    batch_size: int = 32,
+    device: str = "auto",
+    progress: bool = True,
+    **options: Any,
+) -> ExtractSummary:
+    """Extract ``records`` as ``shards`` Dask tasks (default: one per worker thread) and combine their summaries.
+
+    ``scheduler`` is an address (``tcp://host:8786``) or a ``distributed.Client``.
+    Paths in ``records`` and ``store_root`` must be the same on the workers (a
+    shared filesystem). Decoding runs inside each task (``workers=0``): Dask's
+    own processes are the parallelism.
+    """
+    from distributed import Client, as_completed
+    from tqdm.auto import tqdm
+
+    started = time.perf_counter()
+    client = scheduler if isinstance(scheduler, Client) else Client(scheduler)
+    try:
+        count = shards or max(1, sum(client.nthreads().values()))
+        hashes, unreadable = hash_files([str(r.path) for r in records])
+        store_root = os.path.abspath(store_root)
+        futures = [
+            client.submit(
+                _extract_shard,
+                (list(records), extractor, params, resolution, store_root),
+                dict(batch_size=batch_size, device=device, workers=0, progress=False, shard=(index, count), hashes=hashes, **options),
+                key=f"fdt-extract-{extractor}-{resolution}-{index}-of-{count}-{time.time_ns()}",
+            )
+            for index in range(count)
+        ]
+        summaries = []
+        with tqdm(total=count, unit="shard", desc=f"{extractor}@{resolution} on dask", disable=not progress) as bar:
+            for future in as_completed(futures):
+                summaries.append(future.result())
+                bar.update(1)
+    finally:
+        if client is not scheduler:
+            client.close()
+    combined = ExtractSummary(summaries[0].key, hashes, dict(unreadable), weights_note=summaries[0].weights_note)
+    for summary in summaries:
+        combined.new_rows += summary.new_rows
+        combined.reused_rows += summary.reused_rows
+        combined.failures.update(summary.failures)
+    combined.seconds = time.perf_counter() - started
+    return combined

@@ -1,0 +1,125 @@
+"""Sharded extraction: N concurrent jobs into one store equal one run; Dask equals local."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fdt.data import load_image_set
+from fdt.features_store import FeatureStore
+from fdt.features_store.extraction import extract_records
+from fdt.features_store.sharding import parse_shard, shard_of
+from fdt.features_store.verify import verify_store
+from tests.conftest import write_images
+
+
+@pytest.fixture
+def corpus(tmp_path: Path) -> Path:
+    write_images(tmp_path / "data" / "real", 40, size=24, seed=11)
+    write_images(tmp_path / "data" / "fake", 40, size=24, seed=12)
+    return tmp_path / "data"
+
+
+def _command(data: Path, store: Path, shard: str, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "fdt", "extract", str(data), "--store", str(store), "--shard", shard, "-q", *extra]
+
+
+def _sorted(store: Path, extractor: str, resolution: str):
+    data = FeatureStore(store).load(extractor, resolution)
+    order = np.argsort(data.sha256)
+    return data.sha256[order], data.X[order], data.sources[order]
+
+
+def test_shards_are_disjoint_and_cover_everything():
+    import hashlib
+
+    hashes = [hashlib.sha256(str(i).encode()).hexdigest() for i in range(300)]
+    shards = np.array([shard_of(h, 3) for h in hashes])
+    assert sorted(set(shards.tolist())) == [0, 1, 2]
+    assert all(60 < np.sum(shards == s) < 140 for s in range(3))  # roughly even
+    assert [shard_of(h, 3) for h in hashes] == shards.tolist()  # deterministic
+
+
+@pytest.mark.parametrize("text", ["3/3", "-1/2", "1", "a/b", "0/0"])
+def test_bad_shard_spec(text):
+    with pytest.raises(ValueError, match="I/N"):
+        parse_shard(text)
+
+
+def test_three_parallel_shards_equal_one_run(corpus: Path, tmp_path: Path):
+    sharded = tmp_path / "sharded"
+    jobs = [subprocess.Popen(_command(corpus, sharded, f"{i}/3", "-e", "fft", "-p", "size=8", "--workers", "0"), stdout=subprocess.PIPE, text=True) for i in range(3)]
+    outputs = [job.communicate(timeout=120)[0] for job in jobs]
+    assert all(job.returncode == 0 for job in jobs)
+    assert sum(int(out.split(" new rows")[0].split()[-1]) for out in outputs) == 80
+
+    single = tmp_path / "single"
+    extract_records(load_image_set(corpus), "fft", {"size": 8}, "native", single, workers=0, progress=False)
+    sha_a, X_a, src_a = _sorted(sharded, "fft", "native")
+    sha_b, X_b, src_b = _sorted(single, "fft", "native")
+    assert len(set(sha_a)) == len(sha_a) == 80
+    assert sha_a.tolist() == sha_b.tolist() and src_a.tolist() == src_b.tolist()
+    np.testing.assert_array_equal(X_a, X_b)
+    report = verify_store(FeatureStore(sharded))
+    assert report.ok and report.rows == 80
+
+
+def test_the_same_shard_twice_at_once_is_refused(corpus: Path, tmp_path: Path):
+    from fdt.features_store.featureset import ExtractorKey
+    from fdt.features_store.sharding import claim_name
+
+    store = FeatureStore(tmp_path / "s")
+    key = ExtractorKey("fft", {"profile": False, "size": 8}, "none", "native")
+    with store.writer(shared=True) as writer:
+        writer.claim(claim_name(key.id, (1, 3)))
+        result = subprocess.run(_command(corpus, store.root, "1/3", "-e", "fft", "-p", "size=8"), capture_output=True, text=True)
+        assert result.returncode == 2 and "shard-1-of-3 is already being written by pid" in result.stderr
+        assert subprocess.run(_command(corpus, store.root, "2/3", "-e", "fft", "-p", "size=8", "--workers", "0"), capture_output=True).returncode == 0
+        unsharded = subprocess.run([sys.executable, "-m", "fdt", "extract", str(corpus), "-e", "fft", "--store", str(store.root)], capture_output=True, text=True)
+        assert unsharded.returncode == 2 and "being written by sharded extraction jobs" in unsharded.stderr
+
+
+def test_a_killed_shard_rerun_completes_the_set(corpus: Path, tmp_path: Path):
+    store = tmp_path / "s"
+    cnn = ["-e", "mobilenet_v2", "-p", "weights=random", "-p", "input_size=64", "--batch-size", "2", "--flush-every", "2", "--workers", "0"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    for index in (0, 2):
+        subprocess.run(_command(corpus, store, f"{index}/3", *cnn), check=True, env=env, capture_output=True)
+    victim = subprocess.Popen(_command(corpus, store, "1/3", *cnn), env=env, stderr=subprocess.PIPE)
+    key_dir = lambda: list((store / "features").glob("*/*.h5"))  # noqa: E731
+    before = len(key_dir())
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and len(key_dir()) < before + 2:
+        assert victim.poll() is None, victim.communicate()[1].decode()
+        time.sleep(0.02)
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+    assert len(FeatureStore(store).load("mobilenet_v2", "native")) < 80
+    assert verify_store(FeatureStore(store)).ok
+    subprocess.run(_command(corpus, store, "1/3", *cnn), check=True, env=env, capture_output=True)
+    sha, _, _ = _sorted(store, "mobilenet_v2", "native")
+    assert len(sha) == len(set(sha)) == 80
+
+
+def test_dask_local_cluster_equals_local_extraction(corpus: Path, tmp_path: Path):
+    from distributed import Client, LocalCluster
+
+    from fdt.features_store.distributed import extract_on_dask
+
+    records = load_image_set(corpus)
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, Client(cluster) as client:
+        summary = extract_on_dask(records, "fft", {"size": 8}, "16", tmp_path / "dask", client, progress=False)
+    assert summary.new_rows == 80 and summary.failed == 0
+    extract_records(records, "fft", {"size": 8}, "16", tmp_path / "local", workers=0, progress=False)
+    sha_a, X_a, _ = _sorted(tmp_path / "dask", "fft", "16")
+    sha_b, X_b, _ = _sorted(tmp_path / "local", "fft", "16")
+    assert sha_a.tolist() == sha_b.tolist()
+    np.testing.assert_array_equal(X_a, X_b)
+    assert verify_store(FeatureStore(tmp_path / "dask")).ok
