@@ -15,26 +15,32 @@ Files in a model folder: ``checkpoint.pt`` (latest epoch, written atomically),
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
-import random
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
-from PIL import Image
 from torch import nn
 
 from fdt.gen.errors import GenError
 from fdt.gen.images import Images, as_records, load_training_array
 from fdt.gen.output import GeneratedImage, OutputFolder
-from fdt.gen.plots import image_grid, save_image, side_by_side, write_losses
+from fdt.gen.plots import write_losses
 from fdt.gen.resolve import resolve_device
-
-CHECKPOINT = "checkpoint.pt"
+from fdt.gen.training import (
+    CHECKPOINT,
+    check_resume,
+    data_digest,
+    global_rng_state,
+    load_checkpoint,
+    record_epoch,
+    save_checkpoint,
+    set_global_rng_state,
+    to_pil,
+    to_uint8,
+)
 LOSS_COLUMNS = ("epoch", "iteration", "loss_d", "loss_g", "d_real", "d_fake")
 
 
@@ -108,10 +114,6 @@ class DCGANConfig:
     grid_size: int
 
 
-def _data_digest(paths: list[str]) -> str:
-    return hashlib.sha256("\n".join(sorted(paths)).encode()).hexdigest()[:16]
-
-
 def train_dcgan(
     images: Images,
     out_dir: str | os.PathLike,
@@ -123,7 +125,7 @@ def train_dcgan(
     lr: float = 2e-4,
     beta1: float = 0.5,
     seed: int = 0,
-    resume: bool = False,
+    resume: bool = True,
     device: str = "auto",
     grid_size: int = 64,
     progress: bool = True,
@@ -150,9 +152,9 @@ def train_dcgan(
     records = as_records(images)
     checkpoint_path = out / CHECKPOINT
     if checkpoint_path.exists() and not resume:
-        raise GenError(f"{out} already holds a DCGAN checkpoint; pass --resume to continue it or choose another --out")
+        raise GenError(f"{out} already holds a DCGAN checkpoint; resume it or choose another --out")
     data = load_training_array(records, size, progress=progress)
-    config = DCGANConfig(size, nz, features, batch_size, lr, beta1, seed, len(data), _data_digest([r.path for r in records]), grid_size)
+    config = DCGANConfig(size, nz, features, batch_size, lr, beta1, seed, len(data), data_digest(records), grid_size)
     device = resolve_device(device)
 
     init_rng = torch.Generator().manual_seed(seed)
@@ -162,21 +164,22 @@ def train_dcgan(
     _init_weights(generator, init_rng)
     _init_weights(discriminator, init_rng)
     fixed_noise = torch.randn(grid_size, nz, generator=init_rng)
-    generator.to(device), discriminator.to(device)
+    generator.to(device)
+    discriminator.to(device)
     opt_g = torch.optim.Adam(generator.parameters(), lr=lr, betas=(beta1, 0.999))
     opt_d = torch.optim.Adam(discriminator.parameters(), lr=lr, betas=(beta1, 0.999))
     losses: list[dict[str, float]] = []
     start_epoch = 0
     if checkpoint_path.exists():
         state = torch.load(checkpoint_path, map_location=device, weights_only=True)
-        _check_resume(config, state["config"], out)
+        check_resume(asdict(config), state["config"], out)
         generator.load_state_dict(state["generator"])
         discriminator.load_state_dict(state["discriminator"])
         opt_g.load_state_dict(state["opt_g"])
         opt_d.load_state_dict(state["opt_d"])
         noise_rng.set_state(state["noise_rng"])
         shuffle_rng.set_state(state["shuffle_rng"])
-        _set_global_rng(state["global_rng"])
+        set_global_rng_state(state["global_rng"])
         losses, start_epoch = state["losses"], state["epoch"]
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.json").write_text(json.dumps(asdict(config), indent=2) + "\n")
@@ -186,7 +189,8 @@ def train_dcgan(
     criterion = nn.BCEWithLogitsLoss()
     batches = math.ceil(len(data) / batch_size)
     for epoch in tqdm(range(start_epoch + 1, epochs + 1), desc="DCGAN epochs", initial=start_epoch, total=epochs, disable=not progress):
-        generator.train(), discriminator.train()
+        generator.train()
+        discriminator.train()
         order = torch.randperm(len(data), generator=shuffle_rng).numpy()
         for batch in tqdm(range(batches), desc=f"epoch {epoch}", leave=False, disable=not progress):
             real = torch.from_numpy(data[order[batch * batch_size : (batch + 1) * batch_size]]).to(device).float() / 127.5 - 1
@@ -214,82 +218,31 @@ def train_dcgan(
                     "d_fake": torch.sigmoid(out_fake).mean().item(),
                 }
             )
-        state = {
-            "config": asdict(config),
-            "epoch": epoch,
-            "generator": generator.state_dict(),
-            "discriminator": discriminator.state_dict(),
-            "opt_g": opt_g.state_dict(),
-            "opt_d": opt_d.state_dict(),
-            "noise_rng": noise_rng.get_state(),
-            "shuffle_rng": shuffle_rng.get_state(),
-            "global_rng": _global_rng(),
-            "fixed_noise": fixed_noise,
-            "losses": losses,
-        }
-        _atomic_torch_save(state, checkpoint_path)
-        _record_epoch(generator, fixed_noise, epoch, out, device)
+        save_checkpoint(
+            {
+                "config": asdict(config),
+                "epoch": epoch,
+                "generator": generator.state_dict(),
+                "discriminator": discriminator.state_dict(),
+                "opt_g": opt_g.state_dict(),
+                "opt_d": opt_d.state_dict(),
+                "noise_rng": noise_rng.get_state(),
+                "shuffle_rng": shuffle_rng.get_state(),
+                "global_rng": global_rng_state(),
+                "losses": losses,
+            },
+            checkpoint_path,
+        )
+        generator.eval()
+        with torch.no_grad():
+            record_epoch(to_uint8(generator(fixed_noise.to(device))), epoch, out)
         write_losses(losses, LOSS_COLUMNS, out / "losses.csv", out / "losses.png")
     return out
 
 
-def _check_resume(config: DCGANConfig, saved: dict, out: Path) -> None:
-    differences = [f"{key} {saved.get(key)!r} -> {value!r}" for key, value in asdict(config).items() if saved.get(key) != value]
-    if differences:
-        raise GenError(f"cannot resume {out}: the run differs from its checkpoint ({'; '.join(differences)})")
-
-
-def _global_rng() -> dict:
-    """Global RNG states, saved so code that draws from them (augmentations, libraries) resumes too."""
-    numpy_state = np.random.get_state(legacy=False)
-    return {
-        "torch": torch.get_rng_state(),
-        "numpy_key": torch.from_numpy(numpy_state["state"]["key"].astype(np.int64)),
-        "numpy_pos": numpy_state["state"]["pos"],
-        "numpy_gauss": (numpy_state["has_gauss"], numpy_state["gauss"]),
-        "python": random.getstate(),
-    }
-
-
-def _set_global_rng(state: dict) -> None:
-    torch.set_rng_state(state["torch"])
-    has_gauss, gauss = state["numpy_gauss"]
-    np.random.set_state(("MT19937", state["numpy_key"].numpy().astype(np.uint32), state["numpy_pos"], has_gauss, gauss))
-    random.setstate(state["python"])
-
-
-def _atomic_torch_save(state: dict, path: Path) -> None:
-    temporary = path.with_name(f".{path.name}.tmp")
-    torch.save(state, temporary)
-    os.replace(temporary, path)
-
-
-def _to_uint8(images: torch.Tensor) -> np.ndarray:
-    return ((images.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).cpu().numpy()
-
-
-@torch.no_grad()
-def _record_epoch(generator: Generator, fixed_noise: torch.Tensor, epoch: int, out: Path, device: str) -> None:
-    generator.eval()
-    grid = image_grid(_to_uint8(generator(fixed_noise.to(device))))
-    generator.train()
-    (out / "samples").mkdir(exist_ok=True)
-    save_image(grid, out / "samples" / f"epoch_{epoch:03d}.png")
-    first = _load_png(out / "samples" / "epoch_001.png") if (out / "samples" / "epoch_001.png").exists() else grid
-    save_image(side_by_side(first, grid, "epoch 1", f"epoch {epoch}"), out / "first_vs_last.png")
-
-
-def _load_png(path: Path) -> Image.Image:
-    with Image.open(path) as image:
-        return image.convert("RGB")
-
-
 def load_generator(model_dir: str | os.PathLike, device: str = "cpu") -> Generator:
     """The trained generator of a DCGAN model folder, in eval mode."""
-    path = Path(model_dir) / CHECKPOINT
-    if not path.is_file():
-        raise GenError(f"no DCGAN checkpoint at {path}; train one with `fdt gen dcgan train`")
-    state = torch.load(path, map_location=device, weights_only=True)
+    state = load_checkpoint(Path(model_dir) / CHECKPOINT, "DCGAN", device)
     config = state["config"]
     generator = Generator(config["size"], config["nz"], config["features"])
     generator.load_state_dict(state["generator"])
@@ -328,7 +281,7 @@ def sample_dcgan(
             count = min(batch_size, n - start)
             seeds = [seed + folder.next_index + i for i in range(count)]
             noise = torch.stack([torch.randn(nz, generator=torch.Generator().manual_seed(s)) for s in seeds])
-            pixels = _to_uint8(generator(noise.to(device)))
-            folder.write([GeneratedImage(Image.fromarray(p.transpose(1, 2, 0)), s) for p, s in zip(pixels, seeds)])
+            pixels = to_uint8(generator(noise.to(device)))
+            folder.write([GeneratedImage(to_pil(p), s) for p, s in zip(pixels, seeds)])
             bar.update(count)
     return folder.manifest
