@@ -33,6 +33,7 @@ def report() -> None:
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--store", "store_root", default="features_store", show_default=True, type=click.Path(file_okay=False))
 @click.option("--out", default=None, type=click.Path(file_okay=False), help="Output folder (default: reports/matrix-EXTRACTOR-PIPELINE).")
+@click.option("--scheduler", default=None, metavar="ADDRESS", help="Tune the training conditions as tasks on a Dask cluster (tcp://host:8786).")
 @click.option("--progress/--no-progress", default=True, show_default=True)
 def matrix(
     extractor: str,
@@ -51,6 +52,7 @@ def matrix(
     seed: int,
     store_root: str,
     out: str | None,
+    scheduler: str | None,
     progress: bool,
 ) -> None:
     """Train on real vs fake A, test on real vs fake B, for every A and B (diagonal on held-out groups)."""
@@ -73,7 +75,13 @@ def matrix(
         wanted = [parse_resolution(r) for r in (split_list(resolutions) if resolutions else [resolution])]
         store = FeatureStore(store_root)
         data = {res: load_condition(store, extractor, res, real_sources, fake_sources, parse_params(params), weights) for res in wanted}
-        result = generalisation_matrices(data, real_sources, fake_sources, spec, metric, trials, cv, fractions, seed, progress)
+        if scheduler:
+            from distributed import Client
+
+            with user_errors(OSError), Client(scheduler) as client:
+                result = generalisation_matrices(data, real_sources, fake_sources, spec, metric, trials, cv, fractions, seed, progress, client=client)
+        else:
+            result = generalisation_matrices(data, real_sources, fake_sources, spec, metric, trials, cv, fractions, seed, progress)
     folder = Path(out or Path("reports") / f"matrix-{extractor}-{pipeline_name}")
     write_report(result, folder)
     for res, weights_identity in result.weights.items():

@@ -141,6 +141,7 @@ def generalisation_matrices(
     fractions: Sequence[float] = DEFAULT_FRACTIONS,
     random_state: int = 0,
     progress: bool = False,
+    client: Any = None,
 ) -> MatrixReport:
     """Per-resolution generalisation matrices, plus the cross-resolution matrix when ``data`` has several resolutions.
 
@@ -154,6 +155,9 @@ def generalisation_matrices(
         The pipeline; tuned with ``n_trials`` Optuna trials per training condition (0: the spec's defaults).
     metric : str
         The metric shown in tables and heatmaps (every metric is kept per cell).
+    client : distributed.Client, optional
+        Tune the training conditions as parallel tasks on a Dask cluster; results
+        are the same as without it.
     """
     check_metric(metric)
     fractions = tuple(float(f) for f in fractions)
@@ -172,13 +176,17 @@ def generalisation_matrices(
             grouped_folds(fs.y[train], fs.groups[train], cv, random_state)
             check_binary(fs.y[masks[res]["test"] & np.isin(fs.sources, sources)], f"held-out test split (real vs {name} at {res})")
 
-    models, best_params = {}, {}
+    training = {}
     for res, fs in data.items():
         for name, sources in conditions:
             train = masks[res]["train"] & np.isin(fs.sources, sources)
-            tuner = make_tuner(spec, random_state, n_trials=n_trials, cv=cv, progress=progress)
-            models[res, name] = tuner.fit(fs.X[train], fs.y[train], fs.groups[train])
-            best_params[f"{name} @ {res}"] = tuner.best_params_
+            training[res, name] = (fs.X[train], fs.y[train], fs.groups[train])
+    if client is None:
+        models = {cell: _fit_condition(spec, random_state, n_trials, cv, progress, *rows) for cell, rows in training.items()}
+    else:  # one task per training condition; they are independent
+        futures = {cell: client.submit(_fit_condition, spec, random_state, n_trials, cv, False, *rows, pure=False) for cell, rows in training.items()}
+        models = dict(zip(futures, client.gather(list(futures.values()))))
+    best_params = {f"{name} @ {res}": model.best_params_ for (res, name), model in models.items()}
 
     def score(res_train: str, train_name: str, res_test: str, sources: list[str]):
         fs = data[res_test]
@@ -214,6 +222,11 @@ def generalisation_matrices(
         best_params=best_params,
         data=dict(data),
     )
+
+
+def _fit_condition(spec: PipelineSpec, random_state: int, n_trials: int, cv: int, progress: bool, X: np.ndarray, y: np.ndarray, groups: np.ndarray):
+    """Tune and fit one training condition (a row of the matrix); runs locally or as a Dask task."""
+    return make_tuner(spec, random_state, n_trials=n_trials, cv=cv, progress=progress).fit(X, y, groups)
 
 
 def _matrix(title: str, rows: list[str], columns: list[str], metric: str, scored: list[list[tuple]]) -> Matrix:
