@@ -91,8 +91,8 @@ def load_pipeline(pipeline_class, model: str, dtype, device: str):
     """
     location, local_only = resolve_model(model)
     try:
-        pipeline = pipeline_class.from_pretrained(location, torch_dtype=dtype, local_files_only=local_only, safety_checker=None, requires_safety_checker=False)
-    except (OSError, ValueError, EnvironmentError) as error:
+        pipeline = pipeline_class.from_pretrained(location, dtype=dtype, local_files_only=local_only, safety_checker=None, requires_safety_checker=False)
+    except (OSError, ValueError) as error:
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise ModelNotFoundError(f"cannot load model {model!r}: {reason}") from None
     pipeline.set_progress_bar_config(disable=True)

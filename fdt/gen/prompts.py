@@ -1,0 +1,60 @@
+"""Prompts for text-to-image: one per line of a text file, or the captions of a COCO annotations file.
+
+Each prompt carries the group its images belong to: the COCO image id for a
+caption (the five captions of one photo describe one scene, so their images
+must stay on one side of a split), the prompt text itself for a text file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from fdt.gen.errors import GenError
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """A prompt and the group of the images made from it."""
+
+    text: str
+    group: str
+
+
+def read_prompts(path: str | os.PathLike, max_captions: int | None = None) -> list[Prompt]:
+    """Prompts from a ``.json`` COCO captions file or a text file, the first ``max_captions`` of them."""
+    path = Path(path)
+    if not path.is_file():
+        raise GenError(f"prompt file does not exist: {path}")
+    if max_captions is not None and max_captions < 1:
+        raise GenError(f"max captions must be at least 1, not {max_captions}")
+    prompts = read_coco_captions(path) if path.suffix.lower() == ".json" else _read_lines(path)
+    if not prompts:
+        raise GenError(f"{path} holds no prompts")
+    return prompts[:max_captions]
+
+
+def _read_lines(path: Path) -> list[Prompt]:
+    lines = (line.strip() for line in path.read_text(encoding="utf-8").splitlines())
+    return [Prompt(line, line) for line in lines if line]
+
+
+def read_coco_captions(path: str | os.PathLike) -> list[Prompt]:
+    """The captions of a COCO ``captions_*.json`` file in file order, grouped by image id."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise GenError(f"{path} is not valid JSON: {error}") from None
+    annotations = data.get("annotations") if isinstance(data, dict) else None
+    if not isinstance(annotations, list):
+        raise GenError(f"{path} is not a COCO captions file (no 'annotations' list)")
+    prompts = []
+    for index, annotation in enumerate(annotations):
+        if not isinstance(annotation, dict) or "caption" not in annotation or "image_id" not in annotation:
+            raise GenError(f"{path}: annotation {index} lacks 'caption' or 'image_id'")
+        caption = " ".join(str(annotation["caption"]).split())
+        if caption:
+            prompts.append(Prompt(caption, str(annotation["image_id"])))
+    return prompts
