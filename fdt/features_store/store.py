@@ -266,7 +266,8 @@ class FeatureStore:
         """Refuse a folder that is not a store, or a store of an unknown version."""
         marker = self.root / MARKER
         if not marker.is_file():
-            if self.root.exists() and any(self.root.iterdir()):
+            # a store being created by another writer holds only lock and temporary files so far
+            if self.root.exists() and any(not p.name.startswith(".") for p in self.root.iterdir()):
                 raise StoreFormatError(f"{self.root} is not empty and is not an fdt feature store (no {MARKER})")
             return
         try:
