@@ -93,3 +93,20 @@ def test_sampling_is_deterministic_and_never_overwrites(photos: Path, tmp_path: 
     assert [r.extra["seed"] for r in records] == ["1", "2", "3", "4", "5"]
     assert np.array_equal(np.asarray(Image.open(records[0].path)), pixels[0][0])  # untouched
     assert {r.extra["model_id"] for r in records} == {str(model)}
+
+
+def test_cli_train_and_sample(photos: Path, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from fdt.cli import cli
+
+    runner = CliRunner()
+    model = tmp_path / "model"
+    result = runner.invoke(cli, ["gen", "dcgan", "train", str(photos), "--out", str(model), "--size", "32", "--epochs", "1", "--batch-size", "3", "--features", "4", "--nz", "8"])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(cli, ["gen", "dcgan", "sample", str(model), "-n", "4", "--out", str(tmp_path / "fakes"), "--source", "dcgan"])
+    assert result.exit_code == 0, result.output
+    records = load_image_set(tmp_path / "fakes" / "manifest.csv")
+    assert len(records) == 4 and {r.source for r in records} == {"dcgan"}
+    result = runner.invoke(cli, ["gen", "dcgan", "sample", str(tmp_path / "nothing"), "-n", "1", "--out", str(tmp_path / "x")])
+    assert result.exit_code == 2 and "no DCGAN checkpoint" in result.output

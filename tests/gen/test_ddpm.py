@@ -71,3 +71,21 @@ def test_inpainting_keeps_the_known_region(ddpm_dir: Path, photos: Path, tmp_pat
         assert np.abs(output - source)[mask].mean() > 5  # the masked region was repainted
     kinds = [r.extra["mask_path"].split("-", 1)[1] for r in records[:4]]
     assert kinds == ["upper-left.png", "upper-right.png", "lower-left.png", "lower-right.png"]
+
+
+def test_cli_sample_inpaint_and_a_refused_resume(ddpm_dir: Path, photos: Path, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from fdt.cli import cli
+
+    runner = CliRunner()
+    result = runner.invoke(cli, ["gen", "ddpm", "sample", str(ddpm_dir), "-n", "2", "--steps", "2", "--out", str(tmp_path / "s")])
+    assert result.exit_code == 0, result.output
+    assert len(load_image_set(tmp_path / "s" / "manifest.csv")) == 2
+    result = runner.invoke(cli, ["gen", "ddpm", "inpaint", str(ddpm_dir), str(photos), "--steps", "2", "--masks", "random", "--out", str(tmp_path / "i")])
+    assert result.exit_code == 0, result.output
+    records = load_image_set(tmp_path / "i" / "manifest.csv")
+    assert len(records) == 6 and all(r.extra["mask_path"].endswith("-random.png") for r in records)
+    result = runner.invoke(cli, ["gen", "ddpm", "train", str(photos), "--out", str(ddpm_dir), "--epochs", "2"])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert result.output.strip().splitlines()[-1].startswith("Error: cannot resume")  # after the image-loading bar
