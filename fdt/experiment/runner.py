@@ -218,12 +218,14 @@ def _generate(plan: Plan, image_set: GeneratedImages, records: dict[str, list[Im
         write_json(out_dir / STAMP, sample_wanted)
     manifest = out_dir / "manifest.csv"
     have = len(load_image_set(manifest)) if manifest.is_file() else 0
-    missing = image_set.samples - have
+    # an inpainting run makes `per_image` outputs from each of its `samples` sources
+    per_image = int(image_set.sample.get("per_image", 1)) if image_set.generator == "ddpm-inpaint" else 1
+    missing = image_set.samples * per_image - have
     if missing > 0:
         log(f"generator {name}: {'inpainting' if image_set.generator == 'ddpm-inpaint' else 'sampling'} {missing} images")
         sample = api.function(api.sample)
         if image_set.generator == "ddpm-inpaint":
-            sample(model_dir, chosen[have:], out_dir, device=settings.device, source=name, progress=progress, **image_set.sample)
+            sample(model_dir, chosen[have // per_image :], out_dir, device=settings.device, source=name, progress=progress, **image_set.sample)
         else:
             sample(model_dir, missing, out_dir, device=settings.device, source=name, progress=progress, **image_set.sample)
     found = load_image_set(manifest)

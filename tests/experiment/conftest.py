@@ -44,6 +44,27 @@ batch_size = 32
 features = 8
 grid_size = 16
 
+[images.ddpm]
+generator = "ddpm"
+train_on = "photos"
+samples = 16
+[images.ddpm.train]
+size = 32
+epochs = 1
+grid_size = 4
+grid_steps = 2
+[images.ddpm.sample]
+steps = 3
+
+[images.ddpm-inpaint]
+generator = "ddpm-inpaint"
+model = "ddpm"
+inpaint = "photos"
+samples = 16
+[images.ddpm-inpaint.sample]
+masks = ["diagonal", "random"]
+steps = 3
+
 [extractors.vgg16]
 params = { weights = "imagenet-if-cached", input_size = 32 }
 

@@ -139,9 +139,10 @@ def test_demo_show_prints_the_embedded_file():
 
 
 def test_tiny_experiment_mirrors_the_demo_tables():
-    """The scaled-down test experiment covers every kind of table the demo has, except the DDPM ones it cannot train fast."""
+    """The scaled-down test experiment has every table the demo has (plus a folder of noise), so it runs every stage."""
     demo, tiny = tomllib.loads(demo_text()), tomllib.loads(TINY)
     assert set(demo) == set(tiny)
+    assert set(demo["images"]) | {"noise"} == set(tiny["images"])
     assert set(demo["extractors"]) == set(tiny["extractors"])
 
 

@@ -18,11 +18,25 @@ def test_first_run_computes_every_stage(tiny_runs):
     assert all(entry["action"] == "computed" for entry in record["stages"] if entry["stage"] != "images" or entry["name"] == "photos")
     extract = [entry for entry in record["stages"] if entry["stage"] == "extract"]
     assert {(e["name"], e["resolution"]) for e in extract} == {(x, r) for x in ("vgg16", "mobilenet_v2", "xception", "fft", "autoencoder") for r in ("32", "16")}
-    # 68 crops + 24 noise + 24 DCGAN samples, each extracted once per extractor and resolution
-    assert all(e["new_rows"] == 116 and e["failed"] == 0 for e in extract)
-    dcgan = next(e for e in record["stages"] if e["name"] == "dcgan")
-    assert dcgan["trained"] and dcgan["new_images"] == 24
-    assert record["totals"]["new_feature_rows"] == 116 * 10
+    # 68 crops + 24 noise + 24 DCGAN + 16 DDPM samples + 16 inpaintings, once per extractor and resolution
+    assert all(e["new_rows"] == 148 and e["failed"] == 0 for e in extract)
+    generators = {e["name"]: e for e in record["stages"] if e["stage"] == "generator"}
+    assert generators["dcgan"]["trained"] and generators["dcgan"]["new_images"] == 24
+    assert generators["ddpm"]["trained"] and generators["ddpm"]["new_images"] == 16
+    assert not generators["ddpm-inpaint"]["trained"] and generators["ddpm-inpaint"]["new_images"] == 16
+    assert record["totals"]["new_feature_rows"] == 148 * 10
+
+
+def test_inpaintings_share_their_source_photos_group(tiny_runs):
+    """A repainted crop must sit on the same side of every split as its photo's real crops."""
+    from fdt.data import load_image_set, sha256_file
+
+    workspace = tiny_runs["workspace"]
+    photos = {r.group for r in load_image_set(workspace / "data" / "photos" / "manifest.csv")}
+    inpainted = load_image_set(workspace / "data" / "ddpm-inpaint" / "manifest.csv")
+    assert {r.group for r in inpainted} <= photos
+    assert all((Path(r.path).parent / r.extra["mask_path"]).is_file() for r in inpainted)
+    assert sha256_file(inpainted[0].path) != sha256_file(inpainted[1].path)
 
 
 def test_first_run_writes_every_report_file(tiny_runs):
@@ -34,9 +48,9 @@ def test_first_run_writes_every_report_file(tiny_runs):
             for suffix in (".csv", ".json", ".md", "-heatmap.png", "-roc.png"):
                 assert (folder / f"{stem}{suffix}").is_file(), f"{folder.name}/{stem}{suffix}"
         assert (folder / "pca-at-32.png").is_file() and (folder / "pca-at-16.png").is_file()
-    for name in ("photos", "noise", "dcgan"):
+    for name in ("photos", "noise", "dcgan", "ddpm", "ddpm-inpaint"):
         assert (reports / f"samples-{name}.png").is_file()
-    assert (reports / "dcgan-first-vs-last-epoch.png").is_file()
+    assert (reports / "dcgan-first-vs-last-epoch.png").is_file() and (reports / "ddpm-first-vs-last-epoch.png").is_file()
     for model in ("fft-32-logreg", "fft-32-svm-linear", "autoencoder-32-logreg", "autoencoder-32-svm-linear"):
         assert (tiny_runs["workspace"] / "models" / f"{model}.joblib").is_file()
 
@@ -73,7 +87,7 @@ def test_summary_reading_quotes_this_runs_numbers(tiny_runs):
 def test_cli_prints_the_best_matrix(tiny_runs):
     output = tiny_runs["first"].output
     assert "generalisation at 32 (roc_auc)" in output and "cross-resolution (real vs all fakes) (roc_auc)" in output
-    assert re.search(r"photos vs dcgan\s+\d\.\d{3}\s+\d\.\d{3}\s+\d\.\d{3}", output)
+    assert re.search(r"photos vs ddpm-inpaint(\s+\d\.\d{3}){5}", output)
 
 
 def test_second_run_extracts_and_trains_nothing(tiny_runs):
