@@ -138,9 +138,9 @@ def test_imagenet_weights_are_read_from_the_torch_cache(tmp_path: Path, monkeypa
     random = create_extractor("mobilenet_v2", weights="random", input_size=32).transform(images)
     from_path = create_extractor("mobilenet_v2", weights=str(target), input_size=32).transform(images)
 
-    from fdt.models.weights import file_sha256
+    from fdt.data import sha256_file
 
-    assert cached.weights_identity() == f"imagenet:sha256:{file_sha256(target)[:16]}"
+    assert cached.weights_identity() == f"imagenet:sha256:{sha256_file(target)[:16]}"
     assert cached.weights_note() == ""
     np.testing.assert_array_equal(features, from_path)
     assert not np.allclose(features, random, rtol=1e-3, atol=0)

@@ -16,7 +16,8 @@ from typing import Callable
 import torch
 from torch import nn
 
-from fdt.models.weights import WeightsSource, file_sha256, load_state_dict, resolve_published
+from fdt.data import sha256_file
+from fdt.models.weights import WeightsSource, load_state_dict, resolve_published
 
 
 class VGG16FC7(nn.Module):
@@ -118,11 +119,11 @@ def weights_identity(name: str, weights: str, seed: int) -> tuple[str, Path | No
         return f"random:seed={seed}", None
     if weights == "imagenet":
         path = resolve_published(BACKBONES[name].published)
-        return f"imagenet:sha256:{file_sha256(path)[:16]}", path
+        return f"imagenet:sha256:{sha256_file(path)[:16]}", path
     path = Path(weights).expanduser()
     if not path.is_file():
         raise ValueError(f"weights must be 'imagenet', 'random' or an existing file, not {weights!r}")
-    return f"file:sha256:{file_sha256(path)[:16]}", path
+    return f"file:sha256:{sha256_file(path)[:16]}", path
 
 
 def build_backbone(name: str, weights: str, seed: int, weights_file: Path | None) -> nn.Module:

@@ -10,7 +10,6 @@ weights.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -83,14 +82,6 @@ def _resolve_hf(source: WeightsSource) -> Path:
         return Path(hf_hub_download(source.hf_repo, source.hf_filename))
     except Exception as error:
         raise WeightsNotFoundError(f"{hint} (download failed: {type(error).__name__})") from None
-
-
-def file_sha256(path: str | os.PathLike, chunk: int = 1 << 22) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def load_state_dict(path: str | os.PathLike) -> dict:

@@ -9,13 +9,13 @@ and :func:`load_model` refuses a model file whose bytes do not match its card.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import tempfile
 from pathlib import Path
 from typing import Any
 
+from fdt.data import sha256_file
 from fdt.pipelines.errors import ModelIntegrityError, PipelineError
 
 MODEL_SUFFIX, CARD_SUFFIX = ".joblib", ".json"
@@ -33,14 +33,6 @@ def _atomic_write(path: Path, write) -> None:
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def card_path(model_path: str | os.PathLike) -> Path:
@@ -64,7 +56,7 @@ def save_model(model: Any, card: dict[str, Any], directory: str | os.PathLike, n
         "encoding-version": CARD_VERSION,
         **card,
         "model_file": model_path.name,
-        "model_sha256": file_sha256(model_path),
+        "model_sha256": sha256_file(model_path),
         "fdt_version": __version__,
         "sklearn_version": sklearn.__version__,
     }
@@ -107,7 +99,7 @@ def load_model(model_path: str | os.PathLike) -> tuple[Any, dict[str, Any]]:
     if not model_path.is_file():
         raise PipelineError(f"model file {model_path} not found")
     card = read_card(model_path)
-    actual = file_sha256(model_path)
+    actual = sha256_file(model_path)
     if actual != card.get("model_sha256"):
         raise ModelIntegrityError(
             f"{model_path} does not match its card (sha256 {actual[:12]}… vs {str(card.get('model_sha256'))[:12]}…); refusing to load it"

@@ -13,7 +13,7 @@ from PIL import Image
 from fdt.features_store.extractors.base import Extractor, resolve_device
 from fdt.features_store.registry import register_extractor
 from fdt.models.autoencoder import load_autoencoder, preprocess, read_autoencoder_file
-from fdt.models.weights import file_sha256
+from fdt.data import sha256_file
 
 
 @dataclass(frozen=True)
@@ -63,7 +63,7 @@ class AutoencoderExtractor(Extractor):
 
     def weights_identity(self) -> str:
         if "_identity" not in self.__dict__:
-            self._identity = f"file:sha256:{file_sha256(self.model)[:16]}"
+            self._identity = f"file:sha256:{sha256_file(self.model)[:16]}"
         return self._identity
 
     def preprocessor(self) -> AutoencoderInput:
