@@ -184,7 +184,7 @@ def reading(result: "RunResult") -> list[str]:
     if random:
         sentences.append(
             f"{', '.join(random)} ran with seeded random weights (no ImageNet weights in the cache), so their features are "
-            "random projections of the pixels, not ImageNet features; place the weight files in the torch cache and re-run to compare."
+            "the responses of an untrained network, not ImageNet features; place the weight files in the torch cache and re-run to compare."
         )
     if result.cards:
         best = max(result.cards, key=lambda c: c["cv"]["metrics"]["roc_auc"]["mean"])
