@@ -60,6 +60,8 @@ def generate_sd(
         items = [p if isinstance(p, Prompt) else Prompt(p, p) for p in prompts][:max_captions]
     if not items:
         raise GenError("no prompts given")
+    if size is not None and (size % 8 or size < 8):
+        raise GenError(f"size must be a positive multiple of 8 (the VAE halves it three times), not {size}")
     if per_prompt < 1 or batch_size < 1 or steps < 1:
         raise GenError(f"per-prompt, batch size and steps must be at least 1, not {per_prompt}, {batch_size} and {steps}")
     device = resolve_device(device)

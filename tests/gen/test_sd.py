@@ -87,3 +87,14 @@ def test_inpainting_rejects_too_many_outputs_without_random(pipelines: dict[str,
     result = CliRunner().invoke(cli, ["gen", "inpaint", str(photos), "--model", str(pipelines["inpaint"]), "--out", str(tmp_path / "o"), "--masks", "diagonal", "--per-image", "5"])
     assert result.exit_code == 2
     assert "add 'random'" in result.output and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("command", ["sd", "inpaint"])
+def test_size_must_be_a_multiple_of_8(command: str, pipelines: dict[str, Path], photos: Path, tmp_path: Path) -> None:
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("a cat\n")
+    source, model = (prompts, pipelines["t2i"]) if command == "sd" else (photos, pipelines["inpaint"])
+    result = CliRunner().invoke(cli, ["gen", command, str(source), "--model", str(model), "--out", str(tmp_path / "o"), "--size", "30"])
+    assert result.exit_code == 2
+    assert "multiple of 8" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "o").exists()
