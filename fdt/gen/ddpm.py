@@ -30,7 +30,7 @@ from PIL import Image
 
 from fdt.gen.errors import GenError
 from fdt.gen.images import Images, as_records, load_training_array
-from fdt.gen.inpainting import inpaint_records
+from fdt.gen.inpainting import check_inpainting_options, inpaint_records
 from fdt.gen.output import GeneratedImage, OutputFolder
 from fdt.gen.plots import write_losses
 from fdt.gen.resolve import resolve_device
@@ -325,6 +325,7 @@ def inpaint_ddpm(
     """
     if batch_size < 1:
         raise GenError(f"batch size must be at least 1, not {batch_size}")
+    check_inpainting_options(masks, per_image, coverage)
     device = resolve_device(device)
     unet = load_ddpm(model_dir, device)
     size = unet.config.sample_size

@@ -16,7 +16,7 @@ from PIL import Image
 
 from fdt.gen.errors import GenError
 from fdt.gen.images import Images, as_records
-from fdt.gen.inpainting import inpaint_records
+from fdt.gen.inpainting import check_inpainting_options, inpaint_records
 from fdt.gen.masks import mask_image
 from fdt.gen.output import OutputFolder
 from fdt.gen.resolve import load_pipeline, resolve_device, resolve_dtype
@@ -58,6 +58,7 @@ def inpaint_sd(
         raise GenError(f"size must be a positive multiple of 8, not {size}")
     if batch_size < 1 or steps < 1:
         raise GenError(f"batch size and steps must be at least 1, not {batch_size} and {steps}")
+    check_inpainting_options(masks, per_image, coverage)
     records = as_records(images)
     device = resolve_device(device)
     pipeline = load_pipeline(AutoPipelineForInpainting, model, resolve_dtype(dtype, device), device)

@@ -18,7 +18,7 @@ import numpy as np
 from PIL import Image
 
 from fdt.data import ImageDecodeError, ImageRecord
-from fdt.gen.masks import make_mask, mask_plan
+from fdt.gen.masks import check_coverage, make_mask, mask_plan
 from fdt.gen.output import GeneratedImage, OutputFolder
 
 Repaint = Callable[[list[Image.Image], list[np.ndarray], list[int]], list[Image.Image]]
@@ -31,6 +31,12 @@ class Inpainting:
     record: ImageRecord
     mask_kind: str
     seed: int
+
+
+def check_inpainting_options(masks: str | Sequence[str], per_image: int, coverage: tuple[float, float]) -> None:
+    """Refuse bad mask options before a model loads, not after the first outputs are written."""
+    mask_plan(masks, per_image)
+    check_coverage(coverage)
 
 
 def plan_inpaintings(records: Sequence[ImageRecord], masks: str | Sequence[str], per_image: int, seed: int, first_index: int) -> list[Inpainting]:

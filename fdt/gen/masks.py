@@ -52,7 +52,7 @@ def random_mask(height: int, width: int, coverage: tuple[float, float], seed: in
     pixels are masked, with ``k`` drawn uniformly from the coverage range, so
     the shape is random but the coverage is guaranteed rather than hoped for.
     """
-    low, high = _check_coverage(coverage)
+    low, high = check_coverage(coverage)
     total = height * width
     min_pixels, max_pixels = int(np.ceil(low * total)), int(np.floor(high * total))
     if min_pixels > max_pixels:
@@ -69,7 +69,8 @@ def random_mask(height: int, width: int, coverage: tuple[float, float], seed: in
     return mask.reshape(height, width)
 
 
-def _check_coverage(coverage: Sequence[float]) -> tuple[float, float]:
+def check_coverage(coverage: Sequence[float]) -> tuple[float, float]:
+    """``(low, high)`` as floats, or a :class:`MaskError` if it is not a range inside (0, 1)."""
     if len(coverage) != 2:
         raise MaskError(f"coverage must be two numbers (low, high), not {coverage!r}")
     low, high = float(coverage[0]), float(coverage[1])

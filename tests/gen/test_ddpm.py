@@ -89,3 +89,15 @@ def test_cli_sample_inpaint_and_a_refused_resume(ddpm_dir: Path, photos: Path, t
     result = runner.invoke(cli, ["gen", "ddpm", "train", str(photos), "--out", str(ddpm_dir), "--epochs", "2"])
     assert result.exit_code == 2 and "Traceback" not in result.output
     assert result.output.strip().splitlines()[-1].startswith("Error: cannot resume")  # after the image-loading bar
+
+
+def test_bad_mask_options_are_refused_before_anything_is_written(ddpm_dir: Path, photos: Path, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from fdt.cli import cli
+
+    for options in (["--coverage", "0.5", "0.2"], ["--masks", "diagonal", "--per-image", "5"], ["--masks", "circle"]):
+        result = CliRunner().invoke(cli, ["gen", "ddpm", "inpaint", str(ddpm_dir), str(photos), "--steps", "2", "--out", str(tmp_path / "i"), *options])
+        assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+        assert len(result.output.strip().splitlines()) == 1
+        assert not (tmp_path / "i").exists()
