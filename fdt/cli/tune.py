@@ -65,7 +65,7 @@ def tune(
 
     from fdt.data import parse_resolution
     from fdt.features_store.store import FeatureStore
-    from fdt.pipelines.cards import save_model
+    from fdt.pipelines.cards import save_model, tuned_card
     from fdt.pipelines.evaluation import fingerprint, load_condition, tune_condition
     from fdt.pipelines.metrics import format_summary
     from fdt.pipelines.specs import get_spec
@@ -99,26 +99,7 @@ def tune(
             before_tuning=lambda: models.mkdir(parents=True, exist_ok=True),
         )
     tuner = result.tuner
-    card = {
-        "name": name,
-        "pipeline": spec.to_dict(),
-        "best_params": tuner.best_params_,
-        "best_cv_score": {"scoring": tuner.scoring, "value": tuner.best_score_},
-        "trials_in_study": tuner.n_trials_,
-        "best_trial": tuner.study_.best_trial.number if tuner.n_trials_ else None,
-        "study": {"storage": study_storage, "name": tuner.study_.study_name},
-        "calibration": tuner.calibration_,
-        "cv": {"folds": cv, "grouped": True, "metrics": result.cv_summary},
-        "validation_metrics": result.val_metrics,
-        "test_metrics": result.test_metrics,
-        "split": {"fractions": list(result.fractions), "rows": result.rows, "seed": seed},
-        "extractor_key": data.key.to_dict(),
-        "extractor_key_id": data.key.id,
-        "weights": data.key.weights,
-        "resolution": data.key.resolution,
-        "sources": {"real": real_sources, "fake": fake_sources},
-        "data_fingerprint": result.fingerprint,
-    }
+    card = tuned_card(name, spec, result, data, real_sources, fake_sources, seed, cv, study_storage)
     model_path, card = save_model(tuner.predictor_, card, models, name)
     click.echo(f"features: {data.key.describe()}")
     click.echo(f"best {tuner.scoring} (grouped {cv}-fold CV, {tuner.n_trials_} trials in study): {tuner.best_score_:.4f}  {tuner.best_params_}")

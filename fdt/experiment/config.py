@@ -1,6 +1,6 @@
 """The experiment file: a TOML document parsed into frozen dataclasses, every key checked.
 
-The file has five kinds of tables (see ``docs/experiment.md`` for a full example)::
+The file has five kinds of tables (see the README for a full example)::
 
     [experiment]            name, seed, resolutions, real/fake sources, split, device, ...
     [images.NAME]           one image set: a folder, a manifest, the bundled photo corpus,

@@ -368,7 +368,7 @@ def _study(plan: Plan, study: StudyConfig, features: dict[tuple[str, str], Featu
 
 def _tune(plan: Plan, name: str, data: Any, spec: Any, study: StudyConfig, wanted: dict, progress: bool) -> dict:
     """Tune one condition with a persistent Optuna study and write its model and card (as ``fdt tune`` does)."""
-    from fdt.pipelines.cards import save_model
+    from fdt.pipelines.cards import save_model, tuned_card
     from fdt.pipelines.evaluation import tune_condition
 
     settings = plan.experiment.settings
@@ -377,28 +377,9 @@ def _tune(plan: Plan, name: str, data: Any, spec: Any, study: StudyConfig, wante
         data, spec, n_trials=study.trials, cv=study.cv, fractions=plan.fractions, random_state=settings.seed, storage=storage,
         study_name=f"{name}:{wanted['data'][:16]}", progress=progress, before_tuning=lambda: plan.models_dir.mkdir(parents=True, exist_ok=True),
     )
-    tuner = result.tuner
-    card = {
-        "name": name,
-        "pipeline": spec.to_dict(),
-        "best_params": tuner.best_params_,
-        "best_cv_score": {"scoring": tuner.scoring, "value": tuner.best_score_},
-        "trials_in_study": tuner.n_trials_,
-        "study": {"storage": storage, "name": tuner.study_.study_name},
-        "calibration": tuner.calibration_,
-        "cv": {"folds": study.cv, "grouped": True, "metrics": result.cv_summary},
-        "validation_metrics": result.val_metrics,
-        "test_metrics": result.test_metrics,
-        "split": {"fractions": list(result.fractions), "rows": result.rows, "seed": settings.seed},
-        "extractor_key": data.key.to_dict(),
-        "extractor_key_id": data.key.id,
-        "weights": data.key.weights,
-        "resolution": data.key.resolution,
-        "sources": {"real": plan.real, "fake": plan.fakes},
-        "data_fingerprint": result.fingerprint,
-        "experiment_settings": wanted,
-    }
-    return save_model(tuner.predictor_, card, plan.models_dir, name)[1]
+    card = tuned_card(name, spec, result, data, plan.real, plan.fakes, settings.seed, study.cv, storage)
+    card["experiment_settings"] = wanted
+    return save_model(result.tuner.predictor_, card, plan.models_dir, name)[1]
 
 
 # ---------------------------------------------------------------- matrices

@@ -13,7 +13,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from fdt.data import sha256_file
 from fdt.pipelines.errors import ModelIntegrityError, PipelineError
@@ -33,6 +33,35 @@ def _atomic_write(path: Path, write) -> None:
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def tuned_card(name: str, spec: Any, result: Any, data: Any, real: Sequence[str], fake: Sequence[str], seed: int, cv: int, storage: str) -> dict[str, Any]:
+    """The model card of a tuned training condition (``fdt tune``, ``fdt run``): everything needed to trust and reuse it.
+
+    ``result`` is a :class:`fdt.pipelines.evaluation.TuneResult`, ``data`` the
+    :class:`~fdt.features_store.FeatureSet` it was tuned on.
+    """
+    tuner = result.tuner
+    return {
+        "name": name,
+        "pipeline": spec.to_dict(),
+        "best_params": tuner.best_params_,
+        "best_cv_score": {"scoring": tuner.scoring, "value": tuner.best_score_},
+        "trials_in_study": tuner.n_trials_,
+        "best_trial": tuner.study_.best_trial.number if tuner.n_trials_ else None,
+        "study": {"storage": storage, "name": tuner.study_.study_name},
+        "calibration": tuner.calibration_,
+        "cv": {"folds": cv, "grouped": True, "metrics": result.cv_summary},
+        "validation_metrics": result.val_metrics,
+        "test_metrics": result.test_metrics,
+        "split": {"fractions": list(result.fractions), "rows": result.rows, "seed": seed},
+        "extractor_key": data.key.to_dict(),
+        "extractor_key_id": data.key.id,
+        "weights": data.key.weights,
+        "resolution": data.key.resolution,
+        "sources": {"real": list(real), "fake": list(fake)},
+        "data_fingerprint": result.fingerprint,
+    }
 
 
 def card_path(model_path: str | os.PathLike) -> Path:
