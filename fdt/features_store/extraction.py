@@ -197,7 +197,6 @@ def extract_records(
             worker_init_fn=_worker_init if count else None,
             prefetch_factor=4 if count else None,
         )
-        if os.environ.get("XMAIN"): torch.set_num_threads(int(os.environ["XMAIN"]))
         with tqdm(total=len(dataset), unit="img", desc=f"{extractor}@{resolution}", disable=not progress) as bar:
             for batch in loader:
                 ok = [(sha, array) for sha, _, array, _ in batch if array is not None]
