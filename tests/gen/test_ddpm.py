@@ -101,3 +101,15 @@ def test_bad_mask_options_are_refused_before_anything_is_written(ddpm_dir: Path,
         assert result.exit_code == 2 and "Traceback" not in result.output, result.output
         assert len(result.output.strip().splitlines()) == 1
         assert not (tmp_path / "i").exists()
+
+
+def test_resumed_training_ends_like_an_uninterrupted_run(photos: Path, tmp_path: Path) -> None:
+    import torch
+
+    straight = train_ddpm(photos, tmp_path / "straight", size=32, epochs=2, **TINY)
+    train_ddpm(photos, tmp_path / "resumed", size=32, epochs=1, **TINY)  # stopped after epoch 1
+    resumed = train_ddpm(photos, tmp_path / "resumed", size=32, epochs=2, **TINY)
+    a, b = (torch.load(folder / "checkpoint.pt", weights_only=True) for folder in (straight, resumed))
+    assert a["epoch"] == b["epoch"] == 2
+    assert all(torch.equal(a["unet"][k], b["unet"][k]) for k in a["unet"])
+    assert (straight / "losses.csv").read_text() == (resumed / "losses.csv").read_text()
