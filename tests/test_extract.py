@@ -230,3 +230,33 @@ def test_help_and_store_reading_do_not_import_torch():
         "assert not heavy, heavy"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_remembered_hashes_are_reused_only_for_unchanged_files(image_tree: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    from fdt.features_store import extraction
+
+    store = tmp_path / "s"
+    records = load_image_set(image_tree)
+    extract_records(records, "fft", {"size": 4}, "16", store, workers=0, progress=False)
+    hashed: list[str] = []
+    real_hash = extraction.sha256_file
+    monkeypatch.setattr(extraction, "sha256_file", lambda path: hashed.append(path) or real_hash(path))
+
+    again = extract_records(records, "fft", {"size": 4}, "16", store, workers=0, progress=False)
+    assert hashed == [] and again.reused_rows == 24 and again.new_rows == 0
+
+    changed = image_tree / "real" / "img0000.png"
+    Image.new("RGB", (32, 32), (1, 2, 3)).save(changed)
+    third = extract_records(records, "fft", {"size": 4}, "16", store, workers=0, progress=False)
+    assert hashed == [str(changed)] and third.new_rows == 1
+    assert sha256_of(changed) in FeatureStore(store).load("fft", 16).sha256.tolist()
+
+    hashed.clear()
+    extract_records(records, "fft", {"size": 4}, "16", store, workers=0, progress=False, rehash=True)
+    assert len(hashed) == 24
+
+
+def sha256_of(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()

@@ -24,8 +24,9 @@ from fdt.cli.common import UserError, parse_params, split_list, user_errors
 @click.option("--shard", default=None, metavar="I/N", help="Extract only shard I of N (by image content); N jobs may write one store at once.")
 @click.option("--scheduler", default=None, metavar="ADDRESS", help="Run on a Dask cluster (tcp://host:8786), one task per shard.")
 @click.option("--shards", default=None, type=click.IntRange(min=1), help="With --scheduler: number of tasks [default: one per worker thread].")
+@click.option("--rehash", is_flag=True, help="Hash every file again instead of trusting remembered hashes of unchanged files.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def extract(data, extractor, params, resolution, batch_size, device, workers, store_root, real, label, max_pixels, wait, flush_every, shard, scheduler, shards, quiet):
+def extract(data, extractor, params, resolution, batch_size, device, workers, store_root, real, label, max_pixels, wait, flush_every, shard, scheduler, shards, rehash, quiet):
     """Extract features of the images in DATA (folders or CSV manifests) into the feature store.
 
     A folder with sub-folders is one source per sub-folder; sources named in
@@ -60,7 +61,7 @@ def extract(data, extractor, params, resolution, batch_size, device, workers, st
 
                 summary = extract_on_dask(records, extractor, parse_params(params), res, store_root, scheduler, shards=shards, **options)
             else:
-                summary = extract_records(records, extractor, parse_params(params), res, store_root, workers=workers, shard=shard_spec, **options)
+                summary = extract_records(records, extractor, parse_params(params), res, store_root, workers=workers, shard=shard_spec, rehash=rehash, **options)
         for index, reason in sorted(summary.failures.items()):
             click.echo(f"skipped {records[index].path}: {reason}", err=True)
         click.echo(summary.line())

@@ -56,8 +56,8 @@ def extract_on_dask(
     client = scheduler if isinstance(scheduler, Client) else Client(scheduler)
     try:
         count = shards or max(1, sum(client.nthreads().values()))
-        hashes, unreadable = hash_files([str(r.path) for r in records])
         store_root = os.path.abspath(store_root)
+        hashes, unreadable, _ = hash_files([str(r.path) for r in records])
         futures = [
             client.submit(
                 _extract_shard,

@@ -17,11 +17,13 @@ import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
-from fdt.data import DEFAULT_MAX_PIXELS, ImageDecodeError, ImageRecord, apply_resolution, load_rgb, parse_resolution
+from fdt.data import DEFAULT_MAX_PIXELS, ImageDecodeError, ImageRecord, apply_resolution, load_rgb, parse_resolution, sha256_file
+from fdt.features_store import hashcache
 from fdt.features_store.extractors.base import resolve_device
 from fdt.features_store.featureset import ExtractorKey
 from fdt.features_store.registry import create_extractor
@@ -55,22 +57,31 @@ def default_workers() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
-def hash_files(paths: Sequence[str], threads: int = 4) -> tuple[list[str], dict[int, str]]:
-    """SHA-256 of each file (``""`` where unreadable) and the unreadable ones' reasons by index."""
+def hash_files(paths: Sequence[str], threads: int = 4, cache_root: Path | None = None) -> tuple[list[str], dict[int, str], dict[int, Stat]]:
+    """SHA-256 of each file (``""`` where unreadable), the unreadable ones' reasons, and the files hashed afresh.
+
+    With ``cache_root`` (an existing store), hashes remembered there for files whose
+    path, size, mtime and inode are unchanged are reused; the third value maps
+    the index of every file that was read to its stat, for :func:`hashcache.remember`.
+    """
+    stats = [hashcache.file_stat(path) for path in paths]
+    hashes = hashcache.lookup(cache_root, paths, stats) if cache_root is not None else [""] * len(paths)
 
     def one(path: str) -> tuple[str, str]:
         try:
-            digest = hashlib.sha256()
-            with open(path, "rb") as handle:
-                while block := handle.read(1 << 20):
-                    digest.update(block)
-            return digest.hexdigest(), ""
+            return sha256_file(path), ""
         except OSError as error:
             return "", f"cannot read file ({error.strerror or error})"
 
+    todo = [i for i, sha in enumerate(hashes) if not sha]
     with ThreadPoolExecutor(max_workers=threads) as pool:
-        results = list(pool.map(one, paths))
-    return [h for h, _ in results], {i: reason for i, (_, reason) in enumerate(results) if reason}
+        results = list(pool.map(one, [paths[i] for i in todo]))
+    unreadable = {}
+    for index, (sha, reason) in zip(todo, results):
+        hashes[index] = sha
+        if reason:
+            unreadable[index] = reason
+    return hashes, unreadable, {i: stats[i] for i in todo if hashes[i] and stats[i] is not None}
 
 
 class _DecodeDataset:
@@ -132,6 +143,7 @@ def extract_records(
     catalog: bool = True,
     shard: tuple[int, int] | None = None,
     hashes: Sequence[str] | None = None,
+    rehash: bool = False,
 ) -> ExtractSummary:
     """Extract features of ``records`` with one extractor at one resolution into the store.
 
@@ -143,7 +155,9 @@ def extract_records(
     ``shard=(I, N)`` extracts only the images of shard I of N (by content hash,
     see :mod:`fdt.features_store.sharding`) as a shared writer, so N such runs can
     write into one store at once; their summaries count only their shard.
-    ``hashes`` passes the files' SHA-256 when the caller already has them.
+    ``hashes`` passes the files' SHA-256 when the caller already has them;
+    otherwise hashes remembered in the store for unchanged files are reused
+    (:mod:`fdt.features_store.hashcache`) unless ``rehash`` is set.
     """
     import torch
     from torch.utils.data import DataLoader
@@ -162,20 +176,25 @@ def extract_records(
     num_features = model.num_features
     attrs = {"extractor_info": json.dumps(model.info(), sort_keys=True), "torch_version": torch.__version__}
 
+    store = FeatureStore(store_root)
+    paths = [str(r.path) for r in records]
+    fresh: dict[int, hashcache.Stat] = {}
     if hashes is None:
-        hashes, unreadable = hash_files([str(r.path) for r in records])
+        hashes, unreadable, fresh = hash_files(paths, cache_root=store.root if store.exists() and not rehash else None)
     else:
         hashes = list(hashes)
         unreadable = {i: "cannot read file" for i, h in enumerate(hashes) if not h}
+    all_hashes = list(hashes)
     if shard is not None:
         # each shard's job reports the unreadable files of its share of the list, so N jobs report each once
         unreadable = {i: reason for i, reason in unreadable.items() if i % shard[1] == shard[0]}
         hashes = [h if h and shard_of(h, shard[1]) == shard[0] else "" for h in hashes]
     summary = ExtractSummary(key, hashes, dict(unreadable), weights_note=model.weights_note())
-    store = FeatureStore(store_root)
     with store.writer(wait=wait, shared=shard is not None) as writer:
         if shard is not None:
             writer.claim(claim_name(key.id, shard))
+        if fresh:
+            hashcache.remember(store.root, [paths[i] for i in fresh], list(fresh.values()), [all_hashes[i] for i in fresh])
         writer.flush_rows = flush_rows
         if catalog:
             writer.add_catalog(records, hashes)

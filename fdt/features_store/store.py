@@ -127,6 +127,12 @@ class Shard:
         with h5py.File(self.path, "r", locking=False) as handle:
             return handle["sha256"][()], handle["failed"]["sha256"][()]
 
+    def read_failures(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(failed_sha256, failed_path, failed_reason)`` without reading the feature matrix."""
+        with h5py.File(self.path, "r", locking=False) as handle:
+            failed = handle["failed"]
+            return failed["sha256"][()], _decode(failed["path"][()]), _decode(failed["reason"][()])
+
     def read(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """``(sha256, features, failed_sha256, failed_path, failed_reason)``, hashes as ``S64`` bytes."""
         with h5py.File(self.path, "r", locking=False) as handle:
@@ -381,8 +387,7 @@ class FeatureStore:
         """``(sha256, path, reason)`` of every image that could not be extracted for a key."""
         rows: dict[str, tuple[str, str, str]] = {}
         for shard in self.live_shards(key.id):
-            _, _, sha, path, reason = shard.read()
-            for s, p, r in zip(sha, path, reason):
+            for s, p, r in zip(*shard.read_failures()):
                 rows.setdefault(s.decode(), (s.decode(), str(p), str(r)))
         return list(rows.values())
 
