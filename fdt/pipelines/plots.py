@@ -22,14 +22,22 @@ def heatmap(matrix, path: Path, weights: dict[str, str]) -> Path:
     values = matrix.values
     figure = Figure(figsize=(1.6 + 1.3 * len(matrix.columns), 1.2 + 0.8 * len(matrix.rows)), layout="constrained")
     axes = figure.add_subplot()
-    image = axes.imshow(values, cmap="viridis", vmin=np.nanmin(values), vmax=np.nanmax(values))
-    axes.set_xticks(range(len(matrix.columns)), [f"{c}\nmean {m:.3f}" for c, m in zip(matrix.columns, matrix.column_means)], fontsize=8)
+    low, high = np.nanmin(values), np.nanmax(values)
+    image = axes.imshow(values, cmap="viridis", vmin=low, vmax=high)
+    axes.set_xticks(
+        range(len(matrix.columns)), [f"{c}\nmean {m:.3f}" for c, m in zip(matrix.columns, matrix.column_means)],
+        fontsize=8, rotation=30, ha="right", rotation_mode="anchor",
+    )
     axes.set_yticks(range(len(matrix.rows)), [f"{r}\nmean {m:.3f}" for r, m in zip(matrix.rows, matrix.row_means)], fontsize=8)
-    axes.set_xlabel("tested on")
+    axes.set_xlabel("tested on (bold: the diagonal, on held-out groups)")
     axes.set_ylabel("trained on")
     for i in range(values.shape[0]):
         for j in range(values.shape[1]):
-            axes.text(j, i, f"{values[i, j]:.3f}", ha="center", va="center", color="white" if i != j else "red", fontsize=9)
+            bright = high > low and (values[i, j] - low) / (high - low) > 0.6  # viridis turns yellow: dark text there
+            axes.text(
+                j, i, f"{values[i, j]:.3f}", ha="center", va="center", fontsize=9,
+                color="black" if bright else "white", fontweight="bold" if i == j else "normal",
+            )
     figure.colorbar(image, ax=axes, label=matrix.metric)
     axes.set_title(f"{matrix.title}\nweights: {', '.join(sorted(set(weights.values())))}", fontsize=9)
     figure.savefig(path, dpi=100)
