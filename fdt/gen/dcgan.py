@@ -31,13 +31,12 @@ from fdt.gen.plots import write_losses
 from fdt.gen.resolve import resolve_device
 from fdt.gen.training import (
     CHECKPOINT,
-    check_resume,
     data_digest,
     global_rng_state,
     load_checkpoint,
     record_epoch,
+    restore_checkpoint,
     save_checkpoint,
-    set_global_rng_state,
     to_pil,
     to_uint8,
 )
@@ -168,19 +167,11 @@ def train_dcgan(
     discriminator.to(device)
     opt_g = torch.optim.Adam(generator.parameters(), lr=lr, betas=(beta1, 0.999))
     opt_d = torch.optim.Adam(discriminator.parameters(), lr=lr, betas=(beta1, 0.999))
-    losses: list[dict[str, float]] = []
-    start_epoch = 0
-    if checkpoint_path.exists():
-        state = torch.load(checkpoint_path, map_location=device, weights_only=True)
-        check_resume(asdict(config), state["config"], out)
-        generator.load_state_dict(state["generator"])
-        discriminator.load_state_dict(state["discriminator"])
-        opt_g.load_state_dict(state["opt_g"])
-        opt_d.load_state_dict(state["opt_d"])
-        noise_rng.set_state(state["noise_rng"])
-        shuffle_rng.set_state(state["shuffle_rng"])
-        set_global_rng_state(state["global_rng"])
-        losses, start_epoch = state["losses"], state["epoch"]
+    losses, start_epoch = restore_checkpoint(
+        checkpoint_path, asdict(config), out, device,
+        {"generator": generator, "discriminator": discriminator, "opt_g": opt_g, "opt_d": opt_d},
+        {"noise_rng": noise_rng, "shuffle_rng": shuffle_rng},
+    )
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.json").write_text(json.dumps(asdict(config), indent=2) + "\n")
 

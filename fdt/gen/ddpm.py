@@ -36,13 +36,12 @@ from fdt.gen.plots import write_losses
 from fdt.gen.resolve import resolve_device
 from fdt.gen.training import (
     CHECKPOINT,
-    check_resume,
     data_digest,
     global_rng_state,
     load_checkpoint,
     record_epoch,
+    restore_checkpoint,
     save_checkpoint,
-    set_global_rng_state,
     to_pil,
     to_uint8,
 )
@@ -161,17 +160,9 @@ def train_ddpm(
     fixed_noise = torch.randn(grid_size, 3, size, size, generator=torch.Generator().manual_seed(seed + 3))
     unet.to(device)
     optimizer = torch.optim.AdamW(unet.parameters(), lr=lr)
-    losses: list[dict[str, float]] = []
-    start_epoch = 0
-    if checkpoint_path.exists():
-        state = torch.load(checkpoint_path, map_location=device, weights_only=True)
-        check_resume(asdict(config), state["config"], out)
-        unet.load_state_dict(state["unet"])
-        optimizer.load_state_dict(state["optimizer"])
-        noise_rng.set_state(state["noise_rng"])
-        shuffle_rng.set_state(state["shuffle_rng"])
-        set_global_rng_state(state["global_rng"])
-        losses, start_epoch = state["losses"], state["epoch"]
+    losses, start_epoch = restore_checkpoint(
+        checkpoint_path, asdict(config), out, device, {"unet": unet, "optimizer": optimizer}, {"noise_rng": noise_rng, "shuffle_rng": shuffle_rng}
+    )
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.json").write_text(json.dumps(asdict(config), indent=2) + "\n")
 

@@ -57,6 +57,27 @@ def set_global_rng_state(state: dict[str, Any]) -> None:
     random.setstate(state["python"])
 
 
+def restore_checkpoint(
+    checkpoint_path: Path, config: dict[str, Any], out: Path, device: str, stateful: dict[str, Any], generators: dict[str, torch.Generator]
+) -> tuple[list[dict[str, float]], int]:
+    """Restore a training run from its checkpoint, if there is one: ``(losses so far, last finished epoch)``.
+
+    ``stateful`` maps checkpoint keys to objects with ``load_state_dict`` (models,
+    optimisers) and ``generators`` to the run's ``torch.Generator``s; the global
+    RNGs are restored too, so the resumed run continues exactly where it stopped.
+    """
+    if not checkpoint_path.exists():
+        return [], 0
+    state = torch.load(checkpoint_path, map_location=device, weights_only=True)
+    check_resume(config, state["config"], out)
+    for name, target in stateful.items():
+        target.load_state_dict(state[name])
+    for name, generator in generators.items():
+        generator.set_state(state[name])
+    set_global_rng_state(state["global_rng"])
+    return state["losses"], state["epoch"]
+
+
 def save_checkpoint(state: dict[str, Any], path: Path) -> None:
     """``torch.save`` to a temporary name, then rename over the previous checkpoint."""
     temporary = path.with_name(f".{path.name}.tmp")
