@@ -49,6 +49,7 @@ _HASH_DTYPE = "S64"
 _STR_DTYPE = h5py.string_dtype("utf-8")
 _COMPACT_ROWS = 200_000  # shards below this size are merged when a writer closes
 _UPGRADE_HINT = "upgrade fdt (pip install -U fdt) to read it"
+_COMPACTING = "compaction by "  # how a shard job that compacts names itself in the lock file
 _HELD_LOCKS: set[int] = set()  # file descriptors of writer locks this process holds
 
 
@@ -528,7 +529,13 @@ class StoreWriter:
         holder = holder or "sharded extraction jobs"
         return f"feature store {self.root} is being written by {holder}; wait for it to finish or pass --wait SECONDS"
 
-    def _lock(self, path: Path, mode: int, wait: float, message) -> None:
+    def _lock(self, path: Path, mode: int, wait: float, message, role: str = "") -> None:
+        """Take ``flock`` ``mode`` on ``path``, waiting up to ``wait`` seconds, or raise ``message(holder)``.
+
+        A writer that holds the lock only to compact (the last of several shard jobs)
+        is always waited for: it is brief, and refusing would fail shard jobs that
+        merely started a moment late.
+        """
         handle = open(path, "a+")
         deadline = time.monotonic() + wait
         while True:
@@ -536,23 +543,23 @@ class StoreWriter:
                 fcntl.flock(handle, mode | fcntl.LOCK_NB)
                 break
             except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    handle.seek(0)
-                    holder = "; ".join(handle.read().split("\n")).strip("; ")
+                handle.seek(0)
+                holder = "; ".join(handle.read().split("\n")).strip("; ")
+                if time.monotonic() >= deadline and not holder.startswith(_COMPACTING):
                     handle.close()
                     raise StoreLockedError(message(holder)) from None
                 time.sleep(0.2)
         if mode == fcntl.LOCK_EX:
             handle.seek(0)
             handle.truncate()
-            handle.write(f"pid {os.getpid()} on {os.uname().nodename} since {_now()}")
+            handle.write(f"{role}pid {os.getpid()} on {os.uname().nodename} since {_now()}")
             handle.flush()
         self._handles.append(handle)
         _HELD_LOCKS.add(handle.fileno())
 
     def _try_exclusive(self) -> bool:
         try:
-            self._lock(self.root / ".lock", fcntl.LOCK_EX, 0.0, str)
+            self._lock(self.root / ".lock", fcntl.LOCK_EX, 0.0, str, role=_COMPACTING)
         except StoreLockedError:
             return False
         return True

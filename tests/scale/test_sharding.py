@@ -123,3 +123,21 @@ def test_dask_local_cluster_equals_local_extraction(corpus: Path, tmp_path: Path
     assert sha_a.tolist() == sha_b.tolist()
     np.testing.assert_array_equal(X_a, X_b)
     assert verify_store(FeatureStore(tmp_path / "dask")).ok
+
+
+def test_a_shard_job_waits_for_another_jobs_compaction(corpus: Path, tmp_path: Path):
+    import fcntl
+    import threading
+
+    from fdt.features_store.store import _COMPACTING
+
+    store = tmp_path / "s"
+    store.mkdir()
+    lock = open(store / ".lock", "a+")
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    lock.write(f"{_COMPACTING}pid 1 on elsewhere since now")
+    lock.flush()
+    threading.Timer(1.0, lambda: fcntl.flock(lock, fcntl.LOCK_UN)).start()
+    summary = extract_records(load_image_set(corpus), "fft", {"size": 4}, "native", store, workers=0, progress=False, shard=(0, 2))
+    assert summary.new_rows > 0
+    lock.close()
