@@ -79,7 +79,7 @@ def tune(
         fractions = parse_fractions(split)
         resolution = parse_resolution(resolution)
         data = load_condition(FeatureStore(store_root), extractor, resolution, real_sources, fake_sources, parse_params(params), weights)
-        name = name or f"{extractor}-{resolution}-{pipeline_name}-{'+'.join(real_sources)}-vs-{'+'.join(fake_sources)}"
+        name = name or f"{extractor}-{resolution.replace(':', '')}-{pipeline_name}-{'+'.join(real_sources)}-vs-{'+'.join(fake_sources)}"
         study_storage = storage or f"sqlite:///{(models / 'optuna.db').resolve()}"
         study_name = f"{name}:{fingerprint(data)[:16]}"
     if status:

@@ -344,7 +344,7 @@ def _study(plan: Plan, study: StudyConfig, features: dict[tuple[str, str], Featu
             data_fingerprint = fingerprint(data)
             for pipeline in study.pipelines:
                 spec = get_spec(pipeline, settings.pipelines_file)
-                name = f"{label}-{resolution}-{pipeline}"
+                name = f"{label}-{resolution.replace(':', '')}-{pipeline}"
                 wanted = {
                     "data": data_fingerprint, "spec": spec.to_dict(), "trials": study.trials, "cv": study.cv,
                     "split": list(plan.fractions), "seed": settings.seed,
