@@ -14,7 +14,9 @@ vector from a spectrum of any size:
 - the **grid** (default): the magnitude spectrum averaged over ``size``×``size``
   equal frequency bands (area-weighted, so no band is skipped), then ``log1p``.
   Averaging magnitudes before the log keeps a narrow peak visible in its band;
-  at ``crop:size`` the grid is the spectrum itself, bin for bin.
+  at ``crop:size`` the grid is the spectrum itself, bin for bin. ``grid=bilinear``
+  is fdt 0.1's grid (the log spectrum resampled bilinearly, which blurs a narrow
+  peak into its neighbours), kept to reproduce earlier stores and models.
 - the **profile**: ``durall`` follows Durall et al. 2020 (the azimuthal mean of
   ``20 log|F|`` over integer radii, DC excluded, interpolated to ``size`` points
   and min-max normalised); ``rings`` is fdt's earlier profile (the mean of
@@ -35,7 +37,7 @@ from fdt.features_store.registry import register_extractor
 
 LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # ITU-R BT.601, as PIL's "L" conversion
 PROFILES = ("none", "durall", "rings")
-GRID = "band-mean"
+GRIDS = ("band-mean", "bilinear")
 DURALL_EPSILON = 1e-8  # added to |F| before the log, as in Durall et al.'s code
 
 
@@ -56,6 +58,14 @@ def band_mean_grid(magnitude: np.ndarray, size: int) -> np.ndarray:
             Image.fromarray(magnitude.astype(np.float32), mode="F").resize((size, size), Image.Resampling.BOX), dtype=np.float64
         )
     return np.log1p(magnitude).astype(np.float32)
+
+
+def bilinear_grid(magnitude: np.ndarray, size: int) -> np.ndarray:
+    """fdt 0.1's grid: ``log1p`` of the magnitude, resampled bilinearly to ``size``×``size``."""
+    spectrum = np.log1p(magnitude).astype(np.float32)
+    if spectrum.shape != (size, size):
+        spectrum = np.asarray(Image.fromarray(spectrum, mode="F").resize((size, size), Image.Resampling.BILINEAR), dtype=np.float32)
+    return spectrum
 
 
 def _radii(shape: tuple[int, int]) -> np.ndarray:
@@ -101,6 +111,7 @@ class SpectrumFeatures:
 
     size: int
     profile: str
+    grid: str = "band-mean"
 
     def __call__(self, image: Image.Image) -> np.ndarray:
         gray = np.asarray(image, dtype=np.float32) @ LUMA
@@ -109,7 +120,8 @@ class SpectrumFeatures:
             return durall_profile(magnitude, self.size)
         if self.profile == "rings":
             return azimuthal_profile(np.log1p(magnitude), self.size)
-        return band_mean_grid(magnitude, self.size).ravel()
+        reduce = band_mean_grid if self.grid == "band-mean" else bilinear_grid
+        return reduce(magnitude, self.size).ravel()
 
 
 @register_extractor("fft")
@@ -131,26 +143,29 @@ class FFTExtractor(Extractor):
     name = "fft"
     reads_spectrum = True
 
-    def __init__(self, size: int = 64, profile: str | bool = "none", device: str = "cpu") -> None:
+    def __init__(self, size: int = 64, profile: str | bool = "none", grid: str = "band-mean", device: str = "cpu") -> None:
         self.size = size
         self.profile = profile
+        self.grid = grid
         self.device = device
 
-    def _checked(self) -> tuple[int, str]:
+    def _checked(self) -> tuple[int, str, str]:
         if not isinstance(self.size, int) or isinstance(self.size, bool) or self.size < 2:
             raise ValueError(f"fft size must be an integer of at least 2, not {self.size!r}")
         profile = {False: "none", True: "durall"}.get(self.profile, self.profile) if isinstance(self.profile, bool) else self.profile
         if profile not in PROFILES:
             raise ValueError(f"fft profile must be one of {', '.join(PROFILES)} (or true/false), not {self.profile!r}")
-        return self.size, profile
+        if self.grid not in GRIDS:
+            raise ValueError(f"fft grid must be one of {', '.join(GRIDS)}, not {self.grid!r}")
+        return self.size, profile, self.grid
 
     def key_params(self) -> dict[str, Any]:
-        size, profile = self._checked()
-        return {"size": size, "profile": profile} if profile != "none" else {"size": size, "profile": "none", "grid": GRID}
+        size, profile, grid = self._checked()
+        return {"size": size, "profile": profile} if profile != "none" else {"size": size, "profile": "none", "grid": grid}
 
     @property
     def num_features(self) -> int:
-        size, profile = self._checked()
+        size, profile, _ = self._checked()
         return size if profile != "none" else size * size
 
     def preprocessor(self) -> SpectrumFeatures:
