@@ -151,6 +151,14 @@ def test_fer2013_csv_converts_to_the_image_folder_layout(tmp_path):
     assert len(load_image_set(manifest)) == 4
     with pytest.raises(LayoutError, match="not empty"):
         convert_fer2013(table, tmp_path / "fer")
+    from click.testing import CliRunner
+
+    from fdt.cli import cli
+
+    assert CliRunner().invoke(cli, ["layouts", "fer2013", str(table), "--out", str(tmp_path / "fer2")]).exit_code == 0
+    assert CliRunner().invoke(cli, ["layouts", "ls", str(tmp_path / "fer2")]).output.strip() == "fer2013"
+    refused = CliRunner().invoke(cli, ["layouts", "fer2013", str(table), "--out", str(tmp_path / "fer2")])
+    assert refused.exit_code == 2 and "not empty" in refused.output
 
 
 def test_deepfakeart_inpainting_records(tmp_path):

@@ -173,3 +173,22 @@ def test_the_perturbation_is_part_of_the_key_and_clean_keys_are_unchanged():
     assert ExtractorKey.from_dict(json.loads(json.dumps(jpeg.to_dict()))) == jpeg
     assert ExtractorKey.from_dict(jpeg.to_dict()).id == jpeg.id
     assert "perturb=jpeg:quality=75,backend=pil" in jpeg.describe()
+
+
+def test_fdt_perturb_writes_copies_a_manifest_and_a_grid(image_tree, tmp_path):
+    from click.testing import CliRunner
+
+    from fdt.cli import cli
+    from fdt.data import from_manifest
+
+    out = tmp_path / "copies"
+    result = CliRunner().invoke(cli, ["perturb", str(image_tree), "--out", str(out), "--sweep", "jpeg:quality=90,30", "--limit", "4", "-q"])
+    assert result.exit_code == 0, result.output
+    records = from_manifest(out / "manifest.csv")
+    assert len(records) == 8 and {r.extra["perturb"] for r in records} == {"jpeg:quality=90,backend=pil", "jpeg:quality=30,backend=pil"}
+    first = records[0]
+    original = Image.open(first.extra["original"]).convert("RGB")
+    assert np.array_equal(np.asarray(Image.open(first.path)), np.asarray(parse_chain(first.extra["perturb"]).apply(original, hashlib.sha256(open(first.extra["original"], "rb").read()).hexdigest())))
+    assert Image.open(out / "grid.png").size[0] > 200
+    again = CliRunner().invoke(cli, ["perturb", str(image_tree), "--out", str(out), "--perturb", "png"])
+    assert again.exit_code == 2 and "not an empty folder" in again.output

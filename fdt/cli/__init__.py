@@ -17,12 +17,14 @@ from fdt import __version__
 # command name -> (module, attribute, one-line help shown by `fdt --help`)
 _COMMANDS: dict[str, tuple[str, str, str]] = {
     "extract": ("fdt.cli.extract", "extract", "Extract features of image sets into the feature store."),
+    "perturb": ("fdt.cli.perturb", "perturb", "Write perturbed copies (JPEG, blur, resize, ...) of images, with a sample grid."),
+    "layouts": ("fdt.cli.layouts", "layouts", "Public dataset layouts fdt reads as downloaded."),
     "store": ("fdt.cli.store", "store", "Inspect and verify the feature store."),
     "models": ("fdt.cli.models", "models", "Train the networks fdt owns (autoencoder)."),
     "gen": ("fdt.cli.gen", "gen", "Generate fakes: DCGAN, Stable Diffusion, inpainting, small DDPM."),
     "pipelines": ("fdt.cli.pipelines", "pipelines", "List pipeline specs and their search spaces."),
     "tune": ("fdt.cli.tune", "tune", "Tune and cross-validate a pipeline on stored features."),
-    "report": ("fdt.cli.report", "report", "Generalisation matrices, ROC curves and plots."),
+    "report": ("fdt.cli.report", "report", "Generalisation matrices, robustness sweeps, ROC curves and plots."),
     "predict": ("fdt.cli.predict", "predict", "Score images with a tuned model."),
     "run": ("fdt.cli.run", "run", "Run every stage of an experiment file, reusing finished work."),
     "demo": ("fdt.cli.run", "demo", "Run the whole toolkit offline on bundled photos."),
