@@ -135,3 +135,52 @@ def test_cli_extract_perturb_and_sweep(tmp_path):
     assert "0 new rows, 6 reused" in again.output
     bad = CliRunner().invoke(cli, base + ["--perturb", "jpeg:quality=101"])
     assert bad.exit_code == 2 and "quality must be an integer 1..100" in bad.output
+
+
+EXPERIMENT = """
+[experiment]
+name = "robustness"
+seed = 0
+resolutions = ["native"]
+split = "50/20/30"
+workers = 0
+
+[images.real]
+folder = "data/real"
+label = "real"
+
+[images.fake]
+folder = "data/fake"
+label = "fake"
+
+[extractors.fft]
+params = { size = 16, profile = "durall" }
+
+[[robustness]]
+pipeline = "logreg"
+sweeps = ["blur:sigma=0,2", "SWEEP"]
+cv = 3
+"""
+
+
+def test_fdt_run_robustness_tables(tmp_path):
+    from fdt.cli import cli
+
+    write_artefact_set(tmp_path / "data", count=20)
+    (tmp_path / "study.toml").write_text(EXPERIMENT.replace("SWEEP", "jpeg:quality=90"))
+    first = CliRunner().invoke(cli, ["run", str(tmp_path / "study.toml"), "--workspace", str(tmp_path / "ws")])
+    assert first.exit_code == 0, first.output
+    folder = tmp_path / "ws" / "reports" / "robustness-fft-logreg"
+    assert (folder / "robustness-blur-sigma.png").is_file() and (folder / "robustness-jpeg-quality.png").is_file()
+    run = json.loads((tmp_path / "ws" / "reports" / "run.json").read_text())
+    stages = [s for s in run["stages"] if s["stage"] in ("robustness", "extract")]
+    assert any(s["stage"] == "robustness" and s["action"] == "computed" for s in stages)
+    assert {s.get("perturb") for s in stages if s["stage"] == "extract"} >= {"blur:sigma=2", "jpeg:quality=90,backend=pil"}
+    second = CliRunner().invoke(cli, ["run", str(tmp_path / "study.toml"), "--workspace", str(tmp_path / "ws")])
+    assert second.exit_code == 0, second.output
+    run = json.loads((tmp_path / "ws" / "reports" / "run.json").read_text())
+    assert all(s["action"] == "reused" for s in run["stages"] if s["stage"] in ("robustness", "extract"))
+    (tmp_path / "bad.toml").write_text(EXPERIMENT.replace("SWEEP", "jpeg:quality=0"))
+    bad = CliRunner().invoke(cli, ["run", str(tmp_path / "bad.toml"), "--workspace", str(tmp_path / "ws2")])
+    assert bad.exit_code == 2 and "[[robustness]] #1" in bad.output and "quality must be" in bad.output
+    assert not (tmp_path / "ws2").exists()

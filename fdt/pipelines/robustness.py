@@ -26,7 +26,7 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Collection, Sequence
 
 import numpy as np
 
@@ -120,6 +120,7 @@ def robustness_report(
     random_state: int = 0,
     n_resamples: int = DEFAULT_RESAMPLES,
     progress: bool = False,
+    images: Collection[str] | None = None,
 ) -> RobustnessReport:
     """Train on the train share of the groups (clean, or perturbed by ``train_perturb``), score the test share at each sweep level.
 
@@ -130,12 +131,15 @@ def robustness_report(
     condition, as a deployed detector would fix it before seeing perturbed data.
     Every level's features must be in the store; a missing level is reported
     with the ``fdt extract`` command that computes it, before anything is fitted.
+    ``images`` (SHA-256 hashes) keeps only those images, as ``fdt run`` does for its own.
     """
     if not sweeps:
         raise PipelineError("name at least one sweep (--sweep jpeg:quality=100,90,75,50,30)")
     parsed = [parse_sweep(spec_text) for spec_text in sweeps]
     train_chain = parse_chain(train_perturb)
     clean = load_condition(store, extractor, resolution, real, fake, params, weights)
+    if images is not None:
+        clean = clean.subset(np.isin(clean.sha256.astype(str), list(images)))
     keyed = dict(params or {}, **clean.key.params)
     wanted = {chain.key for sweep in parsed for chain in sweep.chains} | {train_chain.key}
     levels = {key: clean if key == "" else store.load(extractor, resolution, list(real) + list(fake), keyed, clean.key.weights, key) for key in sorted(wanted)}
