@@ -219,8 +219,8 @@ def plot_sweep(report: RobustnessReport, index: int, path: Path) -> Path:
     sweep, spec_text = report.sweeps[index], report.specs[index]
     rows = [row for row in report.rows if row["sweep"] == spec_text]
     sources = list(dict.fromkeys(row["source"] for row in rows))
-    figure = Figure(figsize=(4.2 * len(METRICS), 3.6), layout="constrained")
-    axes_list = figure.subplots(1, len(METRICS))
+    figure = Figure(figsize=(9.5, 7.0), layout="constrained")
+    axes_list = figure.subplots(2, 2).ravel()
     x = np.arange(len(sweep.levels))
     for axes, metric in zip(axes_list, METRICS):
         for source in sources:
@@ -234,13 +234,16 @@ def plot_sweep(report: RobustnessReport, index: int, path: Path) -> Path:
         axes.set_xticks(x, sweep.levels)
         axes.set_xlabel(f"{sweep.operation} {sweep.param}".strip())
         axes.set_title(LABELS[metric], fontsize=10)
-        axes.set_ylim(0.0 if metric != "roc_auc" else 0.3, 1.02)
+        axes.set_ylim(0.0, 1.02)
         if metric in ("roc_auc", "accuracy", "best_threshold_accuracy"):
             axes.axhline(0.5, color="grey", linewidth=0.8, linestyle=":")
         axes.grid(alpha=0.3)
     axes_list[0].legend(fontsize=8, title="test fakes", title_fontsize=8)
     random = " (RANDOM weights)" if report.weights.startswith("random") else ""
-    figure.suptitle(f"{report.settings['pipeline']} on {report.extractor}{random}; trained on {report.settings['trained on']}; bands: 95 % bootstrap over test groups", fontsize=9)
+    figure.suptitle(
+        f"{report.settings['pipeline']} on {report.extractor}{random}\ntrained on {report.settings['trained on']}; bands: 95 % bootstrap over test groups",
+        fontsize=9,
+    )
     figure.savefig(path, dpi=110)
     return path
 
