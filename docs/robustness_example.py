@@ -27,7 +27,7 @@ from fdt.data import write_manifest  # noqa: E402
 SIDE = 128
 
 
-def main(out: str, count: int = 240, seed: int = 0) -> Path:
+def main(out: str, count: int = 450, seed: int = 0) -> Path:
     root = Path(out)
     rng = np.random.default_rng(seed)
     sources = [Image.fromarray(image) for image in photos()]
