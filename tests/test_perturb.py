@@ -192,3 +192,24 @@ def test_fdt_perturb_writes_copies_a_manifest_and_a_grid(image_tree, tmp_path):
     assert Image.open(out / "grid.png").size[0] > 200
     again = CliRunner().invoke(cli, ["perturb", str(image_tree), "--out", str(out), "--perturb", "png"])
     assert again.exit_code == 2 and "not an empty folder" in again.output
+
+
+def test_a_perturbed_shard_follows_the_store_spec(image_tree, tmp_path):
+    """key and key_id of a perturbed key, computed from docs/store-format.md alone."""
+    import json
+
+    import h5py
+
+    from fdt.data import from_folder
+    from fdt.features_store.extraction import extract_records
+
+    records = from_folder(image_tree)[:3]
+    extract_records(records, "fft", {"size": 8}, "native", tmp_path / "s", perturb=["jpeg:quality=75"], workers=0, progress=False)
+    (shard,) = (tmp_path / "s" / "features").glob("*/*.h5")
+    with h5py.File(shard) as handle:
+        key = json.loads(handle.attrs["key"])
+        key_id = handle.attrs["key_id"]
+    assert key["perturb"] == "jpeg:quality=75,backend=pil"
+    canonical = lambda value: json.dumps(value, sort_keys=True, separators=(",", ":"))  # noqa: E731
+    text = canonical([key["extractor"], canonical(key["params"]), key["weights"], key["resolution"], key["perturb"]])
+    assert key_id == hashlib.sha256(text.encode()).hexdigest()[:16] == shard.parent.name

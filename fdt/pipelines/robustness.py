@@ -34,6 +34,7 @@ from fdt.features_store.featureset import FeatureSet
 from fdt.perturb import Sweep, parse_chain, parse_sweep
 from fdt.pipelines.errors import PipelineError
 from fdt.pipelines.evaluation import load_condition
+from fdt.pipelines.leakage import check_scored_rows
 from fdt.pipelines.intervals import DEFAULT_RESAMPLES, bootstrap_metrics, choose_thresholds, format_interval
 from fdt.pipelines.metrics import compute_metrics
 from fdt.pipelines.specs import PipelineSpec
@@ -146,6 +147,8 @@ def robustness_report(
 
     fractions = tuple(float(f) for f in fractions)
     masks = holdout_masks(clean.groups, assign_groups(clean.groups, clean.sources, fractions, random_state, clean.y))
+    # a network fdt trained (the autoencoder) must not be scored on its own training groups
+    check_scored_rows(clean, masks["val"] | masks["test"], "validation and test")
     train_X, train_present = _aligned(clean, levels[train_chain.key])
     train = masks["train"] & train_present
     check_binary(clean.y[train])
