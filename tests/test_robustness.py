@@ -184,3 +184,17 @@ def test_fdt_run_robustness_tables(tmp_path):
     bad = CliRunner().invoke(cli, ["run", str(tmp_path / "bad.toml"), "--workspace", str(tmp_path / "ws2")])
     assert bad.exit_code == 2 and "[[robustness]] #1" in bad.output and "quality must be" in bad.output
     assert not (tmp_path / "ws2").exists()
+
+
+def test_robustness_perturb_and_layouts_do_not_import_torch():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from click.testing import CliRunner; from fdt.cli import cli;"
+        "import fdt.perturb, fdt.layouts, fdt.perturbed_copies, fdt.pipelines.robustness;"
+        "[CliRunner().invoke(cli, args) for args in (['report', 'robustness', '--help'], ['perturb', '--help'], ['layouts', 'ls'])];"
+        "heavy = [m for m in ('torch', 'timm', 'diffusers', 'torchvision') if m in sys.modules];"
+        "assert not heavy, heavy"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
