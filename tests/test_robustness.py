@@ -198,3 +198,12 @@ def test_robustness_perturb_and_layouts_do_not_import_torch():
         "assert not heavy, heavy"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_features_of_a_network_trained_from_data_are_checked_for_leaks(swept_store, monkeypatch):
+    from fdt.pipelines.leakage import TrainedRowsError
+
+    _, _, store, _ = swept_store
+    monkeypatch.setattr(FeatureStore, "extractor_info", lambda self, key: {"trained_from_data": True})
+    with pytest.raises(TrainedRowsError, match="no record of the images it trained on"):
+        robustness_report(FeatureStore(store), "fft", get_spec("logreg"), ["real"], ["fake"], ["blur:sigma=0,1"], cv=3, fractions=(0.5, 0.2, 0.3))
