@@ -13,7 +13,7 @@ Printed: medians of wall seconds, (b)/(a) (the target) and (c)/(a), plus the
 load average, because the figures are only comparable within one run. CNNs use
 ``weights="random"`` (speed does not depend on the weights' values).
 
-    python benchmarks/robustness.py                                   # 200 images, mobilenet_v2@64 and fft@256
+    python benchmarks/robustness.py                                   # 200 images, mobilenet_v2@64 and fft@native (256 px files)
     python benchmarks/robustness.py --images 500 --extractors fft --repeats 3
 """
 
@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from extract import build_corpus  # noqa: E402
 
-CONFIGS = {"mobilenet_v2": ("64", {"weights": "random", "input_size": 224}), "fft": ("256", {"size": 64})}
+CONFIGS = {"mobilenet_v2": ("64", {"weights": "random", "input_size": 224}), "fft": ("native", {"size": 64})}
 SWEEP = "jpeg:quality=100,90,75,50,30"
 
 
