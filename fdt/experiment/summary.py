@@ -205,8 +205,8 @@ def reading(result: "RunResult") -> list[str]:
             "the responses of an untrained network, not ImageNet features; place the weight files in the torch cache and re-run to compare."
         )
     sentences += _tuned_reading(result.cards)
-    for entry in result.matrix_reports:
-        sentences += [note.strip("*") for note in entry["report"].get("notes", [])]
+    notes = [*result.shortcuts, *(note for entry in result.matrix_reports for note in entry["report"].get("notes", []))]
+    sentences += [f"**{note.strip('*')}**" for note in dict.fromkeys(notes)]
     best = best_report(result)
     if best is None:
         return sentences or ["No matrices were requested."]
