@@ -62,9 +62,14 @@ class RobustnessReport:
     extractor: str
     weights: str
     threshold: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    """Warnings every reader must see first (shortcuts ``fdt audit`` found)."""
 
     def to_dict(self) -> dict[str, Any]:
-        return {"extractor": self.extractor, "weights": self.weights, "settings": self.settings, "threshold": self.threshold, "rows": self.rows}
+        return {
+            "extractor": self.extractor, "weights": self.weights, "settings": self.settings, "threshold": self.threshold,
+            "notes": self.notes, "rows": self.rows,
+        }
 
     def to_csv(self) -> str:
         buffer = io.StringIO()
@@ -82,6 +87,7 @@ class RobustnessReport:
 
     def to_markdown(self) -> str:
         lines = [f"# Robustness: {self.extractor} ({self.weights}), {self.settings['pipeline']}", ""]
+        lines += [f"**{note}**" for note in self.notes] + ([""] if self.notes else [])
         lines += [f"- {name}: {value}" for name, value in self.settings.items()]
         lines += [f"- validation threshold: {self.threshold.get('value')} (chosen on {self.threshold.get('chosen_on')})", ""]
         for sweep, spec in zip(self.sweeps, self.specs):
