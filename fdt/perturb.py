@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import math
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
@@ -142,7 +143,7 @@ def _build(name: str, given: dict[str, str], spec: str) -> Operation:
             value = param.kind(given[key])
         except ValueError:
             value = None
-        if value is None or not param.check(value):
+        if value is None or (isinstance(value, float) and not math.isfinite(value)) or not param.check(value):
             raise PerturbError(f"perturbation {spec!r}: {key} must be {param.rule}, not {given[key]!r}")
         params.append((key, value))
     if dict(params).get("backend") == "cv2":

@@ -129,6 +129,7 @@ def test_canonical_keys():
         ("jpeg:quality=high", "quality must be an integer 1..100"),
         ("jpeg:quality=75,level=3", "unknown parameter 'level'"),
         ("blur:sigma=-1", "sigma must be a number >= 0"),
+        ("blur:sigma=inf", "sigma must be a number >= 0"),
         ("resize:scale=2", r"scale must be a number in \(0, 1\]"),
         ("resize:scale=0.5,mode=sideways", "mode must be one of updown|down"),
         ("crop:24", "expected param=value"),

@@ -34,8 +34,8 @@ from fdt.features_store.featureset import FeatureSet
 from fdt.perturb import Sweep, parse_chain, parse_sweep
 from fdt.pipelines.errors import PipelineError
 from fdt.pipelines.evaluation import load_condition
-from fdt.pipelines.leakage import check_scored_rows
 from fdt.pipelines.intervals import DEFAULT_RESAMPLES, bootstrap_metrics, choose_thresholds, format_interval
+from fdt.pipelines.leakage import check_scored_rows
 from fdt.pipelines.metrics import compute_metrics
 from fdt.pipelines.specs import PipelineSpec
 from fdt.pipelines.splits import DEFAULT_FRACTIONS, assign_groups, check_binary, grouped_folds, holdout_masks
