@@ -205,6 +205,10 @@ def test_fdt_extract_reads_a_layout_with_no_manifest(tmp_path):
     assert result.exit_code == 0, result.output
     assert "2 new rows" not in result.output and "4 new rows" in result.output
     assert "dataset splits kept" in result.output
+    listed = CliRunner().invoke(cli, ["layouts", "manifest", str(root), "--out", str(tmp_path / "m.csv")])
+    assert listed.exit_code == 0, listed.output
+    rows = load_image_set(tmp_path / "m.csv")
+    assert sorted((r.source, r.extra["split"]) for r in rows) == [("sdv4", "train"), ("sdv4", "train"), ("sdv4-nature", "val"), ("sdv4-nature", "val")]
     assert FeatureStore(tmp_path / "store").sources() == {"sdv4": 1, "sdv4-nature": 0}
     bad = CliRunner().invoke(cli, ["extract", str(root), "-e", "fft", "--layout", "coco", "--store", str(tmp_path / "store2")])
     assert bad.exit_code == 2 and "annotations/captions" in bad.output

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import click
 
 from fdt.cli.common import user_errors
@@ -35,3 +37,27 @@ def fer2013(csv_path: str, out: str) -> None:
     with user_errors(LayoutError):
         manifest = convert_fer2013(csv_path, out)
     click.echo(f"wrote {manifest}")
+
+
+@layouts.command("manifest")
+@click.argument("root", type=click.Path(exists=True))
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="A new CSV manifest (path, source, label, group, split and the layout's other columns).")
+@click.option("--layout", default="auto", show_default=True, help="The layout to read ROOT with (auto: detected).")
+def manifest(root: str, out: str, layout: str) -> None:
+    """Write ROOT's records as a manifest: the dataset's own split column included, to read or edit."""
+    from pathlib import Path
+
+    from fdt.data import MANIFEST_COLUMNS, DataError, write_manifest
+    from fdt.layouts import read_layout
+
+    target = Path(out)
+    with user_errors(DataError):
+        if target.exists():
+            raise DataError(f"{target} exists; give a new file")
+        records = read_layout(root, layout)
+        if records is None:
+            raise DataError(f"{root} is in no known layout; fdt layouts ls lists them")
+    extra = sorted({name for record in records for name in record.extra})
+    rows = [dict(record.extra, path=os.path.abspath(record.path), source=record.source, label=record.label, group=record.group) for record in records]
+    write_manifest(target, rows, list(MANIFEST_COLUMNS) + extra)
+    click.echo(f"wrote {len(rows)} rows to {target}")
