@@ -176,6 +176,8 @@ def test_fdt_run_robustness_tables(tmp_path):
     stages = [s for s in run["stages"] if s["stage"] in ("robustness", "extract")]
     assert any(s["stage"] == "robustness" and s["action"] == "computed" for s in stages)
     assert {s.get("perturb") for s in stages if s["stage"] == "extract"} >= {"blur:sigma=2", "jpeg:quality=90,backend=pil"}
+    summary = (tmp_path / "ws" / "reports" / "summary.md").read_text()
+    assert "## Robustness" in summary and "(sigma=2)" in summary and "robustness-fft-logreg/robustness-blur-sigma.png" in summary
     second = CliRunner().invoke(cli, ["run", str(tmp_path / "study.toml"), "--workspace", str(tmp_path / "ws")])
     assert second.exit_code == 0, second.output
     run = json.loads((tmp_path / "ws" / "reports" / "run.json").read_text())

@@ -85,6 +85,7 @@ class RunResult:
     cards: list[dict[str, Any]]
     shortcuts: list[str] = field(default_factory=list)
     summary_path: Path | None = None
+    robustness_reports: list[dict[str, Any]] = field(default_factory=list)
 
 
 def run_experiment(plan: Plan, progress: bool = True, log: Log = print) -> RunResult:
@@ -109,9 +110,8 @@ def run_experiment(plan: Plan, progress: bool = True, log: Log = print) -> RunRe
         warnings.simplefilter("ignore", ConvergenceWarning)
         cards = [card for study in plan.experiment.studies for card in _study(plan, study, features, record, progress, log, shortcuts)]
         matrices = [report for matrix in plan.experiment.matrices for report in _matrices(plan, matrix, features, record, progress, log, shortcuts)]
-        for entry in plan.experiment.robustness:
-            _robustness(plan, entry, features, record, progress, log, shortcuts)
-    result = RunResult(plan, record, records, matrices, cards, shortcuts)
+        robustness = [report for entry in plan.experiment.robustness for report in _robustness(plan, entry, features, record, progress, log, shortcuts)]
+    result = RunResult(plan, record, records, matrices, cards, shortcuts, robustness_reports=robustness)
     record.seconds = time.perf_counter() - started
     result.summary_path = write_summary(result)
     record.seconds = time.perf_counter() - started
@@ -489,7 +489,7 @@ def _matrices(
 
 def _robustness(
     plan: Plan, entry: RobustnessConfig, features: dict[tuple[str, str], Features], record: RunRecord, progress: bool, log: Log, shortcuts: list[str]
-) -> None:
+) -> list[dict[str, Any]]:
     """A robustness report per extractor; reused when its data, pipeline, sweeps and protocol are unchanged."""
     from fdt.features_store.store import FeatureStore
     from fdt.pipelines.evaluation import fingerprint
@@ -499,6 +499,7 @@ def _robustness(
     settings = plan.experiment.settings
     spec = get_spec(entry.pipeline, settings.pipelines_file)
     (resolution,) = plan.resolutions_of((entry.resolution,))
+    reports = []
     for label in plan.extractors_of(entry.extractors):
         stored = features[label, resolution]
         folder = plan.reports_dir / f"robustness-{label}-{entry.pipeline}"
@@ -519,3 +520,6 @@ def _robustness(
             write_robustness(report, folder)
             write_json(folder / STAMP, wanted)
         record.add("robustness", f"{label}-{entry.pipeline}", fresh, extractor=label, pipeline=entry.pipeline, folder=str(folder))
+        report = json.loads((folder / "robustness.json").read_text(encoding="utf-8"))
+        reports.append({"label": label, "pipeline": entry.pipeline, "folder": folder, "sweeps": list(entry.sweeps), "report": report})
+    return reports
