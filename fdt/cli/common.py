@@ -53,3 +53,15 @@ def parse_params(pairs: tuple[str, ...] | list[str]) -> dict[str, Any]:
 def split_list(text: str | None) -> list[str]:
     """``"a, b,c"`` -> ``["a", "b", "c"]``."""
     return [part.strip() for part in (text or "").split(",") if part.strip()]
+
+
+def equalise_key(operations: tuple[str, ...] | list[str]) -> str:
+    """The feature key's chain for ``--equalise`` operations (``""`` for none), checked as ``fdt extract`` checks them."""
+    if not operations:
+        return ""
+    from fdt.perturb import PerturbError, parse_chain
+
+    try:
+        return parse_chain(list(operations)).key
+    except PerturbError as error:
+        raise UserError(f"--equalise: {error}") from None

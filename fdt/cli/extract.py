@@ -25,11 +25,12 @@ from fdt.cli.common import UserError, parse_params, split_list, user_errors
 @click.option("--scheduler", default=None, metavar="ADDRESS", help="Run on a Dask cluster (tcp://host:8786), one task per shard.")
 @click.option("--shards", default=None, type=click.IntRange(min=1), help="With --scheduler: number of tasks [default: one per worker thread].")
 @click.option("--rehash", is_flag=True, help="Hash every file again instead of trusting remembered hashes of unchanged files.")
+@click.option("--equalise", "equalise", multiple=True, metavar="OP:K=V", help="Re-encode every image, real and fake, the same way before extraction (jpeg:quality=95, png, crop:size=N); repeat to chain. Part of the feature key.")
 @click.option("--perturb", "perturb", multiple=True, metavar="OP:K=V", help="Perturb every image before the resolution step (jpeg:quality=75, blur:sigma=1, ...); repeat to chain. Part of the feature key.")
 @click.option("--sweep", "sweeps", multiple=True, metavar="OP:K=V1,V2", help="Extract every level of a robustness sweep (jpeg:quality=100,90,75), decoding each image once; repeatable.")
 @click.option("--layout", default="auto", show_default=True, help="How DATA folders are organised: auto, plain, or a dataset layout (genimage, cnndetection, ...).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def extract(data, extractor, params, resolution, batch_size, device, workers, store_root, real, label, max_pixels, wait, flush_every, shard, scheduler, shards, rehash, perturb, sweeps, layout, quiet):
+def extract(data, extractor, params, resolution, batch_size, device, workers, store_root, real, label, max_pixels, wait, flush_every, shard, scheduler, shards, rehash, equalise, perturb, sweeps, layout, quiet):
     """Extract features of the images in DATA (folders or CSV manifests) into the feature store.
 
     A folder with sub-folders is one source per sub-folder; sources named in
@@ -50,7 +51,7 @@ def extract(data, extractor, params, resolution, batch_size, device, workers, st
         if note := split_note(records):
             click.echo(f"note: {note}", err=True)
 
-        base = parse_chain(perturb)
+        base = parse_chain([*equalise, *perturb])  # equalisation first: it stands for how the files were made
         levels = list(dict.fromkeys(base.then(chain) for spec in sweeps for chain in parse_sweep(spec).chains)) or [base]
     if not resolutions:
         raise UserError("--resolution is empty")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from fdt.cli.common import parse_params, split_list, user_errors
+from fdt.cli.common import equalise_key, parse_params, split_list, user_errors
 from fdt.cli.pipelines import SPECS_OPTION
 from fdt.cli.tune import user_error_types
 
@@ -35,6 +35,7 @@ def report() -> None:
 @click.option("--out", default=None, type=click.Path(file_okay=False), help="Output folder (default: reports/matrix-EXTRACTOR-PIPELINE).")
 @click.option("--scheduler", default=None, metavar="ADDRESS", help="Tune the training conditions as tasks on a Dask cluster (tcp://host:8786).")
 @click.option("--progress/--no-progress", default=True, show_default=True)
+@click.option("--equalise", "equalise", multiple=True, metavar="OP:K=V", help="Use the features extracted with this --equalise chain (as given to fdt extract).")
 @click.option("--allow-trained-groups", is_flag=True, help="Score features of a trained network on images it trained on anyway (flagged as a leak).")
 def matrix(
     extractor: str,
@@ -56,6 +57,7 @@ def matrix(
     scheduler: str | None,
     progress: bool,
     allow_trained_groups: bool,
+    equalise: tuple[str, ...],
 ) -> None:
     """Train on real vs fake A, test on real vs fake B, for every A and B (diagonal on held-out groups)."""
     import optuna
@@ -77,7 +79,7 @@ def matrix(
         fractions = parse_fractions(split)
         wanted = [parse_resolution(r) for r in (split_list(resolutions) if resolutions else [resolution])]
         store = FeatureStore(store_root)
-        data = {res: load_condition(store, extractor, res, real_sources, fake_sources, parse_params(params), weights) for res in wanted}
+        data = {res: load_condition(store, extractor, res, real_sources, fake_sources, parse_params(params), weights, equalise_key(equalise)) for res in wanted}
         if scheduler:
             from distributed import Client
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from fdt.cli.common import parse_params, split_list, user_errors
+from fdt.cli.common import equalise_key, parse_params, split_list, user_errors
 from fdt.cli.pipelines import SPECS_OPTION
 
 
@@ -40,6 +40,7 @@ def user_error_types() -> tuple[type[BaseException], ...]:
 @click.option("--name", default=None, help="Model name (default: extractor-resolution-pipeline-real-vs-fakes).")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bar over trials.")
 @click.option("--status", is_flag=True, help="Print the study's trials by state and its best trial, then exit without tuning.")
+@click.option("--equalise", "equalise", multiple=True, metavar="OP:K=V", help="Use the features extracted with this --equalise chain (as given to fdt extract).")
 @click.option("--allow-trained-groups", is_flag=True, help="Score features of a trained network on images it trained on anyway (flagged as a leak).")
 def tune(
     extractor: str,
@@ -61,6 +62,7 @@ def tune(
     progress: bool,
     status: bool,
     allow_trained_groups: bool,
+    equalise: tuple[str, ...],
 ) -> None:
     """Tune and cross-validate a pipeline on stored features; write models/NAME.joblib and its JSON card."""
     import optuna
@@ -82,7 +84,7 @@ def tune(
         fractions = parse_fractions(split)
         resolution = parse_resolution(resolution)
         data_store = FeatureStore(store_root)
-        data = load_condition(data_store, extractor, resolution, real_sources, fake_sources, parse_params(params), weights)
+        data = load_condition(data_store, extractor, resolution, real_sources, fake_sources, parse_params(params), weights, equalise_key(equalise))
         name = name or f"{extractor}-{resolution.replace(':', '')}-{pipeline_name}-{'+'.join(real_sources)}-vs-{'+'.join(fake_sources)}"
         study_storage = storage or f"sqlite:///{(models / 'optuna.db').resolve()}"
         study_name = protocol_study(name, data, spec, seed, fractions, cv)

@@ -52,6 +52,8 @@ class Settings:
     batch_size: int = 32
     workers: int | None = None
     pipelines_file: str | None = None
+    equalise: tuple[str, ...] = ()
+    """Operations every image, real and fake, goes through before extraction (``["jpeg:quality=95"]``); part of the key."""
 
 
 @dataclass(frozen=True)

@@ -153,6 +153,15 @@ def make_plan(experiment: Experiment, workspace: str | os.PathLike) -> Plan:
         check(f"[[matrices]] #{index}", lambda: check_metric(matrix.metric))
         _check_counts(f"[[matrices]] #{index}", matrix.trials, matrix.cv, (matrix.pipeline,))
         _check_resolutions(f"[[matrices]] #{index}", matrix.resolutions)
+    if settings.equalise:
+        from fdt.perturb import parse_chain
+
+        try:
+            parse_chain(list(settings.equalise))
+        except DataError as error:
+            raise ExperimentError(f"[experiment] equalise: {error}") from None
+        if experiment.robustness:
+            raise ExperimentError("[experiment] equalise cannot be combined with [[robustness]] tables yet; run them in separate experiments")
     for index, entry in enumerate(experiment.robustness, 1):
         where = f"[[robustness]] #{index}"
         check(where, lambda: get_spec(entry.pipeline, settings.pipelines_file))

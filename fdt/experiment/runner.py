@@ -317,7 +317,7 @@ def _extract(
                 warnings.simplefilter("ignore", SpectralResizeWarning)  # logged once above
                 summary = extract_records(
                     everything, config.extractor, params, resolution, plan.store_root, batch_size=settings.batch_size,
-                    device=settings.device, workers=settings.workers, progress=progress,
+                    device=settings.device, workers=settings.workers, progress=progress, perturb=list(settings.equalise),
                 )
             record.add(
                 "extract", label, summary.new_rows > 0, extractor=config.extractor, resolution=resolution, new_rows=summary.new_rows,
@@ -370,7 +370,9 @@ def _load(plan: Plan, label: str, resolution: str, features: dict[tuple[str, str
     from fdt.pipelines.evaluation import load_condition
 
     stored = features[label, resolution]
-    data = load_condition(FeatureStore(plan.store_root), stored.key.extractor, resolution, plan.real, plan.fakes, stored.key.params, stored.key.weights)
+    data = load_condition(
+        FeatureStore(plan.store_root), stored.key.extractor, resolution, plan.real, plan.fakes, stored.key.params, stored.key.weights, stored.key.perturb
+    )
     return data.subset(np.isin(data.sha256.astype(str), list(stored.hashes)))
 
 

@@ -38,8 +38,12 @@ def load_condition(
     fake: Sequence[str],
     params: dict | None = None,
     weights: str | None = None,
+    perturb: str = "",
 ) -> FeatureSet:
     """Rows of the ``real`` and ``fake`` sources for one extractor and resolution, labels checked.
+
+    ``perturb`` selects rows extracted after a chain of operations (an equalisation
+    such as ``jpeg:quality=95,backend=pil``: :attr:`fdt.perturb.Chain.key`); ``""`` is clean.
 
     A source given as real but labelled fake in the store (or the reverse) is
     refused, since the labels would silently disagree with the command line.
@@ -47,7 +51,7 @@ def load_condition(
     wanted = list(real) + list(fake)
     if not real or not fake:
         raise PipelineError("name at least one real and one fake source (--real, --fake)")
-    data = store.load(extractor, resolution, sources=wanted, params=params, weights=weights)
+    data = store.load(extractor, resolution, sources=wanted, params=params, weights=weights, perturb=perturb)
     labels = store.sources()
     for names, label, side in ((real, 0, "real"), (fake, 1, "fake")):
         for name in names:

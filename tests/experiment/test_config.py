@@ -173,3 +173,13 @@ def test_the_documented_example_parses():
     assert experiment.settings.resolutions == ("native", "64", "256")
     assert experiment.extractors["fft-profile"].extractor == "fft"
     assert experiment.images["coco"].folder == "/study/data/coco"
+
+
+def test_equalise_is_checked_up_front(tmp_path):
+    write_noise(tmp_path / "coco", 2)
+    base = MINIMAL.replace('folder = "coco"', 'folder = "coco"\nlabel = "real"') + "[images.gan]\ngenerator = 'dcgan'\ntrain_on = 'coco'\nsamples = 4\n"
+    bad = parse_experiment("[experiment]\nequalise = ['jpeg:quality=500']\n" + base, base=tmp_path)
+    with pytest.raises(ExperimentError, match=r"\[experiment\] equalise: .*quality"):
+        make_plan(bad, tmp_path / "ws")
+    good = parse_experiment("[experiment]\nequalise = ['jpeg:quality=95']\n" + base, base=tmp_path)
+    assert make_plan(good, tmp_path / "ws2").experiment.settings.equalise == ("jpeg:quality=95",)
