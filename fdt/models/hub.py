@@ -12,16 +12,18 @@ config, an explicit choice) or a path to a state-dict file.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import re
+import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterator
 
 from fdt.data import sha256_file
 from fdt.features_store.errors import ExtractorError, WeightsNotFoundError
-from fdt.models.weights import load_state_dict, offline
+from fdt.models.weights import offline
 
 _SHA256_BLOB = re.compile(r"[0-9a-f]{64}")
 
@@ -103,14 +105,44 @@ def weights_choice(model: str, weights: str, seed: int, filename: str) -> tuple[
     return f"file:{file_identity(path)}", path
 
 
-def load_weights(net: Any, path: Path, prefix: str = "") -> None:
-    """Load the tensors ``net`` needs from ``path`` (a checkpoint may hold more, e.g. CLIP's text tower); missing ones are an error."""
-    state = load_state_dict(path)
-    wanted = net.state_dict()
-    missing = [name for name in wanted if prefix + name not in state]
-    if missing:
-        raise ExtractorError(f"{path} does not fit the model: {len(missing)} tensor(s) missing, e.g. {missing[0]}")
+def load_pretrained(from_pretrained: Callable[..., Any], weights_file: Path, filename: str, config_json: dict[str, Any], **kwargs: Any) -> Any:
+    """A network from ``weights_file`` through its library's own ``from_pretrained`` (which knows its checkpoints' renamed keys).
+
+    The file is staged in a temporary folder next to ``config_json`` under the name
+    the library expects, so published files, local folders and ``weights=PATH``
+    load the same way. A tensor the network needs that the file lacks, or one of
+    another shape, is an error, never a silent random init; tensors it does not
+    need (CLIP's text tower) are ignored.
+    """
+    suffix = ".safetensors" if weights_file.suffix == ".safetensors" else ".bin"
+    with tempfile.TemporaryDirectory(prefix="fdt-weights-") as stage, _quiet_libraries():
+        (Path(stage) / "config.json").write_text(json.dumps(config_json), encoding="utf-8")
+        os.symlink(os.path.realpath(weights_file), Path(stage) / (Path(filename).stem + suffix))
+        try:
+            net, info = from_pretrained(stage, output_loading_info=True, **kwargs)
+        except (OSError, RuntimeError, ValueError) as error:
+            raise ExtractorError(f"{weights_file} does not load into the model: {str(error).splitlines()[0]}") from None
+    wrong = list(info.get("missing_keys") or []) + [str(item) for item in info.get("mismatched_keys") or []]
+    if wrong:
+        raise ExtractorError(f"{weights_file} does not fit the model: {len(wrong)} tensor(s) missing or of another shape, e.g. {sorted(wrong)[0]}")
+    return net
+
+
+@contextlib.contextmanager
+def _quiet_libraries() -> Iterator[None]:
+    """transformers and diffusers log every unused tensor of a checkpoint; fdt checks the loading report itself."""
+    import diffusers.utils.logging as diffusers_logging
+    import transformers.utils.logging as transformers_logging
+
+    levels = transformers_logging.get_verbosity(), diffusers_logging.get_verbosity()
+    bars = transformers_logging.is_progress_bar_enabled()
+    transformers_logging.set_verbosity_error()
+    diffusers_logging.set_verbosity_error()
+    transformers_logging.disable_progress_bar()
     try:
-        net.load_state_dict({name: state[prefix + name] for name in wanted})
-    except RuntimeError as error:
-        raise ExtractorError(f"{path} does not fit the model: {str(error).splitlines()[-1].strip()}") from None
+        yield
+    finally:
+        transformers_logging.set_verbosity(levels[0])
+        diffusers_logging.set_verbosity(levels[1])
+        if bars:
+            transformers_logging.enable_progress_bar()

@@ -154,13 +154,14 @@ class VAEExtractor(Extractor):
         if "_net" not in self.__dict__:
             from diffusers import AutoencoderKL
 
-            identity = self.weights_identity()
+            self.weights_identity()
             self._device = resolve_device(self.device)
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(self.seed if identity.startswith("random") else 0)
-                net = AutoencoderKL.from_config(self._vae_config())
-            if self._weights_file is not None:
-                hub.load_weights(net, self._weights_file)
+            if self._weights_file is None:
+                with torch.random.fork_rng(devices=[]):
+                    torch.manual_seed(self.seed)
+                    net = AutoencoderKL.from_config(self._vae_config())
+            else:
+                net = hub.load_pretrained(AutoencoderKL.from_pretrained, self._weights_file, VAE_WEIGHTS, self._vae_config())
             self._net = net.eval().requires_grad_(False).to(self._device)
             if "_metric" in self.__dict__:
                 self._metric = self._metric.to(self._device)

@@ -119,18 +119,22 @@ class HubViTExtractor(Extractor):
     def preprocessor(self) -> ProcessorInput:
         return ProcessorInput.from_config(self._configs()[1], self.model)
 
-    def build(self, config: dict[str, Any]) -> torch.nn.Module:
+    def model_class(self) -> tuple[Any, Any]:
+        """The ``transformers`` (model class, config class) of the tower."""
         raise NotImplementedError
 
     def network(self) -> torch.nn.Module:
         if "_net" not in self.__dict__:
-            identity = self.weights_identity()
+            self.weights_identity()
             self._device = resolve_device(self.device)
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(self.seed if identity.startswith("random") else 0)
-                net = self.build(self._configs()[0])
-            if self._weights_file is not None:
-                hub.load_weights(net, self._weights_file)
+            model_class, config_class = self.model_class()
+            config = config_class.from_dict(self._configs()[0])
+            if self._weights_file is None:
+                with torch.random.fork_rng(devices=[]):
+                    torch.manual_seed(self.seed)
+                    net = model_class(config)
+            else:
+                net = hub.load_pretrained(model_class.from_pretrained, self._weights_file, self.weights_filename, self._configs()[0], config=config)
             self._net = net.eval().requires_grad_(False).to(self._device)
         return self._net
 
@@ -203,10 +207,10 @@ class CLIPExtractor(HubViTExtractor):
         config = self._configs()[0]
         return int(config.get("projection_dim", 512) if self._output() == "projected" else config["hidden_size"])
 
-    def build(self, config: dict[str, Any]) -> torch.nn.Module:
+    def model_class(self) -> tuple[Any, Any]:
         from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
 
-        return CLIPVisionModelWithProjection(CLIPVisionConfig.from_dict(config))
+        return CLIPVisionModelWithProjection, CLIPVisionConfig
 
     def embed(self, net: torch.nn.Module, pixels: torch.Tensor) -> torch.Tensor:
         cls = net.vision_model(pixel_values=pixels).pooler_output
@@ -250,10 +254,10 @@ class DINOv2Extractor(HubViTExtractor):
         hidden = int(self._configs()[0]["hidden_size"])
         return hidden if self._pooling() == "cls" else 2 * hidden
 
-    def build(self, config: dict[str, Any]) -> torch.nn.Module:
+    def model_class(self) -> tuple[Any, Any]:
         from transformers import Dinov2Config, Dinov2Model
 
-        return Dinov2Model(Dinov2Config.from_dict(config))
+        return Dinov2Model, Dinov2Config
 
     def embed(self, net: torch.nn.Module, pixels: torch.Tensor) -> torch.Tensor:
         tokens = net(pixel_values=pixels).last_hidden_state
