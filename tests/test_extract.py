@@ -19,7 +19,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from fdt.cli import cli
-from fdt.data import load_image_set
+from fdt.data import ImageRecord, load_image_set
 from fdt.features_store import FeatureStore, WeightsNotFoundError, create_extractor
 from fdt.features_store.extraction import extract_records
 from tests.conftest import write_images
@@ -232,28 +232,86 @@ def test_help_and_store_reading_do_not_import_torch():
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
-def test_remembered_hashes_are_reused_only_for_unchanged_files(image_tree: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    from fdt.features_store import extraction
+def _count_reads(monkeypatch: pytest.MonkeyPatch, root: Path) -> list[str]:
+    """Paths under ``root`` opened by this process (extraction runs with ``workers=0``), in order."""
+    import builtins
 
+    opened: list[str] = []
+    real_open = builtins.open
+
+    def counting_open(file, *args, **kwargs):
+        if str(file).startswith(str(root)):
+            opened.append(str(file))
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", counting_open)
+    return opened
+
+
+def test_remembered_hashes_are_reused_only_for_unchanged_files(image_tree: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     store = tmp_path / "s"
     records = load_image_set(image_tree)
     extract_records(records, "fft", {"size": 4}, "16", store, workers=0, progress=False)
-    hashed: list[str] = []
-    real_hash = extraction.sha256_file
-    monkeypatch.setattr(extraction, "sha256_file", lambda path: hashed.append(path) or real_hash(path))
+    read = _count_reads(monkeypatch, image_tree)
 
     again = extract_records(records, "fft", {"size": 4}, "16", store, workers=0, progress=False)
-    assert hashed == [] and again.reused_rows == 24 and again.new_rows == 0
+    assert read == [] and again.reused_rows == 24 and again.new_rows == 0
 
     changed = image_tree / "real" / "img0000.png"
     Image.new("RGB", (32, 32), (1, 2, 3)).save(changed)
+    read.clear()
     third = extract_records(records, "fft", {"size": 4}, "16", store, workers=0, progress=False)
-    assert hashed == [str(changed)] and third.new_rows == 1
+    assert read == [str(changed)] and third.new_rows == 1
     assert sha256_of(changed) in FeatureStore(store).load("fft", 16).sha256.tolist()
 
-    hashed.clear()
+    read.clear()
     extract_records(records, "fft", {"size": 4}, "16", store, workers=0, progress=False, rehash=True)
-    assert len(hashed) == 24
+    assert len(read) == 24
+
+
+def test_each_new_file_is_read_once_and_features_match_the_two_pass_path(image_tree: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """Hash and decode come from one read; the rows are those of hashes known in advance, and of the extractor itself."""
+    from fdt.data import apply_resolution, load_rgb
+    from fdt.features_store.registry import create_extractor
+
+    records = load_image_set(image_tree)
+    read = _count_reads(monkeypatch, image_tree)
+    one_pass = extract_records(records, "dct", {"size": 8}, "crop:16", tmp_path / "a", workers=0, progress=False)
+    assert sorted(read) == sorted(str(r.path) for r in records) and one_pass.new_rows == 24
+    monkeypatch.undo()
+
+    known = [sha256_of(Path(r.path)) for r in records]
+    given = extract_records(records, "dct", {"size": 8}, "crop:16", tmp_path / "b", workers=2, progress=False, hashes=known)
+    assert one_pass.hashes == known == given.hashes and one_pass.key == given.key
+    a, b = FeatureStore(tmp_path / "a").load("dct", "crop:16"), FeatureStore(tmp_path / "b").load("dct", "crop:16")
+    assert a.sha256.tolist() == b.sha256.tolist()
+    np.testing.assert_array_equal(a.X, b.X)
+    images = [apply_resolution(load_rgb(str(r.path)), "crop:16", sha) for r, sha in zip(records, known)]
+    np.testing.assert_array_equal(a.X, create_extractor("dct", size=8).transform(images))
+
+
+def test_a_stored_file_whose_hash_is_not_remembered_is_read_but_not_decoded(image_tree: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    from fdt.features_store import extraction
+
+    records = load_image_set(image_tree)
+    extract_records(records, "fft", {"size": 4}, "crop:16", tmp_path / "s", workers=0, progress=False)
+    copies = tmp_path / "copies"
+    copies.mkdir()
+    for name in ("x.png", "y.png"):  # two copies of one stored image under new paths
+        (copies / name).write_bytes(Path(records[0].path).read_bytes())
+    fresh = tmp_path / "fresh.png"
+    Image.new("RGB", (16, 16), (9, 8, 7)).save(fresh)
+    decoded: list[int] = []
+    real_load = extraction.load_rgb
+    monkeypatch.setattr(extraction, "load_rgb", lambda data, *a: decoded.append(1) or real_load(data, *a))
+    more = [ImageRecord(str(copies / "x.png"), "real", 0), ImageRecord(str(copies / "y.png"), "real", 0), ImageRecord(str(fresh), "real", 0)]
+    summary = extract_records(more, "fft", {"size": 4}, "crop:16", tmp_path / "s", workers=0, progress=False)
+    assert len(decoded) == 1 and summary.new_rows == 1 and summary.reused_rows == 1
+    assert summary.hashes[0] == summary.hashes[1] == sha256_of(Path(records[0].path))
+    twice = [ImageRecord(str(fresh), "real", 0), ImageRecord(str(tmp_path / "again.png"), "real", 0)]
+    (tmp_path / "again.png").write_bytes(fresh.read_bytes())
+    summary = extract_records(twice, "fft", {"size": 4}, "crop:16", tmp_path / "t", workers=0, progress=False)
+    assert summary.new_rows == 1 and len(FeatureStore(tmp_path / "t").load("fft", "crop:16").sha256) == 1
 
 
 def sha256_of(path: Path) -> str:

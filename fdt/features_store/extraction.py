@@ -1,12 +1,15 @@
 """Extraction: image files on disk -> feature rows in the store, each image computed once.
 
-1. Every file is hashed (threads; hashing is cheap next to decoding), and its
-   image-set row goes to the store's catalog.
-2. Hashes already stored for the extractor key (extracted or failed) are skipped.
-3. The rest are read, decoded, resized or cropped and preprocessed in DataLoader worker
-   processes while the main process runs the network on the previous batch.
+1. Files whose hash the store remembers (unchanged path, size, mtime, inode) and
+   whose features it holds (extracted or failed) are skipped without being read.
+2. The rest are read once each, in DataLoader worker processes: the hash and the
+   decoded image come from the same bytes. A file whose hash was not known and
+   turns out to be stored already is not decoded.
+3. Decoded images are resized or cropped and preprocessed in the workers while
+   the main process runs the network on the previous batch.
 4. Rows are flushed to the store as immutable shards every ``flush_rows`` rows,
-   so a killed run keeps what it finished and a re-run computes only the rest.
+   so a killed run keeps what it finished and a re-run computes only the rest;
+   the image-set rows go to the store's catalog once every hash is known.
 """
 
 from __future__ import annotations
@@ -112,35 +115,47 @@ def hash_files(paths: Sequence[str], threads: int = 4, cache_root: Path | None =
 
 
 class _DecodeDataset:
-    """Map-style dataset over (sha256, path): read, check the hash, decode, resize, preprocess.
+    """Map-style dataset over (record index, sha256 or ``""``, path): read once, hash, decode, resize, preprocess.
 
-    Decoding failures are returned, not raised, so one bad file never stops a run;
-    any other exception is a bug and propagates.
+    A known hash is checked against the bytes read; an unknown one is computed
+    from them, and the file is not decoded when ``skip`` holds its hash or another
+    shard owns it. Decoding failures are returned, not raised, so one bad file
+    never stops a run; any other exception is a bug and propagates. An item comes
+    back as ``(index, sha256, path, array, reason)``: an array, a failure reason,
+    or neither (nothing to do).
     """
 
-    def __init__(self, items: list[tuple[str, str]], resolution: str, prepare: Any, max_pixels: int) -> None:
+    def __init__(
+        self, items: list[tuple[int, str, str]], resolution: str, prepare: Any, max_pixels: int,
+        skip: frozenset[str] = frozenset(), shard: tuple[int, int] | None = None,
+    ) -> None:
         self.items = items
         self.resolution = resolution
         self.prepare = prepare
         self.max_pixels = max_pixels
+        self.skip = skip
+        self.shard = shard
 
     def __len__(self) -> int:
         return len(self.items)
 
-    def __getitem__(self, index: int) -> tuple[str, str, np.ndarray | None, str]:
-        sha, path = self.items[index]
+    def __getitem__(self, index: int) -> tuple[int, str, str, np.ndarray | None, str]:
+        position, expected, path = self.items[index]
         try:
             with open(path, "rb") as handle:
                 data = handle.read()
         except OSError as error:
-            return sha, path, None, f"cannot read file ({error.strerror or error})"
-        if hashlib.sha256(data).hexdigest() != sha:
-            return sha, path, None, "file changed while it was being extracted"
+            return position, expected, path, None, f"cannot read file ({error.strerror or error})"
+        sha = hashlib.sha256(data).hexdigest()
+        if expected and sha != expected:
+            return position, expected, path, None, "file changed while it was being extracted"
+        if not expected and (sha in self.skip or (self.shard is not None and shard_of(sha, self.shard[1]) != self.shard[0])):
+            return position, sha, path, None, ""
         try:
             image = apply_resolution(load_rgb(data, self.max_pixels), self.resolution, sha)
+            return position, sha, path, self.prepare(image), ""
         except ImageDecodeError as error:
-            return sha, path, None, str(error)
-        return sha, path, self.prepare(image), ""
+            return position, sha, path, None, str(error)
 
 
 def _as_list(batch: list) -> list:
@@ -207,34 +222,31 @@ def extract_records(
 
     store = FeatureStore(store_root)
     paths = [str(r.path) for r in records]
-    fresh: dict[int, hashcache.Stat] = {}
+    stats: list[hashcache.Stat | None] = []
     if hashes is None:
-        hashes, unreadable, fresh = hash_files(paths, cache_root=store.root if store.exists() and not rehash else None)
+        # unknown hashes ("") are computed by the workers from the bytes they decode: one read per file
+        stats = [hashcache.file_stat(path) for path in paths]
+        use_cache = store.exists() and not rehash
+        all_hashes = hashcache.lookup(store.root, paths, stats) if use_cache else [""] * len(paths)
+        unreadable: dict[int, str] = {}
     else:
-        hashes = list(hashes)
-        unreadable = {i: "cannot read file" for i, h in enumerate(hashes) if not h}
-    all_hashes = list(hashes)
-    if shard is not None:
-        # each shard's job reports the unreadable files of its share of the list, so N jobs report each once
-        unreadable = {i: reason for i, reason in unreadable.items() if i % shard[1] == shard[0]}
-        hashes = [h if h and shard_of(h, shard[1]) == shard[0] else "" for h in hashes]
-    summary = ExtractSummary(key, hashes, dict(unreadable), weights_note=model.weights_note())
+        all_hashes = list(hashes)
+        unreadable = {i: "cannot read file" for i, h in enumerate(all_hashes) if not h}
+    unknown = [i for i, h in enumerate(all_hashes) if not h and i not in unreadable]
+    summary = ExtractSummary(key, [], weights_note=model.weights_note())
     with store.writer(wait=wait, shared=shard is not None) as writer:
         if shard is not None:
             writer.claim(claim_name(key.id, shard))
-        if fresh:
-            hashcache.remember(store.root, [paths[i] for i in fresh], list(fresh.values()), [all_hashes[i] for i in fresh])
         writer.flush_rows = flush_rows
-        if catalog:
-            writer.add_catalog(records, hashes)
         extracted, failed_before = writer.stored_hashes(key)
-        todo: dict[str, str] = {}
-        for record, sha in zip(records, hashes):
-            if sha and sha not in extracted and sha not in failed_before:
-                todo.setdefault(sha, str(record.path))
-        summary.reused_rows = len({h for h in hashes if h} & extracted)
-
-        dataset = _DecodeDataset(list(todo.items()), resolution, model.preprocessor(), max_pixels)
+        todo: dict[str, tuple[int, str, str]] = {}
+        for index, sha in enumerate(all_hashes):
+            mine = shard is None or (sha and shard_of(sha, shard[1]) == shard[0])
+            if sha and mine and sha not in extracted and sha not in failed_before:
+                todo.setdefault(sha, (index, sha, paths[index]))
+        items = list(todo.values()) + [(index, "", paths[index]) for index in unknown]
+        skip = frozenset(extracted | failed_before)
+        dataset = _DecodeDataset(items, resolution, model.preprocessor(), max_pixels, skip, shard)
         count = default_workers() if workers is None else workers
         count = min(count, -(-len(dataset) // batch_size)) if len(dataset) > 1 else 0
         loader = DataLoader(
@@ -245,10 +257,22 @@ def extract_records(
             worker_init_fn=_worker_init if count else None,
             prefetch_factor=4 if count else None,
         )
+        done: set[str] = set()
         with tqdm(total=len(dataset), unit="img", desc=f"{extractor}@{resolution}", disable=not progress) as bar:
             for batch in loader:
-                ok = [(sha, array) for sha, _, array, _ in batch if array is not None]
-                bad = [(sha, path, reason) for sha, path, array, reason in batch if array is None]
+                for index, sha, _, _, reason in batch:
+                    if sha:
+                        all_hashes[index] = sha
+                    elif reason:
+                        unreadable[index] = reason
+                # two files of one content whose hash was not known are both decoded; one row is kept
+                fresh = []
+                for item in batch:
+                    if item[1] and item[1] not in done and (item[3] is not None or item[4]):
+                        done.add(item[1])
+                        fresh.append(item)
+                ok = [(sha, array) for _, sha, _, array, _ in fresh if array is not None]
+                bad = [(sha, path, reason) for _, sha, path, array, reason in fresh if array is None]
                 for shape in {array.shape for _, array in ok}:
                     same = [(sha, array) for sha, array in ok if array.shape == shape]
                     features = model.forward(np.stack([array for _, array in same]))
@@ -257,6 +281,18 @@ def extract_records(
                     writer.add_failures(key, num_features, bad, attrs)
                 summary.new_rows += len(ok)
                 bar.update(len(batch))
+        hashed = [i for i in unknown if all_hashes[i] and stats[i] is not None]
+        if hashed:
+            hashcache.remember(store.root, [paths[i] for i in hashed], [stats[i] for i in hashed], [all_hashes[i] for i in hashed])
+        hashes = list(all_hashes)
+        if shard is not None:
+            # each shard's job reports the unreadable files of its share of the list, so N jobs report each once
+            unreadable = {i: reason for i, reason in unreadable.items() if i % shard[1] == shard[0]}
+            hashes = [h if h and shard_of(h, shard[1]) == shard[0] else "" for h in hashes]
+        if catalog:
+            writer.add_catalog(records, hashes)
+        summary.hashes, summary.failures = hashes, dict(unreadable)
+        summary.reused_rows = len({h for h in hashes if h} & extracted)
     recorded = {sha: reason for sha, _, reason in store.failures(key)}
     for index, sha in enumerate(hashes):
         if sha in recorded:
