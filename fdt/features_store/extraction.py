@@ -249,38 +249,51 @@ def extract_records(
         dataset = _DecodeDataset(items, resolution, model.preprocessor(), max_pixels, skip, shard)
         count = default_workers() if workers is None else workers
         count = min(count, -(-len(dataset) // batch_size)) if len(dataset) > 1 else 0
+        # workers hand over small chunks, so the last images of a run are not left to one worker while the
+        # others idle; chunks divide the batch, so the network sees the batches it would see without them
+        chunk = max(size for size in range(1, min(batch_size, 8) + 1) if batch_size % size == 0)
         loader = DataLoader(
             dataset,
-            batch_size=batch_size,
+            batch_size=chunk,
             num_workers=count,
             collate_fn=_as_list,
             worker_init_fn=_worker_init if count else None,
-            prefetch_factor=4 if count else None,
+            prefetch_factor=4 * batch_size // chunk if count else None,
         )
         done: set[str] = set()
+
+        def run(batch: list) -> None:
+            for index, sha, _, _, reason in batch:
+                if sha:
+                    all_hashes[index] = sha
+                elif reason:
+                    unreadable[index] = reason
+            # two files of one content whose hash was not known are both decoded; one row is kept
+            fresh = []
+            for item in batch:
+                if item[1] and item[1] not in done and (item[3] is not None or item[4]):
+                    done.add(item[1])
+                    fresh.append(item)
+            ok = [(sha, array) for _, sha, _, array, _ in fresh if array is not None]
+            bad = [(sha, path, reason) for _, sha, path, array, reason in fresh if array is None]
+            for shape in {array.shape for _, array in ok}:
+                same = [(sha, array) for sha, array in ok if array.shape == shape]
+                features = model.forward(np.stack([array for _, array in same]))
+                writer.add_rows(key, num_features, [sha for sha, _ in same], features, attrs)
+            if bad:
+                writer.add_failures(key, num_features, bad, attrs)
+            summary.new_rows += len(ok)
+
         with tqdm(total=len(dataset), unit="img", desc=f"{extractor}@{resolution}", disable=not progress) as bar:
-            for batch in loader:
-                for index, sha, _, _, reason in batch:
-                    if sha:
-                        all_hashes[index] = sha
-                    elif reason:
-                        unreadable[index] = reason
-                # two files of one content whose hash was not known are both decoded; one row is kept
-                fresh = []
-                for item in batch:
-                    if item[1] and item[1] not in done and (item[3] is not None or item[4]):
-                        done.add(item[1])
-                        fresh.append(item)
-                ok = [(sha, array) for _, sha, _, array, _ in fresh if array is not None]
-                bad = [(sha, path, reason) for _, sha, path, array, reason in fresh if array is None]
-                for shape in {array.shape for _, array in ok}:
-                    same = [(sha, array) for sha, array in ok if array.shape == shape]
-                    features = model.forward(np.stack([array for _, array in same]))
-                    writer.add_rows(key, num_features, [sha for sha, _ in same], features, attrs)
-                if bad:
-                    writer.add_failures(key, num_features, bad, attrs)
-                summary.new_rows += len(ok)
-                bar.update(len(batch))
+            batch: list = []
+            for part in loader:
+                batch += part
+                bar.update(len(part))
+                if len(batch) >= batch_size:
+                    run(batch)
+                    batch = []
+            if batch:
+                run(batch)
         hashed = [i for i in unknown if all_hashes[i] and stats[i] is not None]
         if hashed:
             hashcache.remember(store.root, [paths[i] for i in hashed], [stats[i] for i in hashed], [all_hashes[i] for i in hashed])
