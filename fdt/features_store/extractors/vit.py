@@ -26,6 +26,7 @@ from PIL import Image
 
 from fdt.features_store.errors import ExtractorError
 from fdt.features_store.extractors.base import Extractor, resolve_device
+from fdt.features_store.extractors.precision import autocast, numeric_key
 from fdt.features_store.registry import register_extractor
 from fdt.models import hub
 
@@ -85,6 +86,7 @@ class HubViTExtractor(Extractor):
     model: str
     weights: str
     seed: int
+    precision: str
     device: str
 
     def _reset(self) -> None:
@@ -102,8 +104,8 @@ class HubViTExtractor(Extractor):
         return config
 
     def key_params(self) -> dict[str, Any]:
-        params = {k: v for k, v in super().key_params().items() if k != "model"}
-        return {"model": self.model.rstrip("/"), **params, "config": hub.config_digest(*self._configs())}
+        params = {k: v for k, v in super().key_params().items() if k not in ("model", "precision")}
+        return {"model": self.model.rstrip("/"), **params, "config": hub.config_digest(*self._configs()), **numeric_key(self.precision)}
 
     def weights_identity(self) -> str:
         if "_identity" not in self.__dict__:
@@ -143,7 +145,7 @@ class HubViTExtractor(Extractor):
 
     def forward(self, batch: np.ndarray) -> np.ndarray:
         net = self.network()
-        with torch.inference_mode():
+        with torch.inference_mode(), autocast(self._device, self.precision):
             return self.embed(net, torch.from_numpy(np.ascontiguousarray(batch)).to(self._device)).float().cpu().numpy()
 
     def info(self) -> dict[str, Any]:
@@ -176,6 +178,8 @@ class CLIPExtractor(HubViTExtractor):
         a path loads a local state-dict file.
     seed : int
         Seed of the random init (used only with ``weights="random"``).
+    precision : {"fp32", "fp16", "bf16"}
+        Autocast precision of the forward pass (part of the key when not ``fp32``).
     device : str
         ``auto``, ``cpu`` or ``cuda``; not part of the features' identity.
     """
@@ -183,12 +187,14 @@ class CLIPExtractor(HubViTExtractor):
     name = "clip"
 
     def __init__(
-        self, model: str = "openai/clip-vit-large-patch14", output: str = "projected", weights: str = "published", seed: int = 0, device: str = "cpu"
+        self, model: str = "openai/clip-vit-large-patch14", output: str = "projected", weights: str = "published", seed: int = 0,
+        precision: str = "fp32", device: str = "cpu",
     ) -> None:
         self.model = model
         self.output = output
         self.weights = weights
         self.seed = seed
+        self.precision = precision
         self.device = device
 
     def _output(self) -> str:
@@ -229,19 +235,21 @@ class DINOv2Extractor(HubViTExtractor):
     pooling : {"cls", "cls+mean"}
         ``cls`` (``hidden_size`` features) or the CLS token followed by the mean
         of the patch tokens (``2 * hidden_size``), DINOv2's linear-probe input.
-    weights, seed, device
+    weights, seed, precision, device
         As for ``clip``.
     """
 
     name = "dinov2"
 
     def __init__(
-        self, model: str = "facebook/dinov2-large", pooling: str = "cls", weights: str = "published", seed: int = 0, device: str = "cpu"
+        self, model: str = "facebook/dinov2-large", pooling: str = "cls", weights: str = "published", seed: int = 0,
+        precision: str = "fp32", device: str = "cpu",
     ) -> None:
         self.model = model
         self.pooling = pooling
         self.weights = weights
         self.seed = seed
+        self.precision = precision
         self.device = device
 
     def _pooling(self) -> str:
