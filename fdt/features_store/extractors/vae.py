@@ -181,9 +181,10 @@ class VAEExtractor(Extractor):
             return error_features(images, reconstructions, maps).cpu().numpy()
 
     def info(self) -> dict[str, Any]:
-        import diffusers
+        from importlib.metadata import version
 
-        info = {"torch_version": torch.__version__, "diffusers_version": diffusers.__version__, "model": self.model}
+        # the version from the package metadata: importing diffusers costs seconds a cached re-run does not need
+        info = {"torch_version": torch.__version__, "diffusers_version": version("diffusers"), "model": self.model}
         file = self.__dict__.get("_weights_file")
         if file is not None:
             info["weights_file"] = str(Path(file))

@@ -149,9 +149,10 @@ class HubViTExtractor(Extractor):
             return self.embed(net, torch.from_numpy(np.ascontiguousarray(batch)).to(self._device)).float().cpu().numpy()
 
     def info(self) -> dict[str, Any]:
-        import transformers
+        from importlib.metadata import version
 
-        info = {"torch_version": torch.__version__, "transformers_version": transformers.__version__, "model": self.model}
+        # the version from the package metadata: importing transformers costs seconds a cached re-run does not need
+        info = {"torch_version": torch.__version__, "transformers_version": version("transformers"), "model": self.model}
         file = self.__dict__.get("_weights_file")
         if file is not None:
             info["weights_file"] = str(Path(file))
