@@ -73,6 +73,23 @@ def test_clip_and_dinov2_preprocess_exactly_as_their_image_processors(tmp_path: 
         np.testing.assert_allclose(create_extractor("dinov2", model=str(dino), weights="random").preprocessor()(image), theirs, atol=1e-5)
 
 
+def test_clip_reads_the_legacy_processor_config_openai_ships(tmp_path: Path):
+    """openai/clip-vit-large-patch14's preprocessor_config.json gives ``size`` and ``crop_size`` as bare integers."""
+    import json
+
+    from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
+
+    folder = tiny_clip_vision(tmp_path / "clip")
+    legacy = {
+        "crop_size": 30, "do_center_crop": True, "do_normalize": True, "do_resize": True, "feature_extractor_type": "CLIPFeatureExtractor",
+        "image_mean": [0.48145466, 0.4578275, 0.40821073], "image_std": [0.26862954, 0.26130258, 0.27577711], "resample": 3, "size": 30,
+    }
+    (folder / "preprocessor_config.json").write_text(json.dumps(legacy))
+    image = _image(41, 57)
+    theirs = CLIPImageProcessorPil.from_pretrained(folder)(image, return_tensors="np")["pixel_values"][0]
+    np.testing.assert_allclose(create_extractor("clip", model=str(folder), weights="random").preprocessor()(image), theirs, atol=1e-5)
+
+
 def test_clip_projected_is_the_projection_of_the_cls_embedding(tmp_path: Path):
     folder = str(tiny_clip_vision(tmp_path / "clip"))
     projected = create_extractor("clip", model=folder, weights="random")

@@ -45,13 +45,17 @@ class ProcessorInput:
     @classmethod
     def from_config(cls, config: dict[str, Any], model: str) -> "ProcessorInput":
         try:
+            # older configs (OpenAI's CLIP on the hub) give bare integers: a shortest edge and a square crop
             size = config.get("size") or {}
+            size = {"shortest_edge": size} if isinstance(size, int) else size
             resize = None
             if config.get("do_resize", True):
                 resize = ("shortest_edge", int(size["shortest_edge"]), 0) if "shortest_edge" in size else ("exact", int(size["height"]), int(size["width"]))
             crop = None
             if config.get("do_center_crop", False):
-                crop = (int(config["crop_size"]["height"]), int(config["crop_size"]["width"]))
+                crop_size = config["crop_size"]
+                crop_size = {"height": crop_size, "width": crop_size} if isinstance(crop_size, int) else crop_size
+                crop = (int(crop_size["height"]), int(crop_size["width"]))
             scale = float(config.get("rescale_factor", 1 / 255)) if config.get("do_rescale", True) else 1.0
             normalise = config.get("do_normalize", True)
             mean = tuple(float(v) for v in config["image_mean"]) if normalise else (0.0, 0.0, 0.0)
