@@ -195,7 +195,7 @@ def test_autoencoder_error_is_larger_on_images_unlike_its_training_set(tmp_path:
         paths.append(tmp_path / f"{seed}.png")
         _stripes(seed).save(paths[-1])
     model = train_autoencoder(
-        [ImageRecord(str(p), "real", 0) for p in paths], tmp_path / "ae.pt", size=16, latent_dim=8, epochs=60, batch_size=8,
+        [ImageRecord(str(p), "real", 0) for p in paths], tmp_path / "ae.pt", size=16, latent_dim=8, epochs=15, lr=1e-2, batch_size=8,
         channels=(8, 16), progress=False, seed=0,
     )
     error = create_extractor("autoencoder", model=str(model), output="error")
