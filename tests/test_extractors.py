@@ -17,6 +17,7 @@ SMALL = {
     "mobilenet_v2": {"weights": "random", "input_size": 32},
     "xception": {"weights": "random", "input_size": 71},
     "fft": {"size": 16},
+    "dct": {"size": 16},
 }
 
 
@@ -34,9 +35,21 @@ def autoencoder_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
 
 
+@pytest.fixture(scope="module")
+def tiny_folders(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Tiny CLIP, DINOv2 and AutoencoderKL folders: configs only, for ``weights=random``."""
+    from tests.tiny_models import tiny_clip_vision, tiny_dinov2, tiny_vae_config
+
+    root = tmp_path_factory.mktemp("tiny")
+    return {"clip": tiny_clip_vision(root / "clip"), "dinov2": tiny_dinov2(root / "dinov2"), "vae": tiny_vae_config(root / "vae")}
+
+
 def _params(name: str, request: pytest.FixtureRequest) -> dict:
     if name == "autoencoder":
         return {"model": str(request.getfixturevalue("autoencoder_file"))}
+    if name in ("clip", "dinov2", "vae"):
+        extra = {"distance": "l2"} if name == "vae" else {}
+        return {"model": str(request.getfixturevalue("tiny_folders")[name]), "weights": "random", **extra}
     return dict(SMALL[name])
 
 
@@ -46,7 +59,7 @@ def _images(count: int, seed: int = 0) -> list[Image.Image]:
 
 
 def test_builtins_are_registered():
-    assert {"vgg16", "mobilenet_v2", "xception", "fft", "autoencoder"} <= set(list_extractors())
+    assert {"vgg16", "mobilenet_v2", "xception", "fft", "autoencoder", "dct", "clip", "dinov2", "vae"} <= set(list_extractors())
 
 
 @pytest.mark.parametrize("name", list_extractors())
@@ -89,7 +102,7 @@ def test_native_input_size_feeds_the_stored_pixels():
 
 
 def test_unknown_extractor_lists_the_valid_ones():
-    with pytest.raises(UnknownExtractorError, match="choose one of: autoencoder, fft, mobilenet_v2"):
+    with pytest.raises(UnknownExtractorError, match="choose one of: autoencoder, clip, dct, dinov2, fft, mobilenet_v2"):
         create_extractor("resnet")
 
 

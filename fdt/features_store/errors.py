@@ -30,3 +30,7 @@ class UnknownExtractorError(KeyError):
 
 class WeightsNotFoundError(FileNotFoundError):
     """Published weights are absent and cannot be fetched; the message names the file and where to put it."""
+
+
+class ExtractorError(ValueError):
+    """An extractor cannot be built as asked: an unknown or invalid parameter, a device that is absent, weights that do not fit."""

@@ -17,6 +17,10 @@ _BUILTINS: dict[str, str] = {
     "xception": "fdt.features_store.extractors.cnn:XceptionExtractor",
     "fft": "fdt.features_store.extractors.fft:FFTExtractor",
     "autoencoder": "fdt.features_store.extractors.autoencoder:AutoencoderExtractor",
+    "dct": "fdt.features_store.extractors.dct:DCTExtractor",
+    "clip": "fdt.features_store.extractors.vit:CLIPExtractor",
+    "dinov2": "fdt.features_store.extractors.vit:DINOv2Extractor",
+    "vae": "fdt.features_store.extractors.vae:VAEExtractor",
 }
 _REGISTERED: dict[str, Callable[..., Any]] = {}
 

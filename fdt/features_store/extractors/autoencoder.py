@@ -1,4 +1,4 @@
-"""Latents of the convolutional autoencoder that ``fdt models train-autoencoder`` trains on real images."""
+"""The convolutional autoencoder that ``fdt models train-autoencoder`` trains on real images: its latents or its reconstruction error."""
 
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ import torch
 from PIL import Image
 
 from fdt.data import sha256_file
+from fdt.features_store.errors import ExtractorError
 from fdt.features_store.extractors.base import Extractor, resolve_device
+from fdt.features_store.extractors.reconstruction import ERROR_FEATURES, error_features, l2_map
 from fdt.features_store.registry import register_extractor
 from fdt.grouping import read_training_record, record_path
 from fdt.models.autoencoder import load_autoencoder, preprocess, read_autoencoder_file
@@ -29,29 +31,42 @@ class AutoencoderInput:
 
 @register_extractor("autoencoder")
 class AutoencoderExtractor(Extractor):
-    """The latent vector of an fdt autoencoder model file.
+    """The latent vector, or the reconstruction error, of an fdt autoencoder model file.
 
     Parameters
     ----------
     model : path
         The model file written by ``fdt models train-autoencoder``; its SHA-256 is
         the weights identity, so retraining gives new store rows, never stale ones.
+    output : {"latent", "error"}
+        ``latent``: the encoder's ``latent_dim`` vector. ``error``: statistics of the
+        per-pixel squared error between the image and its reconstruction (see
+        :data:`~fdt.features_store.extractors.reconstruction.ERROR_FEATURES`): an
+        autoencoder trained on real images reconstructs them better than fakes.
     device : str
         ``auto``, ``cpu`` or ``cuda``.
     """
 
     name = "autoencoder"
 
-    def __init__(self, model: str = "models/ae.pt", device: str = "cpu") -> None:
+    def __init__(self, model: str = "models/ae.pt", output: str = "latent", device: str = "cpu") -> None:
         self.model = model
+        self.output = output
         self.device = device
 
     def _reset(self) -> None:
         for attribute in ("_config", "_net", "_identity"):
             self.__dict__.pop(attribute, None)
 
+    def _output(self) -> str:
+        if self.output not in ("latent", "error"):
+            raise ExtractorError(f"autoencoder output must be latent or error, not {self.output!r}")
+        return self.output
+
     def key_params(self) -> dict[str, Any]:
-        return {"latent_dim": self._file_config()["latent_dim"], "size": self._file_config()["size"]}
+        params = {"latent_dim": self._file_config()["latent_dim"], "size": self._file_config()["size"]}
+        # latent rows keep the key they had before ``output`` existed
+        return params if self._output() == "latent" else {**params, "output": "error"}
 
     def _file_config(self) -> dict[str, Any]:
         if "_config" not in self.__dict__:
@@ -60,7 +75,7 @@ class AutoencoderExtractor(Extractor):
 
     @property
     def num_features(self) -> int:
-        return int(self._file_config()["latent_dim"])
+        return int(self._file_config()["latent_dim"]) if self._output() == "latent" else len(ERROR_FEATURES)
 
     def weights_identity(self) -> str:
         if "_identity" not in self.__dict__:
@@ -75,7 +90,11 @@ class AutoencoderExtractor(Extractor):
             self._device = resolve_device(self.device)
             self._net = load_autoencoder(self.model, device=self._device)
         with torch.inference_mode():
-            return self._net.encode(torch.from_numpy(np.ascontiguousarray(batch)).to(self._device)).float().cpu().numpy()
+            pixels = torch.from_numpy(np.ascontiguousarray(batch)).to(self._device)
+            if self._output() == "latent":
+                return self._net.encode(pixels).float().cpu().numpy()
+            reconstructions = self._net(pixels)
+            return error_features(pixels, reconstructions, l2_map(pixels, reconstructions)).cpu().numpy()
 
     def info(self) -> dict[str, Any]:
         """Also where the record of the images the network trained on lives, so evaluation can refuse them."""

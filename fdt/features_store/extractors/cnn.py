@@ -11,6 +11,7 @@ import torch
 from PIL import Image
 
 from fdt.features_store.extractors.base import Extractor, resolve_device
+from fdt.features_store.extractors.precision import autocast, numeric_key
 from fdt.features_store.registry import register_extractor
 from fdt.models.backbones import BACKBONES, build_backbone, weights_identity
 
@@ -50,16 +51,25 @@ class CNNExtractor(Extractor):
         Side the image is resized to before the network; ``None`` (default) means the
         size the weights were trained at; ``"native"`` feeds the image at its stored
         resolution (the resolution setting then decides what the network sees).
+    precision : {"fp32", "fp16", "bf16"}
+        Autocast precision of the forward pass (part of the key when not ``fp32``).
+    channels_last : bool
+        Run the network in channels-last memory format (part of the key when true).
     device : str
         ``auto``, ``cpu`` or ``cuda``; not part of the features' identity.
     """
 
     backbone: str = ""
 
-    def __init__(self, weights: str = "imagenet", seed: int = 0, input_size: int | str | None = None, device: str = "cpu") -> None:
+    def __init__(
+        self, weights: str = "imagenet", seed: int = 0, input_size: int | str | None = None, precision: str = "fp32",
+        channels_last: bool = False, device: str = "cpu",
+    ) -> None:
         self.weights = weights
         self.seed = seed
         self.input_size = input_size
+        self.precision = precision
+        self.channels_last = channels_last
         self.device = device
 
     def _reset(self) -> None:
@@ -78,7 +88,7 @@ class CNNExtractor(Extractor):
         raise ValueError(f"input_size must be an integer of at least 32 or 'native', not {self.input_size!r}")
 
     def key_params(self) -> dict[str, Any]:
-        return {"input_size": self._input_size()}
+        return {"input_size": self._input_size(), **numeric_key(self.precision, self.channels_last)}
 
     @property
     def num_features(self) -> int:
@@ -97,13 +107,15 @@ class CNNExtractor(Extractor):
         if "_net" not in self.__dict__:
             self.weights_identity()
             self._device = resolve_device(self.device)
-            self._net = build_backbone(self.backbone, self.weights, self.seed, self._weights_file).to(self._device)
+            net = build_backbone(self.backbone, self.weights, self.seed, self._weights_file).to(self._device)
+            self._net = net.to(memory_format=torch.channels_last) if self.channels_last else net
         return self._net
 
     def forward(self, batch: np.ndarray) -> np.ndarray:
         net = self.network()
-        with torch.inference_mode():
-            features = net(torch.from_numpy(np.ascontiguousarray(batch)).to(self._device))
+        with torch.inference_mode(), autocast(self._device, self.precision):
+            pixels = torch.from_numpy(np.ascontiguousarray(batch)).to(self._device)
+            features = net(pixels.contiguous(memory_format=torch.channels_last) if self.channels_last else pixels)
         return features.float().cpu().numpy()
 
     def info(self) -> dict[str, Any]:
