@@ -18,13 +18,15 @@ from typing import Iterable, Sequence
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from fdt.errors import FdtError
+
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"})
 MANIFEST_COLUMNS = ("path", "source", "label", "group")
 DEFAULT_MAX_PIXELS = 100_000_000
 REAL, FAKE = 0, 1
 
 
-class DataError(ValueError):
+class DataError(FdtError, ValueError):
     """A user's image set or manifest cannot be used; the message says why in one line."""
 
 

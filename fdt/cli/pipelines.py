@@ -26,7 +26,7 @@ def ls(specs: str | None) -> None:
     """Show every pipeline spec: steps, default parameters and search space."""
     from fdt.pipelines.specs import BUILTIN_SPECS, CLASSIFIERS, load_specs
 
-    with user_errors(PipelineError):
+    with user_errors(specs):
         found = load_specs(specs)
     for name, spec in found.items():
         origin = "built-in" if name in BUILTIN_SPECS else specs

@@ -8,7 +8,6 @@ from pathlib import Path
 import click
 
 from fdt.cli.common import UserError, user_errors
-from fdt.cli.tune import user_error_types
 
 UNLABELLED = "unlabelled"  # placeholder source of images to score; never written to the store's catalog
 
@@ -41,7 +40,7 @@ def predict(model: str, images: tuple[str, ...], as_json: bool, threshold: float
     from fdt.features_store.featureset import ExtractorKey
     from fdt.pipelines.cards import load_model
 
-    with user_errors(*user_error_types()):
+    with user_errors(model, *images, store_root, weights_file):
         fitted, card = load_model(model)
         key = ExtractorKey.from_dict(card["extractor_key"])
         records: list[ImageRecord] = []
@@ -59,7 +58,7 @@ def predict(model: str, images: tuple[str, ...], as_json: bool, threshold: float
     from fdt.features_store.extraction import extract_records
     from fdt.features_store.store import FeatureStore
 
-    with user_errors(*user_error_types(), KeyError):
+    with user_errors(model, *images, store_root, weights_file):
         summary = extract_records(records, key.extractor, params, key.resolution, store_root, batch_size=batch_size, device=device, progress=False, catalog=False)
         if summary.key.id != key.id:
             raise UserError(f"the extractor now gives {summary.key.describe()}, but the model was trained on {key.describe()}")

@@ -8,7 +8,6 @@ import click
 
 from fdt.cli.common import parse_params, split_list, user_errors
 from fdt.cli.pipelines import SPECS_OPTION
-from fdt.cli.tune import user_error_types
 
 
 @click.group()
@@ -68,7 +67,7 @@ def matrix(
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     real_sources, fake_sources = split_list(real), split_list(fake)
-    with user_errors(*user_error_types()):
+    with user_errors(store_root, specs):
         spec = get_spec(pipeline_name, specs)
         check_metric(metric)
         fractions = parse_fractions(split)
@@ -78,7 +77,7 @@ def matrix(
         if scheduler:
             from distributed import Client
 
-            with user_errors(OSError), Client(scheduler) as client:
+            with Client(scheduler) as client:
                 result = generalisation_matrices(data, real_sources, fake_sources, spec, metric, trials, cv, fractions, seed, progress, client=client)
         else:
             result = generalisation_matrices(data, real_sources, fake_sources, spec, metric, trials, cv, fractions, seed, progress)

@@ -30,9 +30,8 @@ def store() -> None:
 @_STORE
 def ls(store_root: str) -> None:
     """One line per stored extractor key: rows, failures, weights, resolution."""
-    from fdt.features_store import StoreError
 
-    with user_errors(StoreError):
+    with user_errors(store_root):
         fs = _open(store_root)
         for key in fs.keys():
             shards = fs.live_shards(key.id)
@@ -50,9 +49,8 @@ def ls(store_root: str) -> None:
 @_STORE
 def info(key_id: str | None, store_root: str) -> None:
     """Everything the store says about itself, or about one key (by id, as `fdt store ls` prints)."""
-    from fdt.features_store import StoreError
 
-    with user_errors(StoreError):
+    with user_errors(store_root):
         fs = _open(store_root)
         keys = fs.keys()
         if key_id is not None:
@@ -105,8 +103,7 @@ def compact(store_root: str, wait: float) -> None:
 
     Writers do this when they finish; run it by hand only after jobs were killed.
     """
-    from fdt.features_store import StoreError
 
-    with user_errors(StoreError):
+    with user_errors(store_root):
         merged = _open(store_root).compact(wait=wait)
     click.echo(f"merged the shards of {merged} key(s)")

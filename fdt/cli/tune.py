@@ -10,17 +10,6 @@ from fdt.cli.common import parse_params, split_list, user_errors
 from fdt.cli.pipelines import SPECS_OPTION
 
 
-def user_error_types() -> tuple[type[BaseException], ...]:
-    """Exceptions that are the user's to fix in stages 2 and 3 (exit code 2, one line)."""
-    from sqlalchemy.exc import SQLAlchemyError
-
-    from fdt.data import DataError
-    from fdt.features_store.errors import StoreError
-    from fdt.pipelines.errors import PipelineError
-
-    return (PipelineError, StoreError, DataError, SQLAlchemyError)
-
-
 @click.command()
 @click.option("--extractor", required=True, help="Extractor whose stored features to use (vgg16, fft, ...).")
 @click.option("--resolution", default="native", show_default=True, help="'native' or N (images resized to NxN).")
@@ -74,7 +63,7 @@ def tune(
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     real_sources, fake_sources = split_list(real), split_list(fake)
     models = Path(models_dir)
-    with user_errors(*user_error_types()):
+    with user_errors(store_root, specs):
         spec = get_spec(pipeline_name, specs)
         fractions = parse_fractions(split)
         resolution = parse_resolution(resolution)
@@ -85,7 +74,7 @@ def tune(
     if status:
         click.echo(study_status(study_storage, study_name))
         return
-    with user_errors(*user_error_types()):
+    with user_errors(store_root, models_dir, specs):
         result = tune_condition(
             data,
             spec,

@@ -25,11 +25,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from fdt.errors import FdtError
+
 GENERATORS = ("dcgan", "ddpm", "ddpm-inpaint")
 IMAGENET_IF_CACHED = "imagenet-if-cached"
 
 
-class ExperimentError(ValueError):
+class ExperimentError(FdtError, ValueError):
     """An experiment file that cannot be run as written; the message is one line naming the key."""
 
 
@@ -158,6 +160,11 @@ class Experiment:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    def input_paths(self) -> list[str]:
+        """The folders and manifests the file names: OS errors about them are the user's to fix."""
+        named = [getattr(images, "folder", None) or getattr(images, "manifest", None) for images in self.images.values()]
+        return [self.path, *filter(None, named)]
 
 
 _TOP_LEVEL = ("experiment", "images", "extractors", "studies", "matrices")

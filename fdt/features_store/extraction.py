@@ -36,6 +36,7 @@ from fdt.data import (
     sha256_file,
 )
 from fdt.features_store import hashcache
+from fdt.features_store.errors import ExtractorError
 from fdt.features_store.extractors.base import resolve_device
 from fdt.features_store.featureset import ExtractorKey
 from fdt.features_store.registry import create_extractor, extractor_class
@@ -193,7 +194,7 @@ def extract_records(
     started = time.perf_counter()
     resolution = parse_resolution(resolution)
     if batch_size < 1:
-        raise ValueError(f"batch size must be at least 1, not {batch_size}")
+        raise ExtractorError(f"batch size must be at least 1, not {batch_size}")
     resolve_device(device)  # a bad device is reported before any weights are looked up
     if note := spectral_resize_warning(extractor, resolution):
         warnings.warn(note, SpectralResizeWarning, stacklevel=2)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 from typing import Any, Callable, TypeVar
 
-from fdt.features_store.errors import UnknownExtractorError
+from fdt.features_store.errors import ExtractorError, UnknownExtractorError
 
 _BUILTINS: dict[str, str] = {
     "vgg16": "fdt.features_store.extractors.cnn:VGG16Extractor",
@@ -53,4 +53,4 @@ def create_extractor(name: str, **params: Any):
     try:
         return cls(**params)
     except TypeError as error:
-        raise ValueError(f"extractor {name!r}: {error}; its parameters are {', '.join(cls.param_names())}") from None
+        raise ExtractorError(f"extractor {name!r}: {error}; its parameters are {', '.join(cls.param_names())}") from None

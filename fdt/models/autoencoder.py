@@ -32,6 +32,7 @@ from PIL import Image
 from torch import nn
 
 from fdt import __version__
+from fdt.errors import FdtError
 from fdt.data import REAL, DataError, ImageDecodeError, ImageRecord, apply_resolution, load_image_set, load_rgb
 
 FORMAT = "fdt.autoencoder"
@@ -43,7 +44,7 @@ NORMALISATION = {"range": [-1.0, 1.0], "pixels": "8-bit RGB from fdt.data.load_r
 logger = logging.getLogger(__name__)
 
 
-class AutoencoderError(ValueError):
+class AutoencoderError(FdtError, ValueError):
     """The autoencoder cannot be built, trained or loaded as asked; the message says why in one line."""
 
 
