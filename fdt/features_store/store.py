@@ -17,6 +17,7 @@ the shards it *supersedes*; readers ignore those, and the next writer deletes th
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import os
@@ -81,6 +82,50 @@ def _fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+_OWN_NAMES = (".tmp", ".lock", ".locks", "catalog", "features", MARKER, ".hash-cache.sqlite")
+
+
+def store_symlinks(root: Path) -> list[Path]:
+    """Symbolic links among the store's own files and folders (the root itself may be one).
+
+    A link there would let a writer empty, truncate or write the folder or file
+    it points to (``.tmp`` -> a home folder, ``.lock`` -> a document), so writers
+    refuse such a store and ``verify`` reports it.
+    """
+    found = []
+    for name in _OWN_NAMES:
+        path = root / name
+        if path.is_symlink():
+            found.append(path)
+        elif path.is_dir():
+            for child in path.iterdir():
+                if child.is_symlink():
+                    found.append(child)
+                elif child.is_dir() and name == "features":
+                    found += [leaf for leaf in child.iterdir() if leaf.is_symlink()]
+    return found
+
+
+def refuse_symlinks(root: Path) -> None:
+    """Raise :class:`StoreError` naming the first symbolic link inside the store's own folders."""
+    links = store_symlinks(root)
+    if links:
+        raise StoreError(
+            f"{links[0]} is a symbolic link; fdt never writes or deletes through links inside a store: "
+            f"remove it (fdt store verify lists {'them' if len(links) > 1 else 'it'})"
+        )
+
+
+def _open_regular(path: Path, flags: int) -> int:
+    """``os.open`` that never follows a final symbolic link (a race after :func:`refuse_symlinks`)."""
+    try:
+        return os.open(path, flags | os.O_NOFOLLOW, 0o644)
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            raise StoreError(f"{path} is a symbolic link; fdt never writes through links inside a store: remove it") from None
+        raise
 
 
 def _check_encoding(attrs: h5py.AttributeManager, expected_type: str, expected_version: str, path: Path) -> None:
@@ -202,6 +247,8 @@ def _atomic_h5(root: Path, final: Path, fill) -> None:
     """Write an HDF5 file under ``.tmp/``, fsync it, then rename it into place."""
     tmp_dir = root / ".tmp"
     tmp_dir.mkdir(exist_ok=True)
+    if tmp_dir.is_symlink() or final.parent.is_symlink():
+        refuse_symlinks(root)
     tmp = tmp_dir / f"{final.name}.{os.getpid()}.tmp"
     try:
         with h5py.File(tmp, "w", locking=False) as handle:
@@ -499,6 +546,7 @@ class StoreWriter:
     def __enter__(self) -> "StoreWriter":
         self.store.check_format()
         self.root.mkdir(parents=True, exist_ok=True)
+        refuse_symlinks(self.root)
         self._lock(self.root / ".lock", fcntl.LOCK_SH if self.shared else fcntl.LOCK_EX, self.wait, self._store_busy)
         marker = self.root / MARKER
         if not marker.exists():
@@ -536,7 +584,7 @@ class StoreWriter:
         is always waited for: it is brief, and refusing would fail shard jobs that
         merely started a moment late.
         """
-        handle = open(path, "a+")
+        handle = os.fdopen(_open_regular(path, os.O_RDWR | os.O_CREAT | os.O_APPEND), "a+")
         deadline = time.monotonic() + wait
         while True:
             try:
@@ -680,6 +728,7 @@ class StoreWriter:
 
     def _clean(self) -> None:
         """Delete leftovers of interrupted writers: temporary files and superseded shards."""
+        refuse_symlinks(self.root)
         tmp = self.root / ".tmp"
         if tmp.is_dir():
             for leftover in tmp.iterdir():

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from fdt.features_store.errors import StoreFormatError
-from fdt.features_store.store import FeatureStore, Shard, _read_catalog_file, shard_checksum
+from fdt.features_store.store import FeatureStore, Shard, _read_catalog_file, shard_checksum, store_symlinks
 
 
 @dataclass
@@ -41,7 +41,11 @@ def verify_store(store: FeatureStore) -> VerifyReport:
         report.errors.append(f"{store.root} is not an fdt feature store (no fdt-store.json)")
         return report
 
+    for link in store_symlinks(store.root):
+        report.errors.append(f"{link}: a symbolic link inside the store (writers refuse the store until it is removed)")
     tmp = store.root / ".tmp"
+    if tmp.is_symlink():
+        return report
     leftovers = list(tmp.iterdir()) if tmp.is_dir() else []
     if leftovers:
         report.notes.append(f"{len(leftovers)} temporary file(s) from an interrupted write; the next writer removes them")
