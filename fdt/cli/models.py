@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from fdt.cli.common import user_errors
+
 
 @click.group()
 def models() -> None:

@@ -32,16 +32,23 @@ def extractor_params(key) -> dict:
 @click.option("--threshold", default=0.5, show_default=True, type=click.FloatRange(0, 1), help="Fake probability at or above which an image is called fake.")
 @click.option("--weights", "weights_file", default=None, type=click.Path(dir_okay=False), help="Local weights file, for models whose extractor used one.")
 @click.option("--store", "store_root", default="features_store", show_default=True, type=click.Path(file_okay=False), help="Store that caches the extracted features.")
+@click.option("--trust", is_flag=True, help="Load a pickled model (.joblib from fdt 0.1): loading a pickle runs any code it holds.")
 @click.option("--device", default="auto", show_default=True)
 @click.option("--batch-size", default=32, show_default=True, type=click.IntRange(min=1))
-def predict(model: str, images: tuple[str, ...], as_json: bool, threshold: float, weights_file: str | None, store_root: str, device: str, batch_size: int) -> None:
+def predict(model: str, images: tuple[str, ...], as_json: bool, threshold: float, weights_file: str | None, store_root: str, trust: bool, device: str, batch_size: int) -> None:
     """Print each image's fake probability and label; the model file must match its card's sha256."""
     from fdt.data import ImageRecord, from_folder, is_image_file
     from fdt.features_store.featureset import ExtractorKey
-    from fdt.pipelines.cards import load_model
+    import warnings
+
+    from fdt.pipelines.cards import UntrustedModelWarning, load_model
 
     with user_errors(model, *images, store_root, weights_file):
-        fitted, card = load_model(model)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", UntrustedModelWarning)
+            fitted, card = load_model(model, trust_pickle=trust)
+        for warning in caught:
+            click.echo(f"warning: {warning.message}", err=True)
         key = ExtractorKey.from_dict(card["extractor_key"])
         records: list[ImageRecord] = []
         for item in images:

@@ -8,6 +8,7 @@ import click
 
 from fdt.cli.common import parse_params, split_list, user_errors
 from fdt.cli.pipelines import SPECS_OPTION
+from fdt.errors import check_name
 
 
 @click.command()
@@ -49,7 +50,7 @@ def tune(
     progress: bool,
     status: bool,
 ) -> None:
-    """Tune and cross-validate a pipeline on stored features; write models/NAME.joblib and its JSON card."""
+    """Tune and cross-validate a pipeline on stored features; write models/NAME.skops and its JSON card."""
     import optuna
 
     from fdt.data import parse_resolution
@@ -68,7 +69,7 @@ def tune(
         fractions = parse_fractions(split)
         resolution = parse_resolution(resolution)
         data = load_condition(FeatureStore(store_root), extractor, resolution, real_sources, fake_sources, parse_params(params), weights)
-        name = name or f"{extractor}-{resolution.replace(':', '')}-{pipeline_name}-{'+'.join(real_sources)}-vs-{'+'.join(fake_sources)}"
+        name = check_name(name, "--name") if name else f"{extractor}-{resolution.replace(':', '')}-{pipeline_name}-{'+'.join(real_sources)}-vs-{'+'.join(fake_sources)}"
         study_storage = storage or f"sqlite:///{(models / 'optuna.db').resolve()}"
         study_name = f"{name}:{fingerprint(data)[:16]}"
     if status:

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from fdt.errors import FdtError
+from fdt.errors import FdtError, UnsafeNameError, check_name
 
 GENERATORS = ("dcgan", "ddpm", "ddpm-inpaint")
 IMAGENET_IF_CACHED = "imagenet-if-cached"
@@ -232,6 +232,7 @@ def _check_keys(table: Mapping[str, Any], allowed: typing.Iterable[str], where: 
 
 def _image_set(name: str, table: Any, base: Path) -> ImageSet:
     where = f"[images.{name}]"
+    _safe(name, "image set name", where)
     if not isinstance(table, dict):
         raise ExperimentError(f"{where} must be a table")
     kinds = [kind for kind in _IMAGE_KINDS if kind in table]
@@ -264,8 +265,17 @@ def _image_set(name: str, table: Any, base: Path) -> ImageSet:
     return image_set
 
 
+def _safe(name: str, what: str, where: str) -> None:
+    """Table names become folder names in the workspace: refuse ``..`` and separators."""
+    try:
+        check_name(name, what)
+    except UnsafeNameError as error:
+        raise ExperimentError(f"{where}: {error}") from None
+
+
 def _extractor(label: str, table: Any) -> ExtractorConfig:
     where = f"[extractors.{label}]"
+    _safe(label, "extractor label", where)
     if not isinstance(table, dict):
         raise ExperimentError(f"{where} must be a table")
     config = _build(ExtractorConfig, {"extractor": label, **table}, where, fixed={"label": label})

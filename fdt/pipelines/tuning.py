@@ -11,6 +11,7 @@ out-of-fold scores so every model yields probabilities for the metrics.
 from __future__ import annotations
 
 import os
+import warnings
 
 from typing import Any, Mapping
 
@@ -233,7 +234,9 @@ def open_storage(url: str | None, attempts: int = 8) -> Any:
 
     for attempt in range(attempts):
         try:
-            return optuna.storages.RDBStorage(url, heartbeat_interval=HEARTBEAT_SECONDS, grace_period=STALE_AFTER_SECONDS)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # heartbeats: stable since Optuna 2.9
+                return optuna.storages.RDBStorage(url, heartbeat_interval=HEARTBEAT_SECONDS, grace_period=STALE_AFTER_SECONDS)
         except SQLAlchemyError as error:
             if attempt == attempts - 1:
                 raise PipelineError(f"cannot open the study storage {url}: {str(error).splitlines()[0]}") from None
