@@ -49,6 +49,7 @@ MARKER = "fdt-store.json"
 _HASH_DTYPE = "S64"
 _STR_DTYPE = h5py.string_dtype("utf-8")
 _COMPACT_ROWS = 200_000  # shards below this size are merged when a writer closes
+_MAX_SHARDS = 16  # a key read by a writer with more live shards than this is merged even if nothing was written
 _UPGRADE_HINT = "upgrade fdt (pip install -U fdt) to read it"
 _COMPACTING = "compaction by "  # how a shard job that compacts names itself in the lock file
 _HELD_LOCKS: set[int] = set()  # file descriptors of writer locks this process holds
@@ -542,6 +543,7 @@ class StoreWriter:
         self._handles: list = []
         self._buffers: dict[str, _Buffer] = {}
         self._written: set[str] = set()
+        self._crowded: set[str] = set()
 
     def __enter__(self) -> "StoreWriter":
         self.store.check_format()
@@ -565,7 +567,7 @@ class StoreWriter:
                     self._release()
                     if not self._try_exclusive():
                         return
-                for key_id in sorted(self._written):
+                for key_id in sorted(self._written | self._crowded):
                     self._compact(key_id)
                 self._clean()
         finally:
@@ -631,7 +633,10 @@ class StoreWriter:
         """Hashes already stored for a key: ``(extracted, recorded as failed)``."""
         extracted: set[str] = set()
         failed: set[str] = set()
-        for shard in self.store.live_shards(key.id):
+        shards = self.store.live_shards(key.id)
+        if len(shards) > _MAX_SHARDS:  # e.g. killed runs' shards, and a resume that finds nothing new to write
+            self._crowded.add(key.id)
+        for shard in shards:
             sha, failed_sha = shard.read_hashes()
             extracted.update(s.decode() for s in sha)
             failed.update(s.decode() for s in failed_sha)

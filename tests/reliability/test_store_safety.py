@@ -63,3 +63,27 @@ def test_a_shard_symlink_is_reported_by_verify(tmp_path):
     assert any("symbolic link" in e for e in verify_store(store).errors)
     with pytest.raises(StoreError, match="symbolic link"):
         store.compact()
+
+
+def test_a_resume_with_nothing_new_merges_a_crowd_of_shards(tmp_path, image_tree):
+    from fdt.data import load_image_set
+    from fdt.features_store.extraction import extract_records
+
+    records = load_image_set(image_tree)
+    store = FeatureStore(tmp_path / "crowd")
+    extract_records(records, "fft", {"size": 2}, "native", store.root, workers=0, progress=False)
+    key = store.keys()[0]
+    # split the rows into one shard per image, as killed runs with --flush-every 1 leave them
+    sha, features = store.read_features(key)
+    for shard in store.live_shards(key.id):
+        shard.path.unlink()
+    with store.writer() as writer:
+        writer.flush_rows = 1
+        for h, row in zip(sha, features):
+            writer.add_rows(key, features.shape[1], [h.decode()], row[None])
+        writer._written.clear()  # as if a killed writer never got to merge
+    assert len(store.live_shards(key.id)) == len(records)
+    summary = extract_records(records, "fft", {"size": 2}, "native", store.root, workers=0, progress=False)
+    assert summary.new_rows == 0
+    assert len(store.live_shards(key.id)) == 1
+    np.testing.assert_array_equal(store.read_features(key)[1], features)
