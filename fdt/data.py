@@ -9,8 +9,10 @@ resized or cropped before any extractor sees them. Loading is one documented fun
 from __future__ import annotations
 
 import csv
+import errno
 import hashlib
 import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -160,11 +162,12 @@ def load_rgb(source: str | os.PathLike | bytes, max_pixels: int = DEFAULT_MAX_PI
 
 
 def _as_file(source: str | os.PathLike | bytes):
-    if isinstance(source, bytes):
-        import io
+    import io
 
+    if isinstance(source, bytes):
         return io.BytesIO(source)
-    return source
+    with open_regular(source) as handle:  # a FIFO or a device would block the decoder
+        return io.BytesIO(handle.read())
 
 
 def _reason(error: BaseException) -> str:
@@ -193,12 +196,35 @@ def _to_rgb(image: Image.Image) -> Image.Image:
 
 
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    """Hex SHA-256 of a file's bytes: the content address of an image."""
+    """Hex SHA-256 of a regular file's bytes: the content address of an image."""
     digest = hashlib.sha256()
-    with open(path, "rb") as handle:
+    with open_regular(path) as handle:
         while block := handle.read(chunk):
             digest.update(block)
     return digest.hexdigest()
+
+
+_FILE_KINDS = {stat.S_IFIFO: "a FIFO", stat.S_IFCHR: "a character device", stat.S_IFBLK: "a block device", stat.S_IFSOCK: "a socket", stat.S_IFDIR: "a folder"}
+
+
+def open_regular(path: str | os.PathLike):
+    """Open a file for reading in binary mode, refusing anything but a regular file with an ``OSError``.
+
+    A FIFO or ``/dev/zero`` in a manifest would block or never end a read; the
+    file is opened non-blocking and checked with ``fstat`` on the open descriptor,
+    so a file swapped for a FIFO after a check cannot slip through.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            kind = _FILE_KINDS.get(stat.S_IFMT(mode), "not a regular file")
+            raise OSError(errno.EINVAL, f"not a regular file ({kind})", os.fspath(path))
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 # --------------------------------------------------------------------------- image sets
@@ -206,6 +232,12 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
 
 def is_image_file(path: Path) -> bool:
     return path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".")
+
+
+def _image_entry(path: Path) -> bool:
+    """A folder entry named like an image that is not a folder: regular files, and also dangling or looping
+    links, FIFOs and devices, which extraction then reports as skipped with a reason instead of passing over them."""
+    return path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".") and not path.is_dir()
 
 
 def from_folder(
@@ -245,13 +277,13 @@ def from_folder(
 
 
 def _direct_images(root: Path, name: str, label: int | None, real: set[str]) -> list[ImageRecord]:
-    files = sorted(p for p in root.iterdir() if is_image_file(p))
+    files = sorted(p for p in root.iterdir() if _image_entry(p))
     image_label = label if label is not None else (REAL if name in real else FAKE)
     return [ImageRecord(str(p), name, image_label) for p in files]
 
 
 def _images_under(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*") if is_image_file(p) and not _hidden(p, folder))
+    return sorted(p for p in folder.rglob("*") if _image_entry(p) and not _hidden(p, folder))
 
 
 def _hidden(path: Path, root: Path) -> bool:

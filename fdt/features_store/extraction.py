@@ -30,6 +30,7 @@ from fdt.data import (
     ImageRecord,
     apply_resolution,
     load_rgb,
+    open_regular,
     parse_resolution,
     resolution_kind,
     resolution_size,
@@ -131,7 +132,7 @@ class _DecodeDataset:
     def __getitem__(self, index: int) -> tuple[str, str, np.ndarray | None, str]:
         sha, path = self.items[index]
         try:
-            with open(path, "rb") as handle:
+            with open_regular(path) as handle:
                 data = handle.read()
         except OSError as error:
             return sha, path, None, f"cannot read file ({error.strerror or error})"
