@@ -44,7 +44,8 @@ from fdt.features_store.featureset import ExtractorKey, FeatureSet, canonical_js
 
 STORE_TYPE, STORE_VERSION = "fdt.feature_store", "1"
 SHARD_TYPE, SHARD_VERSION = "fdt.feature_shard", "1"
-CATALOG_TYPE, CATALOG_VERSION = "fdt.catalog", "1"
+CATALOG_TYPE, CATALOG_VERSION = "fdt.catalog", "2"
+_CATALOG_READS = ("1", "2")  # version 1 files (fdt 0.1) have no checksum
 MARKER = "fdt-store.json"
 _HASH_DTYPE = "S64"
 _STR_DTYPE = h5py.string_dtype("utf-8")
@@ -129,13 +130,18 @@ def _open_regular(path: Path, flags: int) -> int:
         raise
 
 
-def _check_encoding(attrs: h5py.AttributeManager, expected_type: str, expected_version: str, path: Path) -> None:
+def _check_encoding(attrs: h5py.AttributeManager, expected_type: str, expected_version: str | tuple[str, ...], path: Path) -> None:
     kind = attrs.get("encoding-type")
     version = attrs.get("encoding-version")
+    versions = (expected_version,) if isinstance(expected_version, str) else expected_version
     if kind != expected_type:
         raise StoreFormatError(f"{path} is not an {expected_type} file (encoding-type={kind!r})")
-    if version != expected_version:
-        raise StoreFormatError(f"{path} has {expected_type} version {version!r}; this fdt reads version {expected_version}: {_UPGRADE_HINT}")
+    if version not in versions:
+        raise StoreFormatError(f"{path} has {expected_type} version {version!r}; this fdt reads version {' and '.join(versions)}: {_UPGRADE_HINT}")
+
+
+def _damaged(path: Path, what: str) -> StoreFormatError:
+    return StoreFormatError(f"{path} is damaged ({what}); run fdt store verify --store {path.parents[2] if path.parent.parent.name == 'features' else path.parents[1]}")
 
 
 def _decode(values: np.ndarray) -> np.ndarray:
@@ -180,17 +186,28 @@ class Shard:
             failed = handle["failed"]
             return failed["sha256"][()], _decode(failed["path"][()]), _decode(failed["reason"][()])
 
-    def read(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """``(sha256, features, failed_sha256, failed_path, failed_reason)``, hashes as ``S64`` bytes."""
+    def read(self, check: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """``(sha256, features, failed_sha256, failed_path, failed_reason)``, hashes as ``S64`` bytes.
+
+        The rows are checked against the shard's checksum (and for NaN or infinity)
+        before anyone uses them: a flipped bit would otherwise become a feature of
+        1e38 in a tuned model. ``check=False`` is for ``verify``, which reports all problems.
+        """
         with h5py.File(self.path, "r", locking=False) as handle:
             failed = handle["failed"]
-            return (
+            rows = (
                 handle["sha256"][()],
                 handle["features"][()],
                 failed["sha256"][()],
                 _decode(failed["path"][()]),
                 _decode(failed["reason"][()]),
             )
+        if check:
+            if shard_checksum(rows[0], rows[1]) != self.attrs.get("checksum"):
+                raise _damaged(self.path, "checksum mismatch")
+            if not np.isfinite(rows[1]).all():
+                raise _damaged(self.path, "features contain NaN or infinity")
+        return rows
 
 
 def _write_shard(
@@ -282,18 +299,37 @@ class Catalog:
 def _read_catalog_file(path: Path) -> dict[str, np.ndarray]:
     try:
         with h5py.File(path, "r", locking=False) as handle:
-            _check_encoding(handle.attrs, CATALOG_TYPE, CATALOG_VERSION, path)
-            return {
+            _check_encoding(handle.attrs, CATALOG_TYPE, _CATALOG_READS, path)
+            columns = {
                 "sha256": handle["sha256"][()],
                 "path": _decode(handle["path"][()]),
                 "source": _decode(handle["source"][()]),
-                "label": handle["label"][()].astype(np.int64),
+                "label": handle["label"][()],
                 "group": _decode(handle["group"][()]),
             }
+            stored = handle.attrs.get("checksum") if handle.attrs["encoding-version"] != "1" else None
+            if handle.attrs["encoding-version"] != "1" and stored != catalog_checksum(**columns):
+                raise _damaged(path, "checksum mismatch")
     except StoreFormatError:
         raise
-    except (OSError, KeyError, ValueError) as error:
+    except (OSError, KeyError, ValueError, UnicodeError) as error:
         raise StoreFormatError(f"{path} is not a readable catalog file ({error})") from None
+    if not np.isin(columns["label"], (0, 1)).all():
+        raise _damaged(path, "a label is neither 0 nor 1")
+    columns["label"] = columns["label"].astype(np.int64)
+    return columns
+
+
+def catalog_checksum(sha256: np.ndarray, path: Sequence[str], source: Sequence[str], label: np.ndarray, group: Sequence[str]) -> str:
+    """SHA-256 over ``sha256`` bytes, the int8 ``label`` bytes, then each string of ``path``, ``source`` and ``group`` as UTF-8 plus a NUL byte."""
+    import hashlib
+
+    digest = hashlib.sha256(np.asarray(sha256, dtype=_HASH_DTYPE).tobytes())
+    digest.update(np.asarray(label, dtype=np.int8).tobytes())
+    for column in (path, source, group):
+        for text in column:
+            digest.update(str(text).encode("utf-8") + b"\0")
+    return digest.hexdigest()
 
 
 # --------------------------------------------------------------------------- the store
@@ -653,15 +689,26 @@ class StoreWriter:
         folder = self.root / "catalog"
         folder.mkdir(exist_ok=True)
 
+        columns = {
+            "sha256": np.asarray([r[0] for r in new], dtype=_HASH_DTYPE),
+            "path": [r[1] for r in new],
+            "source": [r[2] for r in new],
+            "label": np.asarray([r[3] for r in new], dtype=np.int8),
+            "group": [r[4] for r in new],
+        }
+
         def fill(handle: h5py.File) -> None:
             handle.attrs.update(
-                {"encoding-type": CATALOG_TYPE, "encoding-version": CATALOG_VERSION, "created": _now(), "fdt_version": __version__}
+                {
+                    "encoding-type": CATALOG_TYPE,
+                    "encoding-version": CATALOG_VERSION,
+                    "checksum": catalog_checksum(**columns),
+                    "created": _now(),
+                    "fdt_version": __version__,
+                }
             )
-            handle.create_dataset("sha256", data=np.asarray([r[0] for r in new], dtype=_HASH_DTYPE))
-            handle.create_dataset("path", data=[r[1] for r in new], dtype=_STR_DTYPE)
-            handle.create_dataset("source", data=[r[2] for r in new], dtype=_STR_DTYPE)
-            handle.create_dataset("label", data=np.asarray([r[3] for r in new], dtype=np.int8))
-            handle.create_dataset("group", data=[r[4] for r in new], dtype=_STR_DTYPE)
+            for name, values in columns.items():
+                handle.create_dataset(name, data=values, dtype=_STR_DTYPE if isinstance(values, list) else None)
 
         _atomic_h5(self.root, folder / f"{_stamp()}.h5", fill)
         return len(new)

@@ -87,3 +87,45 @@ def test_a_resume_with_nothing_new_merges_a_crowd_of_shards(tmp_path, image_tree
     assert summary.new_rows == 0
     assert len(store.live_shards(key.id)) == 1
     np.testing.assert_array_equal(store.read_features(key)[1], features)
+
+
+def _flip(path: Path, dataset: str, index, value) -> None:
+    import h5py
+
+    with h5py.File(path, "r+") as handle:
+        data = handle[dataset][()]
+        data[index] = value
+        handle[dataset][...] = data
+
+
+@pytest.mark.parametrize("value", [1e38, np.nan], ids=["huge", "nan"])
+def test_a_damaged_shard_is_refused_on_read_with_one_line(tmp_path, value):
+    store = _store(tmp_path)
+    shard = store.shard_paths()[0]
+    _flip(shard, "features", (1, 2), value)
+    with pytest.raises(StoreError, match=rf"{shard.name} is damaged \(checksum mismatch\); run fdt store verify"):
+        store.load("fft")
+    result = CliRunner().invoke(cli, ["tune", "--extractor", "fft", "--real", "real", "--fake", "fake", "--store", str(store.root),
+                                      "--models", str(tmp_path / "models"), "--trials", "1", "--cv", "2", "--no-progress"])
+    assert result.exit_code == 2 and "checksum mismatch" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "models").exists()
+
+
+def test_a_flipped_catalog_label_is_refused(tmp_path):
+    store = _store(tmp_path)
+    (catalog,) = (store.root / "catalog").glob("*.h5")
+    _flip(catalog, "label", 0, 1 - int(store.catalog().label[0]))
+    result = CliRunner().invoke(cli, ["store", "ls", "--store", str(store.root)])
+    assert result.exit_code == 2 and "checksum mismatch" in result.output
+    assert any("checksum mismatch" in e for e in verify_store(store).errors)
+
+
+def test_version_1_catalog_files_are_still_read(tmp_path):
+    import h5py
+
+    store = _store(tmp_path)
+    (catalog,) = (store.root / "catalog").glob("*.h5")
+    with h5py.File(catalog, "r+") as handle:  # what fdt 0.1 wrote: version 1, no checksum
+        handle.attrs["encoding-version"] = "1"
+        del handle.attrs["checksum"]
+    assert len(store.catalog()) == 4 and verify_store(store).ok
