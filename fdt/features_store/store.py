@@ -151,6 +151,38 @@ def _decode(values: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------- shard files
 
 
+class ShardVanishedError(StoreFormatError):
+    """A listed shard was deleted before it was read: a compaction superseded it. Readers list again."""
+
+
+_SNAPSHOT_TRIES = 20
+
+
+def consistent_read(read):
+    """Call ``read()`` until it sees no shard vanish under it (a concurrent compaction), at most a few times.
+
+    A compaction writes the merged shard before it deletes the ones it supersedes,
+    so listing again after a vanished shard always finds the rows in the merged one.
+    """
+    for attempt in range(_SNAPSHOT_TRIES):
+        try:
+            return read()
+        except ShardVanishedError:
+            if attempt == _SNAPSHOT_TRIES - 1:
+                raise
+            time.sleep(0.01 * (attempt + 1))
+
+
+def _h5_open(path: Path) -> h5py.File:
+    """Open a shard for reading; a shard deleted since it was listed raises :class:`ShardVanishedError`."""
+    try:
+        return h5py.File(path, "r", locking=False)
+    except OSError:
+        if not path.exists():
+            raise ShardVanishedError(f"{path} was removed while it was being read (by a compaction)") from None
+        raise
+
+
 @dataclass
 class Shard:
     """One feature shard file's header (its arrays are read on demand)."""
@@ -165,7 +197,7 @@ class Shard:
     @classmethod
     def open(cls, path: Path) -> "Shard":
         try:
-            with h5py.File(path, "r", locking=False) as handle:
+            with _h5_open(path) as handle:
                 _check_encoding(handle.attrs, SHARD_TYPE, SHARD_VERSION, path)
                 attrs = {k: (v.item() if hasattr(v, "item") else v) for k, v in handle.attrs.items()}
                 key = ExtractorKey.from_dict(json.loads(attrs["key"]))
@@ -177,12 +209,12 @@ class Shard:
 
     def read_hashes(self) -> tuple[np.ndarray, np.ndarray]:
         """``(sha256, failed_sha256)`` without reading the feature matrix."""
-        with h5py.File(self.path, "r", locking=False) as handle:
+        with _h5_open(self.path) as handle:
             return handle["sha256"][()], handle["failed"]["sha256"][()]
 
     def read_failures(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(failed_sha256, failed_path, failed_reason)`` without reading the feature matrix."""
-        with h5py.File(self.path, "r", locking=False) as handle:
+        with _h5_open(self.path) as handle:
             failed = handle["failed"]
             return failed["sha256"][()], _decode(failed["path"][()]), _decode(failed["reason"][()])
 
@@ -193,7 +225,7 @@ class Shard:
         before anyone uses them: a flipped bit would otherwise become a feature of
         1e38 in a tuned model. ``check=False`` is for ``verify``, which reports all problems.
         """
-        with h5py.File(self.path, "r", locking=False) as handle:
+        with _h5_open(self.path) as handle:
             failed = handle["failed"]
             rows = (
                 handle["sha256"][()],
@@ -380,10 +412,14 @@ class FeatureStore:
         return sorted(base.glob(pattern)) if base.is_dir() else []
 
     def live_shards(self, key_id: str | None = None) -> list[Shard]:
-        """Shards not superseded by a compacted shard, oldest first."""
-        shards = [Shard.open(path) for path in self.shard_paths(key_id)]
-        superseded = {name for shard in shards for name in shard.supersedes}
-        return [shard for shard in shards if shard.path.name not in superseded]
+        """Shards not superseded by a compacted shard, oldest first (listed again if one vanishes meanwhile)."""
+
+        def listing() -> list[Shard]:
+            shards = [Shard.open(path) for path in self.shard_paths(key_id)]
+            superseded = {name for shard in shards for name in shard.supersedes}
+            return [shard for shard in shards if shard.path.name not in superseded]
+
+        return consistent_read(listing)
 
     def keys(self) -> list[ExtractorKey]:
         """Every extractor key with at least one shard."""
@@ -451,7 +487,10 @@ class FeatureStore:
         return " ".join(parts)
 
     def read_features(self, key: ExtractorKey) -> tuple[np.ndarray, np.ndarray]:
-        """All rows of a key: ``(sha256 as S64, features float32)``, one row per image."""
+        """All rows of a key: ``(sha256 as S64, features float32)``, one row per image, from one consistent set of shards."""
+        return consistent_read(lambda: self._read_features(key))
+
+    def _read_features(self, key: ExtractorKey) -> tuple[np.ndarray, np.ndarray]:
         shards = self.live_shards(key.id)
         hashes, blocks = [], []
         for shard in shards:
@@ -470,11 +509,14 @@ class FeatureStore:
 
     def failures(self, key: ExtractorKey) -> list[tuple[str, str, str]]:
         """``(sha256, path, reason)`` of every image that could not be extracted for a key."""
-        rows: dict[str, tuple[str, str, str]] = {}
-        for shard in self.live_shards(key.id):
-            for s, p, r in zip(*shard.read_failures()):
-                rows.setdefault(s.decode(), (s.decode(), str(p), str(r)))
-        return list(rows.values())
+        def read() -> list[tuple[str, str, str]]:
+            rows: dict[str, tuple[str, str, str]] = {}
+            for shard in self.live_shards(key.id):
+                for s, p, r in zip(*shard.read_failures()):
+                    rows.setdefault(s.decode(), (s.decode(), str(p), str(r)))
+            return list(rows.values())
+
+        return consistent_read(read)
 
     def load_rows(self, key: ExtractorKey, sha256: Sequence[str]) -> np.ndarray:
         """Feature rows for given image hashes, in that order; a missing hash is an error."""

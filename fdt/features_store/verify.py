@@ -6,7 +6,15 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from fdt.features_store.errors import StoreFormatError
-from fdt.features_store.store import FeatureStore, Shard, _read_catalog_file, shard_checksum, store_symlinks
+from fdt.features_store.store import (
+    FeatureStore,
+    Shard,
+    ShardVanishedError,
+    _read_catalog_file,
+    consistent_read,
+    shard_checksum,
+    store_symlinks,
+)
 
 
 @dataclass
@@ -30,7 +38,13 @@ def verify_store(store: FeatureStore) -> VerifyReport:
 
     Temporary files and superseded shards left by a killed writer are reported
     as notes, not errors: readers ignore them and the next writer removes them.
+    A shard that a concurrent compaction deletes mid-check starts the check over,
+    so a healthy store being compacted is never called damaged.
     """
+    return consistent_read(lambda: _verify(store))
+
+
+def _verify(store: FeatureStore) -> VerifyReport:
     report = VerifyReport()
     try:
         store.check_format()
@@ -60,6 +74,8 @@ def verify_store(store: FeatureStore) -> VerifyReport:
     for path in store.shard_paths():
         try:
             shard = Shard.open(path)
+        except ShardVanishedError:
+            raise
         except StoreFormatError as error:
             report.errors.append(str(error))
             continue

@@ -129,3 +129,44 @@ def test_version_1_catalog_files_are_still_read(tmp_path):
         handle.attrs["encoding-version"] = "1"
         del handle.attrs["checksum"]
     assert len(store.catalog()) == 4 and verify_store(store).ok
+
+
+def _crowded(tmp_path: Path) -> tuple[FeatureStore, np.ndarray]:
+    """A key of three small shards that a writer has not merged yet."""
+    store = _store(tmp_path, rows=6)
+    key = store.keys()[0]
+    sha, features = store.read_features(key)
+    for shard in store.live_shards(key.id):
+        shard.path.unlink()
+    with store.writer() as writer:
+        writer.flush_rows = 2
+        for start in range(0, 6, 2):
+            writer.add_rows(key, 4, [h.decode() for h in sha[start : start + 2]], features[start : start + 2])
+        writer._written.clear()
+    assert len(store.live_shards(key.id)) == 3
+    return store, features
+
+
+@pytest.mark.parametrize("reader", ["load", "verify", "failures"])
+def test_readers_see_a_consistent_snapshot_while_a_compaction_runs(tmp_path, monkeypatch, reader):
+    store, features = _crowded(tmp_path)
+    listing = FeatureStore.shard_paths
+    compacted = []
+
+    def list_then_compact(self, key_id=None):
+        paths = listing(self, key_id)
+        if not compacted:  # another process compacts between this reader's listing and its reads
+            compacted.append("running")
+            compacted[0] = FeatureStore(self.root).compact()
+        return paths
+
+    monkeypatch.setattr(FeatureStore, "shard_paths", list_then_compact)
+    if reader == "load":
+        np.testing.assert_array_equal(np.sort(store.load("fft").X, axis=0), np.sort(features, axis=0))
+    elif reader == "verify":
+        report = verify_store(store)
+        assert report.ok, report.errors
+        assert report.rows == 6
+    else:
+        assert store.failures(store.keys()[0]) == []
+    assert compacted == [1]
