@@ -16,8 +16,9 @@ def _open(store_root: str):
     from fdt.features_store import FeatureStore
 
     store = FeatureStore(store_root)
+    store.check_format()  # a folder that is not a store is refused as fdt extract refuses it
     if not store.exists():
-        raise UserError(f"{store_root} is not an fdt feature store (run fdt extract first)")
+        raise UserError(f"no fdt feature store at {store_root} yet (fdt extract creates one)")
     return store
 
 
@@ -82,6 +83,8 @@ def verify(store_root: str) -> None:
     from fdt.features_store.verify import verify_store
     from fdt.features_store import FeatureStore
 
+    if not FeatureStore(store_root).exists():
+        raise UserError(f"no store here: {store_root} holds no fdt-store.json (fdt extract creates a store)")
     report = verify_store(FeatureStore(store_root))
     for note in report.notes:
         click.echo(f"note: {note}")

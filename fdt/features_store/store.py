@@ -388,6 +388,8 @@ class FeatureStore:
     def check_format(self) -> None:
         """Refuse a folder that is not a store, or a store of an unknown version."""
         marker = self.root / MARKER
+        if self.root.exists() and not self.root.is_dir():
+            raise StoreFormatError(f"{self.root} is not a folder, so it cannot be a feature store")
         if not marker.is_file():
             # a store being created by another writer holds only lock and temporary files so far
             if self.root.exists() and any(not p.name.startswith(".") for p in self.root.iterdir()):
@@ -397,6 +399,8 @@ class FeatureStore:
             info = json.loads(marker.read_text())
         except (OSError, ValueError) as error:
             raise StoreFormatError(f"{marker} is damaged ({error})") from None
+        if not isinstance(info, dict):
+            raise StoreFormatError(f"{marker} is damaged (a JSON {type(info).__name__}, not an object)")
         if info.get("encoding-type") != STORE_TYPE:
             raise StoreFormatError(f"{marker} does not describe an fdt feature store")
         if info.get("encoding-version") != STORE_VERSION:

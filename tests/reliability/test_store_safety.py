@@ -170,3 +170,33 @@ def test_readers_see_a_consistent_snapshot_while_a_compaction_runs(tmp_path, mon
     else:
         assert store.failures(store.keys()[0]) == []
     assert compacted == [1]
+
+
+@pytest.mark.parametrize("command", [["store", "ls"], ["store", "info"], ["store", "compact"], ["tune", "--extractor", "fft", "--real", "a", "--fake", "b"]])
+@pytest.mark.parametrize("marker", ["[]", '"x"', "{"])
+def test_a_marker_that_is_not_an_object_is_one_line(tmp_path, command, marker):
+    store = _store(tmp_path)
+    (store.root / "fdt-store.json").write_text(marker)
+    result = CliRunner().invoke(cli, [*command, "--store", str(store.root)])
+    assert result.exit_code == 2 and "fdt-store.json is damaged" in result.output, result.output
+
+
+def test_store_commands_agree_on_what_is_not_a_store(tmp_path, image_tree):
+    missing = tmp_path / "nonexistent"
+    result = CliRunner().invoke(cli, ["store", "verify", "--store", str(missing)])
+    assert result.exit_code == 2 and "no store here" in result.output and "DAMAGED" not in result.output
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("mine")
+    ls = CliRunner().invoke(cli, ["store", "ls", "--store", str(foreign)])
+    extract = CliRunner().invoke(cli, ["extract", str(image_tree), "-e", "fft", "--store", str(foreign), "-q"])
+    assert ls.exit_code == extract.exit_code == 2
+    assert "is not empty and is not an fdt feature store" in ls.output and "is not empty and is not an fdt feature store" in extract.output
+
+
+def test_a_store_path_that_is_a_file_is_one_line(tmp_path, image_tree):
+    path = tmp_path / "file"
+    path.write_text("x")
+    for command in (["store", "ls"], ["extract", str(image_tree), "-e", "fft", "-q"]):
+        result = CliRunner().invoke(cli, [*command, "--store", str(path)])
+        assert result.exit_code == 2 and ("is not a folder" in result.output or "is a file" in result.output), result.output
