@@ -1,4 +1,4 @@
-"""``fdt store ls|info|verify``: look inside a feature store without writing to it."""
+"""``fdt store ls|info|verify|failures|compact``: look inside a feature store; compact it or forget its failures."""
 
 from __future__ import annotations
 
@@ -110,3 +110,31 @@ def compact(store_root: str, wait: float) -> None:
     with user_errors(store_root):
         merged = _open(store_root).compact(wait=wait)
     click.echo(f"merged the shards of {merged} key(s)")
+
+
+@store.command()
+@_STORE
+@click.option("--clear", is_flag=True, help="Forget every recorded failure, so the next fdt extract tries those images again.")
+@click.option("--wait", default=0.0, show_default=True, type=click.FloatRange(min=0), help="With --clear: seconds to wait for a writer to finish.")
+def failures(store_root: str, clear: bool, wait: float) -> None:
+    """Images that could not be extracted, per key: path and reason (tab-separated); or forget them with --clear.
+
+    Failures with a transient reason (the file could not be read, or changed while
+    it was read) are retried by the next extraction anyway; --clear makes it retry
+    the others too (e.g. after a decoder upgrade).
+    """
+    from fdt.features_store.store import is_transient
+
+    with user_errors(store_root):
+        fs = _open(store_root)
+        if clear:
+            changed = fs.clear_failures(wait=wait)
+            click.echo(f"cleared the failures of {changed} key(s)")
+            return
+        total = 0
+        for key in fs.keys():
+            for sha, path, reason in sorted(fs.failures(key), key=lambda row: row[1]):
+                note = "  (retried by the next fdt extract)" if is_transient(reason) else ""
+                click.echo(f"{key.id}\t{path}\t{reason}{note}")
+                total += 1
+        click.echo(f"{total} failed image(s)", err=True)

@@ -70,6 +70,15 @@ def release_inherited_locks() -> None:
     _HELD_LOCKS.clear()
 
 
+TRANSIENT_REASONS = ("cannot read file", "file changed while it was being extracted")
+"""Failure reasons that may not hold on the next run (an I/O error, a file replaced or vanished mid-read)."""
+
+
+def is_transient(reason: str) -> bool:
+    """Whether a recorded failure is worth retrying: the file, not its content, was the problem."""
+    return reason.startswith(TRANSIENT_REASONS)
+
+
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
@@ -515,10 +524,13 @@ class FeatureStore:
         """``(sha256, path, reason)`` of every image that could not be extracted for a key."""
         def read() -> list[tuple[str, str, str]]:
             rows: dict[str, tuple[str, str, str]] = {}
+            extracted: set[bytes] = set()
             for shard in self.live_shards(key.id):
+                sha, _ = shard.read_hashes()
+                extracted.update(sha.tolist())
                 for s, p, r in zip(*shard.read_failures()):
                     rows.setdefault(s.decode(), (s.decode(), str(p), str(r)))
-            return list(rows.values())
+            return [row for sha, row in rows.items() if sha.encode() not in extracted]
 
         return consistent_read(read)
 
@@ -598,6 +610,11 @@ class FeatureStore:
         with self.writer() as writer:
             writer.add_catalog(records, sha256)
             writer.add_rows(key, X.shape[1], list(sha256), X)
+
+    def clear_failures(self, wait: float = 0.0) -> int:
+        """Forget every recorded failure, so the next extraction tries those images again; returns the keys changed."""
+        with self.writer(wait=wait) as writer:
+            return sum(writer._compact(key_id, clear_failures=True) for key_id in sorted({p.parent.name for p in self.shard_paths()}))
 
     def compact(self, wait: float = 0.0) -> int:
         """Merge every key's small shards and delete leftovers; returns the number of keys merged."""
@@ -712,16 +729,21 @@ class StoreWriter:
     # ---- rows
 
     def stored_hashes(self, key: ExtractorKey) -> tuple[set[str], set[str]]:
-        """Hashes already stored for a key: ``(extracted, recorded as failed)``."""
+        """Hashes already stored for a key: ``(extracted, recorded as failed for good)``.
+
+        A failure whose reason is transient (:func:`is_transient`) is not counted,
+        so the next run tries that image again.
+        """
         extracted: set[str] = set()
         failed: set[str] = set()
         shards = self.store.live_shards(key.id)
         if len(shards) > _MAX_SHARDS:  # e.g. killed runs' shards, and a resume that finds nothing new to write
             self._crowded.add(key.id)
         for shard in shards:
-            sha, failed_sha = shard.read_hashes()
+            sha, _ = shard.read_hashes()
             extracted.update(s.decode() for s in sha)
-            failed.update(s.decode() for s in failed_sha)
+            failed_sha, _, reasons = shard.read_failures()
+            failed.update(s.decode() for s, reason in zip(failed_sha, reasons) if not is_transient(str(reason)))
         return extracted, failed
 
     def add_catalog(self, records: Sequence[ImageRecord], sha256: Sequence[str]) -> int:
@@ -798,11 +820,22 @@ class StoreWriter:
 
     # ---- housekeeping
 
-    def _compact(self, key_id: str) -> bool:
-        """Merge a key's small live shards into one, so reading costs one file open."""
-        small = [s for s in self.store.live_shards(key_id) if s.rows < _COMPACT_ROWS]
-        if len(small) < 2:
-            return False
+    def _compact(self, key_id: str, clear_failures: bool = False) -> bool:
+        """Merge a key's small live shards into one, so reading costs one file open.
+
+        Failure records of images that now have a row (a transient failure retried
+        with success) are dropped; ``clear_failures`` drops them all, rewriting
+        every shard that holds one.
+        """
+        live = self.store.live_shards(key_id)
+        if clear_failures:
+            small = [s for s in live if s.rows < _COMPACT_ROWS or len(s.read_failures()[0])]
+            if not small or not any(len(s.read_failures()[0]) for s in small):
+                return False
+        else:
+            small = [s for s in live if s.rows < _COMPACT_ROWS]
+            if len(small) < 2:
+                return False
         sha, blocks, failed = [], [], {}
         seen: set[bytes] = set()
         for shard in small:
@@ -813,6 +846,10 @@ class StoreWriter:
             blocks.append(features[fresh])
             for h, p, r in zip(fs, fp, fr):
                 failed.setdefault(h.decode(), (h.decode(), str(p), str(r)))
+        if clear_failures:
+            failed = {}
+        for h in seen:
+            failed.pop(h.decode(), None)
         first = small[0]
         extra = {k: v for k, v in small[-1].attrs.items() if k in ("torch_version", "extractor_info")}
         _write_shard(
