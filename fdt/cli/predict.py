@@ -66,7 +66,10 @@ def predict(model: str, images: tuple[str, ...], as_json: bool, threshold: float
     from fdt.features_store.store import FeatureStore
 
     with user_errors(model, *images, store_root, weights_file):
-        summary = extract_records(records, key.extractor, params, key.resolution, store_root, batch_size=batch_size, device=device, progress=False, catalog=False)
+        # rehash: which features score an image must follow its bytes now, never a remembered hash
+        summary = extract_records(
+            records, key.extractor, params, key.resolution, store_root, batch_size=batch_size, device=device, progress=False, catalog=False, rehash=True
+        )
         if summary.key.id != key.id:
             raise UserError(f"the extractor now gives {summary.key.describe()}, but the model was trained on {key.describe()}")
         done = [i for i in range(len(records)) if i not in summary.failures]

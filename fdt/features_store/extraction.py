@@ -90,7 +90,7 @@ def hash_files(paths: Sequence[str], threads: int = 4, cache_root: Path | None =
     """SHA-256 of each file (``""`` where unreadable), the unreadable ones' reasons, and the files hashed afresh.
 
     With ``cache_root`` (an existing store), hashes remembered there for files whose
-    path, size, mtime and inode are unchanged are reused; the third value maps
+    path, size, mtime, inode and ctime are unchanged are reused; the third value maps
     the index of every file that was read to its stat, for :func:`hashcache.remember`.
     """
     stats = [hashcache.file_stat(path) for path in paths]

@@ -82,3 +82,16 @@ def test_model_without_card_is_refused(trained, tmp_path):
     (tmp_path / "m.skops").write_bytes((trained / "models" / "m.skops").read_bytes())
     result = CliRunner().invoke(cli, ["predict", str(tmp_path / "m.skops"), str(trained / "new")])
     assert result.exit_code == 2 and "model card" in result.output and "not found" in result.output
+
+
+def test_predict_never_trusts_a_remembered_hash(trained, monkeypatch):
+    """Which features score an image follows its bytes now (issue 10 #4): the hash cache is not consulted."""
+    from fdt.features_store import hashcache
+
+    def stale(*args, **kwargs):
+        raise AssertionError("predict looked up a remembered hash")
+
+    monkeypatch.setattr(hashcache, "lookup", stale)
+    result = CliRunner().invoke(cli, ["predict", str(trained / "models" / "m.skops"), str(trained / "new" / "b_fake.png"),
+                                      "--store", str(trained / "features_store")])
+    assert result.exit_code == 0, result.output

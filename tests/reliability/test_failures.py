@@ -68,3 +68,35 @@ def test_failures_are_listed_and_cleared(tmp_path):
     assert len(store.load("fft").X) == 4
     third = _extract(data, tmp_path / "s")
     assert third.failed == 1 and third.new_rows == 0  # tried again, and recorded again
+
+
+def _overwrite_keeping_stat(target: Path, source: Path) -> None:
+    """``cp -p`` of an equal-size file: same inode, size and mtime; only the ctime moves."""
+    before = target.stat()
+    assert source.stat().st_size == before.st_size
+    with open(target, "r+b") as handle:
+        handle.write(source.read_bytes())
+    os.utime(target, ns=(before.st_atime_ns, before.st_mtime_ns))
+    after = target.stat()
+    assert (after.st_ino, after.st_size, after.st_mtime_ns) == (before.st_ino, before.st_size, before.st_mtime_ns)
+
+
+def test_an_in_place_overwrite_that_keeps_size_mtime_and_inode_is_hashed_again(tmp_path):
+    import time
+
+    from fdt.data import sha256_file
+
+    data = tmp_path / "data"
+    write_images(data / "real", 2, seed=1)
+    write_images(data / "fake", 2, seed=2)
+    target, other = data / "real" / "img0000.png", tmp_path / "other.png"
+    write_images(tmp_path / "o", 1, seed=9)
+    shutil.copy(tmp_path / "o" / "img0000.png", other)
+    if other.stat().st_size != target.stat().st_size:  # PNGs of equal-size noise may differ by a few bytes
+        other.write_bytes(other.read_bytes()[: target.stat().st_size].ljust(target.stat().st_size, b"\0"))
+    _extract(data, tmp_path / "s")
+    time.sleep(0.05)
+    _overwrite_keeping_stat(target, other)
+    again = _extract(data, tmp_path / "s")
+    index = [str(r.path) for r in load_image_set(data)].index(str(target))
+    assert again.hashes[index] == sha256_file(target)
