@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -149,11 +150,45 @@ def _as_list(batch: list) -> list:
     return batch
 
 
-def _worker_init(_: int) -> None:
+def _worker_init(_: int, parent: int | None = None) -> None:
     import torch
 
     release_inherited_locks()
+    die_with_parent(parent if parent is not None else os.getppid())
     torch.set_num_threads(1)
+
+
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def die_with_parent(parent: int) -> None:
+    """End this process when ``parent`` dies, even by SIGKILL (which runs no clean-up in the parent).
+
+    DataLoader workers otherwise outlive a killed ``fdt extract`` for ever, each
+    holding hundreds of MB. Linux's ``PR_SET_PDEATHSIG`` has the kernel send SIGKILL;
+    elsewhere, or if ``prctl`` is unavailable, a daemon thread polls the parent's pid.
+    """
+    import ctypes
+    import signal
+    import sys
+    import threading
+
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            if libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0) == 0:
+                if os.getppid() != parent:  # the parent died before prctl took effect
+                    os._exit(1)
+                return
+        except (OSError, AttributeError):
+            pass
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="fdt-parent-watch", daemon=True).start()
 
 
 def extract_records(
@@ -244,7 +279,7 @@ def extract_records(
             batch_size=batch_size,
             num_workers=count,
             collate_fn=_as_list,
-            worker_init_fn=_worker_init if count else None,
+            worker_init_fn=functools.partial(_worker_init, parent=os.getpid()) if count else None,
             prefetch_factor=4 if count else None,
         )
         with tqdm(total=len(dataset), unit="img", desc=f"{extractor}@{resolution}", disable=not progress) as bar:
