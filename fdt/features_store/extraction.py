@@ -258,6 +258,7 @@ def extract_records(
     summary = ExtractSummary(key, hashes, dict(unreadable), weights_note=model.weights_note())
     with store.writer(wait=wait, shared=shard is not None) as writer:
         if shard is not None:
+            writer.claim_count(key.id, shard[1])
             writer.claim(claim_name(key.id, shard))
         if fresh:
             hashcache.remember(store.root, [paths[i] for i in fresh], list(fresh.values()), [all_hashes[i] for i in fresh])

@@ -719,6 +719,32 @@ class StoreWriter:
         folder.mkdir(exist_ok=True)
         self._lock(folder / name, fcntl.LOCK_EX, self.wait, lambda holder: f"{name} is already being written by {holder or 'another process'}")
 
+    def claim_count(self, key_id: str, count: int) -> None:
+        """Hold a shared claim on "key ``key_id`` in ``count`` shards"; refuse if live jobs split it into another count.
+
+        Shards of different counts overlap (image ``h`` is in shard ``h mod 2`` of 2
+        and ``h mod 3`` of 3), so jobs of ``--shard I/2`` and ``--shard J/3`` at once
+        would write the same rows twice.
+        """
+        from fdt.features_store.errors import ShardSpecError
+
+        folder = self.root / ".locks"
+        folder.mkdir(exist_ok=True)
+        mine = f"{key_id}-of-{count}"
+        self._lock(folder / mine, fcntl.LOCK_SH, self.wait, str)
+        for other in sorted(folder.glob(f"{key_id}-of-*")):
+            if other.name == mine:
+                continue
+            with os.fdopen(_open_regular(other, os.O_RDWR), "r+") as probe:
+                try:
+                    fcntl.flock(probe, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    raise ShardSpecError(
+                        f"--shard I/{count}: other jobs are writing this key as {other.name.rpartition('-of-')[2]} shards; "
+                        f"every job of one store and key must use the same N"
+                    ) from None
+                fcntl.flock(probe, fcntl.LOCK_UN)
+
     def _release(self) -> None:
         for handle in self._handles:
             _HELD_LOCKS.discard(handle.fileno())

@@ -200,3 +200,21 @@ def test_a_store_path_that_is_a_file_is_one_line(tmp_path, image_tree):
     for command in (["store", "ls"], ["extract", str(image_tree), "-e", "fft", "-q"]):
         result = CliRunner().invoke(cli, [*command, "--store", str(path)])
         assert result.exit_code == 2 and ("is not a folder" in result.output or "is a file" in result.output), result.output
+
+
+def test_shard_jobs_of_different_counts_at_once_are_refused(tmp_path, image_tree):
+    from fdt.data import load_image_set
+    from fdt.features_store.extraction import extract_records
+    from fdt.features_store.errors import ShardSpecError
+
+    store = FeatureStore(tmp_path / "s")
+    records = load_image_set(image_tree)
+    key = extract_records(records[:1], "fft", {"size": 2}, "native", store.root, workers=0, progress=False).key
+    with store.writer(shared=True) as job:  # a 0/2 job, still running
+        job.claim_count(key.id, 2)
+        with pytest.raises(ShardSpecError, match="other jobs are writing this key as 2 shards"):
+            extract_records(records, "fft", {"size": 2}, "native", store.root, workers=0, progress=False, shard=(0, 3))
+        same_count = extract_records(records, "fft", {"size": 2}, "native", store.root, workers=0, progress=False, shard=(1, 2))
+        assert same_count.new_rows > 0
+    later = extract_records(records, "fft", {"size": 2}, "native", store.root, workers=0, progress=False, shard=(0, 3))
+    assert later.key == key  # once the 2-shard jobs are gone, another count is fine
