@@ -195,6 +195,15 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
+def display_path(path: str | os.PathLike) -> str:
+    """A path as printable UTF-8 text: bytes of a name that is not UTF-8 (surrogate escapes) shown as ``\\xNN``.
+
+    Linux file names are bytes; Python keeps undecodable ones as surrogates, which
+    a terminal, a CSV or an HDF5 string cannot hold.
+    """
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     """Hex SHA-256 of a regular file's bytes: the content address of an image."""
     digest = hashlib.sha256()

@@ -33,7 +33,7 @@ def extract(data, extractor, params, resolution, batch_size, device, workers, st
     --real are real (label 0), the others fake. Images already in the store for
     this extractor, its parameters, weights and resolution are not computed again.
     """
-    from fdt.data import load_image_set, parse_resolution
+    from fdt.data import display_path, load_image_set, parse_resolution
 
     with user_errors(*data):
         resolutions = [parse_resolution(r) for r in split_list(resolution)]
@@ -71,5 +71,5 @@ def extract(data, extractor, params, resolution, batch_size, device, workers, st
                 else:
                     summary = extract_records(records, extractor, parse_params(params), res, store_root, workers=workers, shard=shard_spec, rehash=rehash, **options)
             for index, reason in sorted(summary.failures.items()):
-                click.echo(f"skipped {records[index].path}: {reason}", err=True)
+                click.echo(f"skipped {display_path(records[index].path)}: {reason}", err=True)
             click.echo(summary.line())

@@ -17,7 +17,10 @@ def extractor_params(key) -> dict:
     params = dict(key.params)
     kind, _, rest = key.weights.partition(":")
     if kind == "random":
-        params.update(weights="random", seed=int(rest.partition("=")[2] or 0))
+        seed = rest.partition("=")[2] or "0"
+        if not seed.lstrip("-").isdigit():
+            raise UserError(f"the model card's weights {key.weights!r} are not random:seed=N")
+        params.update(weights="random", seed=int(seed))
     elif kind == "imagenet":
         params["weights"] = "imagenet"
     elif kind == "file":
@@ -37,11 +40,10 @@ def extractor_params(key) -> dict:
 @click.option("--batch-size", default=32, show_default=True, type=click.IntRange(min=1))
 def predict(model: str, images: tuple[str, ...], as_json: bool, threshold: float, weights_file: str | None, store_root: str, trust: bool, device: str, batch_size: int) -> None:
     """Print each image's fake probability and label; the model file must match its card's sha256."""
-    from fdt.data import ImageRecord, from_folder, is_image_file
-    from fdt.features_store.featureset import ExtractorKey
+    from fdt.data import ImageRecord, display_path, from_folder, is_image_file
     import warnings
 
-    from fdt.pipelines.cards import UntrustedModelWarning, load_model
+    from fdt.pipelines.cards import UntrustedModelWarning, card_extractor_key, load_model
 
     with user_errors(model, *images, store_root, weights_file):
         with warnings.catch_warnings(record=True) as caught:
@@ -49,7 +51,7 @@ def predict(model: str, images: tuple[str, ...], as_json: bool, threshold: float
             fitted, card = load_model(model, trust_pickle=trust)
         for warning in caught:
             click.echo(f"warning: {warning.message}", err=True)
-        key = ExtractorKey.from_dict(card["extractor_key"])
+        key = card_extractor_key(card, model)
         records: list[ImageRecord] = []
         for item in images:
             path = Path(item)
@@ -58,7 +60,7 @@ def predict(model: str, images: tuple[str, ...], as_json: bool, threshold: float
             elif is_image_file(path):
                 records.append(ImageRecord(str(path), UNLABELLED, 0))
             else:
-                raise UserError(f"{item} is not an image file or a folder of images")
+                raise UserError(f"{display_path(item)} is not an image file or a folder of images")
     params = extractor_params(key)
     if weights_file:
         params["weights"] = weights_file
@@ -77,14 +79,14 @@ def predict(model: str, images: tuple[str, ...], as_json: bool, threshold: float
     proba = dict(zip(done, fitted.predict_proba(X)[:, 1])) if done else {}
     for index, record in enumerate(records):
         if index in proba:
-            row = {"path": record.path, "fake_probability": float(proba[index]), "label": "fake" if proba[index] >= threshold else "real"}
+            row = {"path": display_path(record.path), "fake_probability": float(proba[index]), "label": "fake" if proba[index] >= threshold else "real"}
         else:
-            row = {"path": record.path, "fake_probability": None, "label": None, "error": summary.failures[index]}
+            row = {"path": display_path(record.path), "fake_probability": None, "label": None, "error": summary.failures[index]}
         if as_json:
             click.echo(json.dumps(row))
         elif row["label"] is None:
-            click.echo(f"{record.path}\terror: {row['error']}")
+            click.echo(f"{row['path']}\terror: {row['error']}")
         else:
-            click.echo(f"{record.path}\t{row['fake_probability']:.4f}\t{row['label']}")
+            click.echo(f"{row['path']}\t{row['fake_probability']:.4f}\t{row['label']}")
     if summary.failures:
         click.echo(f"{len(summary.failures)} image(s) could not be read", err=True)

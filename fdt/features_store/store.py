@@ -32,7 +32,7 @@ import h5py
 import numpy as np
 
 from fdt import __version__
-from fdt.data import ImageRecord
+from fdt.data import ImageRecord, display_path
 from fdt.features_store.errors import (
     MissingFeaturesError,
     StoreError,
@@ -286,8 +286,8 @@ def _write_shard(
         handle.create_dataset("features", data=features)
         group = handle.create_group("failed")
         group.create_dataset("sha256", data=np.asarray([f[0] for f in failed], dtype=_HASH_DTYPE))
-        group.create_dataset("path", data=[f[1] for f in failed], dtype=_STR_DTYPE)
-        group.create_dataset("reason", data=[f[2] for f in failed], dtype=_STR_DTYPE)
+        group.create_dataset("path", data=[display_path(f[1]) for f in failed], dtype=_STR_DTYPE)
+        group.create_dataset("reason", data=[display_path(f[2]) for f in failed], dtype=_STR_DTYPE)
 
     _atomic_h5(root, final, fill)
     return final
@@ -774,7 +774,8 @@ class StoreWriter:
 
     def add_catalog(self, records: Sequence[ImageRecord], sha256: Sequence[str]) -> int:
         """Record image-set rows (the hash of each record); rows already stored are not written again."""
-        rows = [(h, str(r.path), r.source, int(r.label), r.group or f"sha256:{h}") for r, h in zip(records, sha256) if h]
+        # names that are not UTF-8 are stored as printable text (\xNN): HDF5 strings are UTF-8
+        rows = [(h, display_path(r.path), display_path(r.source), int(r.label), display_path(r.group) or f"sha256:{h}") for r, h in zip(records, sha256) if h]
         existing = self.store.catalog()
         seen = set(zip(existing.sha256.astype("U64").tolist(), existing.path.tolist(), existing.source.tolist(), existing.label.tolist(), existing.group.tolist()))
         new = list(dict.fromkeys(row for row in rows if row not in seen))

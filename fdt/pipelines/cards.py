@@ -159,6 +159,19 @@ def load_model(model_path: str | os.PathLike, trust_pickle: bool = False) -> tup
     return _load_skops(model_path), card
 
 
+def card_extractor_key(card: dict[str, Any], model_path: str | os.PathLike) -> Any:
+    """The :class:`~fdt.features_store.featureset.ExtractorKey` a card's model was trained on, or a one-line error."""
+    from fdt.features_store.featureset import ExtractorKey
+
+    data = card.get("extractor_key")
+    where = card_path(model_path)
+    if not isinstance(data, dict):
+        raise PipelineError(f"model card {where} has no extractor_key object, so fdt cannot tell which features the model takes")
+    if not isinstance(data.get("extractor"), str) or not isinstance(data.get("params", {}), dict) or not isinstance(data.get("weights", ""), str):
+        raise PipelineError(f"model card {where}: extractor_key needs an extractor name, a params object and a weights string")
+    return ExtractorKey.from_dict(data)
+
+
 class UntrustedModelWarning(UserWarning):
     """A pickled model was loaded because the user said it is trusted."""
 
