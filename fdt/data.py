@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import errno
 import hashlib
+import io
 import os
 import stat
 from dataclasses import dataclass, field
@@ -309,13 +310,28 @@ def from_manifest(manifest: str | os.PathLike) -> list[ImageRecord]:
     path = Path(manifest)
     if not path.is_file():
         raise DataError(f"manifest does not exist: {path}")
-    with open(path, newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8-sig")  # Excel's "CSV UTF-8" starts with a byte-order mark
+    except UnicodeDecodeError as error:
+        line = raw[: error.start].count(b"\n") + 1
+        raise DataError(f"{path}:{line}: not UTF-8 text (byte 0x{raw[error.start]:02x}); save the manifest as UTF-8") from None
+    if "\0" in text:
+        raise DataError(f"{path}:{text[: text.index(chr(0))].count(chr(10)) + 1}: a NUL byte; a manifest is text")
+    reader = csv.DictReader(io.StringIO(text, newline=""), strict=True)
+    try:
         missing = [c for c in ("path", "source", "label") if c not in (reader.fieldnames or [])]
         if missing:
             raise DataError(f"manifest {path} lacks column(s) {', '.join(missing)}; it needs {','.join(MANIFEST_COLUMNS)}")
         records = []
-        for line, row in enumerate(reader, start=2):
+        for row in reader:
+            line = reader.line_num
+            if any(row.get(column) is None for column in ("path", "source", "label")):
+                raise DataError(f"{path}:{line}: a row needs path, source and label; this one has {len([v for v in row.values() if v is not None])} field(s)")
+            if not row["path"].strip():
+                raise DataError(f"{path}:{line}: empty path")
+            if not row["source"].strip():
+                raise DataError(f"{path}:{line}: empty source; every image needs one (e.g. real, coco, dcgan)")
             image = Path(row["path"])
             if not image.is_absolute():
                 image = path.parent / image
@@ -323,6 +339,8 @@ def from_manifest(manifest: str | os.PathLike) -> list[ImageRecord]:
             records.append(
                 ImageRecord(str(image), row["source"].strip(), _parse_label(row["label"], path, line), (row.get("group") or "").strip(), extra)
             )
+    except csv.Error as error:
+        raise DataError(f"{path}:{reader.line_num}: not valid CSV ({error})") from None
     if not records:
         raise DataError(f"manifest {path} lists no images")
     return records
