@@ -231,6 +231,9 @@ def extract_records(
     resolution = parse_resolution(resolution)
     if batch_size < 1:
         raise ExtractorError(f"batch size must be at least 1, not {batch_size}")
+    if resolution != "native" and resolution_size(resolution) ** 2 > max_pixels:
+        size = resolution_size(resolution)
+        raise ExtractorError(f"--resolution {resolution} makes {size}x{size} = {size * size} pixels per image, above the limit of {max_pixels} (--max-pixels)")
     resolve_device(device)  # a bad device is reported before any weights are looked up
     if note := spectral_resize_warning(extractor, resolution):
         warnings.warn(note, SpectralResizeWarning, stacklevel=2)

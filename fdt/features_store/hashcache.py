@@ -58,9 +58,16 @@ def lookup(store_root: Path, paths: Sequence[str], stats: Sequence[Stat | None])
 def remember(store_root: Path, paths: Sequence[str], stats: Sequence[Stat | None], hashes: Sequence[str]) -> None:
     """Store the hashes of readable files; called by a writer of the store."""
     rows = [(_key(path), *stat, sha) for path, stat, sha in zip(paths, stats, hashes) if stat is not None and sha]
-    connection = _connect(store_root)
     try:
-        with connection:
-            connection.executemany(f"INSERT OR REPLACE INTO {_TABLE} VALUES (?, ?, ?, ?, ?, ?)", rows)
-    finally:
-        connection.close()
+        connection = _connect(store_root)
+        try:
+            with connection:
+                connection.executemany(f"INSERT OR REPLACE INTO {_TABLE} VALUES (?, ?, ?, ?, ?, ?)", rows)
+        finally:
+            connection.close()
+    except sqlite3.OperationalError as error:
+        if "full" not in str(error):
+            raise
+        from fdt.features_store.errors import StoreError
+
+        raise StoreError(f"no space left on device while writing {store_root / CACHE_NAME}: the run was cut short; free space and run again") from None

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import io
 import json
 import os
 import time
@@ -302,17 +303,54 @@ def shard_checksum(sha256: np.ndarray, features: np.ndarray) -> str:
     return digest.hexdigest()
 
 
+_FULL = {errno.ENOSPC: "no space left on device", errno.EDQUOT: "disk quota exceeded", errno.EFBIG: "file size limit exceeded"}
+
+
+def disk_full(error: BaseException) -> str | None:
+    """"no space left on device" (or quota, or file-size limit) if ``error`` says so, else ``None``.
+
+    HDF5 reports a failed write as an ``OSError`` or ``RuntimeError`` without ``errno``
+    whose text holds ``errno = 28``; the operating system's errors carry it in ``errno``.
+    """
+    import re
+
+    if isinstance(error, OSError) and error.errno in _FULL:
+        return _FULL[error.errno]
+    found = re.search(r"errno = (\d+)", str(error))
+    return _FULL.get(int(found.group(1))) if found else None
+
+
+def full_disk_error(error: BaseException, path: Path) -> StoreError:
+    """The one-line error of a write cut short by a full disk; rows saved before are kept."""
+    return StoreError(f"{disk_full(error)} while writing {path}: the run was cut short; rows already saved are kept, free space and run again to resume")
+
+
 def _atomic_h5(root: Path, final: Path, fill) -> None:
-    """Write an HDF5 file under ``.tmp/``, fsync it, then rename it into place."""
+    """Write an HDF5 file under ``.tmp/``, fsync it, then rename it into place; a full disk is a :class:`StoreError`."""
+    try:
+        _write_atomic_h5(root, final, fill)
+    except (OSError, RuntimeError) as error:  # HDF5 raises either when a write fails
+        if disk_full(error):
+            raise full_disk_error(error, final.parent) from None
+        raise
+
+
+def _write_atomic_h5(root: Path, final: Path, fill) -> None:
     tmp_dir = root / ".tmp"
     tmp_dir.mkdir(exist_ok=True)
     if tmp_dir.is_symlink() or final.parent.is_symlink():
         refuse_symlinks(root)
     tmp = tmp_dir / f"{final.name}.{os.getpid()}.tmp"
+    # HDF5 builds the file in memory and fdt writes the bytes: a write that fails (a
+    # full disk) is then a plain OSError here, not a half-closed HDF5 file whose
+    # clean-up fails again later and crashes the interpreter at exit.
+    image = io.BytesIO()
+    with h5py.File(image, "w") as handle:
+        fill(handle)
     try:
-        with h5py.File(tmp, "w", locking=False) as handle:
-            fill(handle)
-        with open(tmp, "rb+") as raw:
+        with os.fdopen(_open_regular(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC), "wb") as raw:
+            raw.write(image.getbuffer())
+            raw.flush()
             os.fsync(raw.fileno())
         os.replace(tmp, final)
         _fsync_dir(final.parent)
@@ -645,6 +683,15 @@ class StoreWriter:
         self._crowded: set[str] = set()
 
     def __enter__(self) -> "StoreWriter":
+        try:
+            return self._enter()
+        except OSError as error:
+            self._release()
+            if disk_full(error):
+                raise full_disk_error(error, self.root) from None
+            raise
+
+    def _enter(self) -> "StoreWriter":
         self.store.check_format()
         self.root.mkdir(parents=True, exist_ok=True)
         refuse_symlinks(self.root)
