@@ -66,3 +66,25 @@ def test_an_fdt_error_from_any_command_is_one_line_exit_2(image_tree, tmp_path, 
     result = CliRunner().invoke(cli, ["gen", "dcgan", "train", str(image_tree), "--out", str(tmp_path / "m")])
     assert result.exit_code == 2
     assert result.output.strip() == "Error: first line"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["MISSING"], "no such folder or manifest"),
+        (["DATA", "--size", "48"], "power of two"),
+        (["DATA", "--real-source", "nope"], "no real images"),
+        (["DATA", "--out", "OUTDIR/"], None),
+    ],
+    ids=["missing-images", "size-not-power-of-two", "no-real-source", "out-is-a-folder"],
+)
+def test_train_autoencoder_user_errors_exit_2(image_tree, tmp_path, args, message):
+    (tmp_path / "outdir").mkdir()
+    argv = [str(image_tree) if a == "DATA" else str(tmp_path / "missing") if a == "MISSING" else a for a in args]
+    argv = [str(tmp_path / "outdir") if a == "OUTDIR/" else a for a in argv]
+    if "--out" not in argv:
+        argv += ["--out", str(tmp_path / "ae.pt")]
+    result = CliRunner().invoke(cli, ["models", "train-autoencoder", *argv, "--epochs", "1", "--size", "16", "--device", "cpu"] if "--size" not in argv else ["models", "train-autoencoder", *argv, "--epochs", "1", "--device", "cpu"])
+    assert result.exit_code == 2, result.output
+    if message:
+        assert message in result.output
