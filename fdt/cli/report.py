@@ -75,9 +75,9 @@ def matrix(
         store = FeatureStore(store_root)
         data = {res: load_condition(store, extractor, res, real_sources, fake_sources, parse_params(params), weights) for res in wanted}
         if scheduler:
-            from distributed import Client
+            from fdt.features_store.distributed import connect
 
-            with Client(scheduler) as client:
+            with connect(scheduler) as client:
                 result = generalisation_matrices(data, real_sources, fake_sources, spec, metric, trials, cv, fractions, seed, progress, client=client)
         else:
             result = generalisation_matrices(data, real_sources, fake_sources, spec, metric, trials, cv, fractions, seed, progress)

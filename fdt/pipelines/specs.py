@@ -32,6 +32,7 @@ import numpy as np
 from sklearn.base import is_classifier
 from sklearn.pipeline import Pipeline
 
+from fdt.errors import UnsafeNameError, check_name
 from fdt.pipelines.errors import PipelineError, UnknownPipelineError
 
 CLASSIFIERS: dict[str, str] = {
@@ -259,6 +260,10 @@ def load_specs(path: str | Path | None = None) -> dict[str, PipelineSpec]:
 def spec_from_dict(name: str, table: Mapping[str, Any], where: str = "") -> PipelineSpec:
     """Validate one spec table (as in the TOML file) and build its :class:`PipelineSpec`."""
     where = where or f"pipeline {name!r}"
+    try:
+        check_name(name, "pipeline name")  # it becomes part of model file names
+    except UnsafeNameError as error:
+        raise SpecError(f"{where}: {error}") from None
     if not isinstance(table, Mapping):
         raise SpecError(f"{where}: must be a table")
     unknown = set(table) - _SPEC_KEYS

@@ -88,3 +88,11 @@ def test_train_autoencoder_user_errors_exit_2(image_tree, tmp_path, args, messag
     assert result.exit_code == 2, result.output
     if message:
         assert message in result.output
+
+
+def test_an_unreachable_dask_scheduler_is_one_line(image_tree, tmp_path):
+    import dask
+
+    with dask.config.set({"distributed.comm.timeouts.connect": "1s"}):
+        result = CliRunner().invoke(cli, ["extract", str(image_tree), "-e", "fft", "--store", str(tmp_path / "s"), "--scheduler", "tcp://127.0.0.1:9", "-q"])
+    assert result.exit_code == 2 and "cannot reach the Dask scheduler at tcp://127.0.0.1:9" in result.output, result.output

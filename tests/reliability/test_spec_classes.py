@@ -57,3 +57,10 @@ def test_any_scikit_learn_classifier_is_allowed(tmp_path):
     result = CliRunner().invoke(cli, ["pipelines", "ls", "--specs", str(_spec(tmp_path, "sklearn.linear_model.SGDClassifier"))])
     assert result.exit_code == 0, result.output
     assert "SGDClassifier" in result.output
+
+
+def test_a_pipeline_name_that_leaves_models_is_refused(tmp_path):
+    specs = tmp_path / "specs.toml"
+    specs.write_text('[pipelines."../../x"]\nclassifier = "svc"\n')
+    result = CliRunner().invoke(cli, ["pipelines", "ls", "--specs", str(specs)])
+    assert result.exit_code == 2 and "pipeline name '../../x' is not a safe name" in result.output
