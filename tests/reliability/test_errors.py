@@ -92,6 +92,7 @@ def test_train_autoencoder_user_errors_exit_2(image_tree, tmp_path, args, messag
 
 def test_an_unreachable_dask_scheduler_is_one_line(image_tree, tmp_path):
     import dask
+    import distributed  # noqa: F401  its defaults must be in dask's config before set() (whose exit restores the config as it was)
 
     with dask.config.set({"distributed.comm.timeouts.connect": "1s"}):
         result = CliRunner().invoke(cli, ["extract", str(image_tree), "-e", "fft", "--store", str(tmp_path / "s"), "--scheduler", "tcp://127.0.0.1:9", "-q"])
