@@ -481,6 +481,13 @@ class FeatureStore:
 
         return consistent_read(listing)
 
+    def extractor_info(self, key: ExtractorKey) -> dict[str, Any]:
+        """What the extractor said of itself (``extractor_info``) in the newest live shard of ``key``."""
+        for shard in reversed(self.live_shards(key.id)):
+            if "extractor_info" in shard.attrs:
+                return json.loads(shard.attrs["extractor_info"])
+        return {}
+
     def keys(self) -> list[ExtractorKey]:
         """Every extractor key with at least one shard."""
         self.check_format()
@@ -638,6 +645,7 @@ class FeatureStore:
             sha256=catalog.sha256[rows].astype("U64").astype(object),
             paths=catalog.path[rows],
             key=key,
+            info=self.extractor_info(key),
         )
 
     # ---- writing

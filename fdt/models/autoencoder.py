@@ -32,8 +32,9 @@ from PIL import Image
 from torch import nn
 
 from fdt import __version__
+from fdt.data import REAL, DataError, ImageDecodeError, ImageRecord, apply_resolution, load_image_set, load_rgb, sha256_file
 from fdt.errors import FdtError
-from fdt.data import REAL, DataError, ImageDecodeError, ImageRecord, apply_resolution, load_image_set, load_rgb
+from fdt.grouping import assign_groups, group_of, training_record, write_training_record
 
 FORMAT = "fdt.autoencoder"
 FORMAT_VERSION = 1
@@ -201,8 +202,17 @@ def train_autoencoder(
     resume: bool = True,
     progress: bool = True,
     channels: Sequence[int] = DEFAULT_CHANNELS,
+    split: dict[str, Any] | None = None,
 ) -> Path:
     """Train a :class:`ConvAutoencoder` on real images and write its model file to ``out``.
+
+    With ``split={"seed": S, "fractions": (train, val, test)}`` only the images of
+    the *train* part of :func:`fdt.grouping.assign_groups` (over every record given,
+    stratified by source) are used: the same assignment ``fdt tune`` and ``fdt
+    report`` make with that seed and those shares, so the groups they score stay
+    unseen. Either way the groups and images trained on are written to
+    ``<out>.training.json`` (:func:`fdt.grouping.training_record`), which evaluation
+    reads to refuse scoring them.
 
     Adam on the mean squared reconstruction error. Images are decoded once into
     memory (``uint8``); unreadable ones are skipped and counted. All randomness
@@ -239,7 +249,11 @@ def train_autoencoder(
     records, note = select_training_records(records)
     if note:
         logger.warning(note)
-    pixels, skipped = _decode_all(records, size, progress)
+    pixels, skipped, decoded = _decode_all(records, size, progress)
+    keep, hashes = _train_share(decoded, split)
+    pixels, records = pixels[torch.from_numpy(keep)], [r for r, k in zip(decoded, keep) if k]
+    if not records:
+        raise DataError(f"the train share of {split} holds none of the {len(decoded)} real images; lower the validation and test shares")
     config = {"latent_dim": int(latent_dim), "size": int(size), "channels": list(channels)}
     run = {
         "seed": int(seed),
@@ -247,6 +261,7 @@ def train_autoencoder(
         "lr": float(lr),
         "num_images": len(pixels),
         "data_sha256": hashlib.sha256(pixels.numpy().tobytes()).hexdigest(),
+        "split": None if split is None else {"seed": int(split["seed"]), "fractions": [float(f) for f in split["fractions"]]},
     }
 
     with torch.random.fork_rng(devices=[]):
@@ -295,9 +310,27 @@ def train_autoencoder(
                 checkpoint_path,
             )
     model.eval()
+    trained = [hashes[str(r.path)] for r in records]
+    groups = [group_of(r.group, h) for r, h in zip(records, trained)]
+    write_training_record(out, training_record(groups, trained, run["split"], run["data_sha256"]))
     _write_model_file(model, run, losses, skipped, out)
     _write_loss_curve(losses, out)
     return out
+
+
+def _train_share(records: Sequence[ImageRecord], split: dict[str, Any] | None) -> tuple[np.ndarray, dict[str, str]]:
+    """Which decoded real records are in the train part (all of them without ``split``), and their content hashes.
+
+    Only the decoded real images take part in the assignment: a group's part
+    depends on the groups of its real rows' source (:func:`fdt.grouping.assign_groups`),
+    which are the rows with features that tuning and reports split the same way.
+    """
+    hashes = {str(r.path): sha256_file(r.path) for r in records}
+    if split is None:
+        return np.ones(len(records), bool), hashes
+    groups = [group_of(r.group, hashes[str(r.path)]) for r in records]
+    assignment = assign_groups(groups, [r.source for r in records], split["fractions"], int(split["seed"]), [r.label for r in records])
+    return np.array([assignment[g] == "train" for g in groups], bool), hashes
 
 
 def _write_model_file(model: ConvAutoencoder, run: dict[str, Any], losses: list[float], skipped: int, out: Path) -> None:
@@ -331,20 +364,22 @@ def resolve_device(device: str) -> torch.device:
     return target
 
 
-def _decode_all(records: Sequence[ImageRecord], size: int, progress: bool) -> tuple[torch.Tensor, int]:
-    """Every readable image as one ``uint8`` tensor ``(n, 3, size, size)``, and how many were skipped."""
+def _decode_all(records: Sequence[ImageRecord], size: int, progress: bool) -> tuple[torch.Tensor, int, list[ImageRecord]]:
+    """Every readable image as one ``uint8`` tensor ``(n, 3, size, size)``, how many were skipped, and the decoded records."""
     pixels: list[torch.Tensor] = []
     failures: list[str] = []
+    decoded: list[ImageRecord] = []
     for record in _progress_bar(records, desc="decoding", unit="img", disable=not progress):
         try:
             pixels.append(image_pixels(load_rgb(record.path), size))
+            decoded.append(record)
         except ImageDecodeError as error:
             failures.append(f"{record.path}: {error}")
     if failures:
         logger.warning("skipped %d unreadable image(s), first: %s", len(failures), failures[0])
     if not pixels:
         raise DataError(f"none of the {len(records)} images could be decoded; first: {failures[0]}")
-    return torch.stack(pixels), len(failures)
+    return torch.stack(pixels), len(failures), decoded
 
 
 def _restore_checkpoint(

@@ -8,7 +8,7 @@ generalisation-matrix cell or a benchmark.
 from __future__ import annotations
 
 import math
-from typing import Iterable, Mapping
+from typing import Any, Iterable, Mapping
 
 import numpy as np
 
@@ -119,3 +119,17 @@ def format_summary(summary: Mapping[str, Mapping[str, float]]) -> str:
     """One ``name  mean ± std`` line per metric, for terminals and Markdown code blocks."""
     width = max(len(name) for name in summary)
     return "\n".join(f"{name:<{width}}  {v['mean']:.4f} ± {v['std']:.4f}" for name, v in summary.items())
+
+
+def format_scored(scored: Mapping[str, Any], names: Iterable[str] = ("roc_auc", "average_precision", "accuracy", "best_threshold_accuracy", "eer")) -> str:
+    """``name  value [low, high]`` lines of a scored set (pooled, then per fake source), and its flags."""
+    from fdt.pipelines.intervals import format_interval
+
+    names = list(names)
+    width = max(len(name) for name in names)
+    lines = [f"{name:<{width}}  {format_interval(scored['metrics'][name], scored['intervals'][name], 4)}" for name in names]
+    lines += [f"FLAG: {flag}" for flag in scored.get("flags", [])]
+    for source, part in scored.get("per_source", {}).items():
+        flags = "".join(f"  FLAG: {flag}" for flag in part["flags"])
+        lines.append(f"  reals vs {source}: roc_auc {format_interval(part['metrics']['roc_auc'], part['intervals']['roc_auc'], 4)}{flags}")
+    return "\n".join(lines)
