@@ -63,12 +63,15 @@ def session_processes() -> list[tuple[int, str]]:
         try:
             if mark not in (entry / "environ").read_bytes().split(b"\0"):
                 continue
-            state = (entry / "stat").read_text().rpartition(")")[2].split()[0]
+            state, parent = (entry / "stat").read_text().rpartition(")")[2].split()[:2]
             command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
         except OSError:
             continue
-        if state != "Z":  # a zombie holds no memory; its parent (or init) reaps it
-            found.append((int(entry.name), command))
+        if state == "Z":  # a zombie holds no memory; its parent (or init) reaps it
+            continue
+        if int(parent) == os.getpid() and "resource_tracker" in command:  # this process's own tracker: it ends when pytest does
+            continue
+        found.append((int(entry.name), command))
     return found
 
 
