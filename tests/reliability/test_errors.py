@@ -32,7 +32,7 @@ def _broken(error: BaseException):
 
 
 def test_a_library_value_error_is_a_bug_with_its_traceback(image_tree, tmp_path, monkeypatch):
-    monkeypatch.setattr("fdt.features_store.extraction.extract_records", _broken(ValueError("operands could not be broadcast")))
+    monkeypatch.setattr("fdt.features_store.extraction.extract_levels", _broken(ValueError("operands could not be broadcast")))
     result = CliRunner().invoke(cli, ["extract", str(image_tree), "-e", "fft", "--store", str(tmp_path / "s"), "-q"])
     assert result.exit_code == 1
     assert isinstance(result.exception, ValueError)
@@ -40,14 +40,14 @@ def test_a_library_value_error_is_a_bug_with_its_traceback(image_tree, tmp_path,
 
 
 def test_an_os_error_about_a_file_fdt_chose_is_a_bug(image_tree, tmp_path, monkeypatch):
-    monkeypatch.setattr("fdt.features_store.extraction.extract_records", _broken(FileNotFoundError(2, "No such file or directory", "/usr/lib/libhdf5.so")))
+    monkeypatch.setattr("fdt.features_store.extraction.extract_levels", _broken(FileNotFoundError(2, "No such file or directory", "/usr/lib/libhdf5.so")))
     result = CliRunner().invoke(cli, ["extract", str(image_tree), "-e", "fft", "--store", str(tmp_path / "s"), "-q"])
     assert result.exit_code == 1 and isinstance(result.exception, FileNotFoundError)
 
 
 def test_an_os_error_about_a_path_the_user_named_is_one_line(image_tree, tmp_path, monkeypatch):
     store = tmp_path / "s"
-    monkeypatch.setattr("fdt.features_store.extraction.extract_records", _broken(PermissionError(13, "Permission denied", str(store / "catalog"))))
+    monkeypatch.setattr("fdt.features_store.extraction.extract_levels", _broken(PermissionError(13, "Permission denied", str(store / "catalog"))))
     result = CliRunner().invoke(cli, ["extract", str(image_tree), "-e", "fft", "--store", str(store), "-q"])
     assert result.exit_code == 2
     assert "Permission denied" in result.output and "Traceback" not in result.output
