@@ -9,9 +9,12 @@ resized or cropped before any extractor sees them. Loading is one documented fun
 from __future__ import annotations
 
 import csv
+import errno
 import hashlib
+import io
 import os
 import re
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -19,13 +22,15 @@ from typing import Iterable, Sequence
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from fdt.errors import FdtError
+
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"})
 MANIFEST_COLUMNS = ("path", "source", "label", "group")
 DEFAULT_MAX_PIXELS = 100_000_000
 REAL, FAKE = 0, 1
 
 
-class DataError(ValueError):
+class DataError(FdtError, ValueError):
     """A user's image set or manifest cannot be used; the message says why in one line."""
 
 
@@ -159,11 +164,12 @@ def load_rgb(source: str | os.PathLike | bytes, max_pixels: int = DEFAULT_MAX_PI
 
 
 def _as_file(source: str | os.PathLike | bytes):
-    if isinstance(source, bytes):
-        import io
+    import io
 
+    if isinstance(source, bytes):
         return io.BytesIO(source)
-    return source
+    with open_regular(source) as handle:  # a FIFO or a device would block the decoder
+        return io.BytesIO(handle.read())
 
 
 def _reason(error: BaseException) -> str:
@@ -191,13 +197,45 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
+def display_path(path: str | os.PathLike) -> str:
+    """A path as printable UTF-8 text: bytes of a name that is not UTF-8 (surrogate escapes) shown as ``\\xNN``.
+
+    Linux file names are bytes; Python keeps undecodable ones as surrogates, which
+    a terminal, a CSV or an HDF5 string cannot hold.
+    """
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    """Hex SHA-256 of a file's bytes: the content address of an image."""
+    """Hex SHA-256 of a regular file's bytes: the content address of an image."""
     digest = hashlib.sha256()
-    with open(path, "rb") as handle:
+    with open_regular(path) as handle:
         while block := handle.read(chunk):
             digest.update(block)
     return digest.hexdigest()
+
+
+_FILE_KINDS = {stat.S_IFIFO: "a FIFO", stat.S_IFCHR: "a character device", stat.S_IFBLK: "a block device", stat.S_IFSOCK: "a socket", stat.S_IFDIR: "a folder"}
+
+
+def open_regular(path: str | os.PathLike):
+    """Open a file for reading in binary mode, refusing anything but a regular file with an ``OSError``.
+
+    A FIFO or ``/dev/zero`` in a manifest would block or never end a read; the
+    file is opened non-blocking and checked with ``fstat`` on the open descriptor,
+    so a file swapped for a FIFO after a check cannot slip through.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            kind = _FILE_KINDS.get(stat.S_IFMT(mode), "not a regular file")
+            raise OSError(errno.EINVAL, f"not a regular file ({kind})", os.fspath(path))
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 # --------------------------------------------------------------------------- image sets
@@ -223,6 +261,12 @@ def coco_image_group(path: str | os.PathLike) -> str:
 
 def is_image_file(path: Path) -> bool:
     return path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".")
+
+
+def _image_entry(path: Path) -> bool:
+    """A folder entry named like an image that is not a folder: regular files, and also dangling or looping
+    links, FIFOs and devices, which extraction then reports as skipped with a reason instead of passing over them."""
+    return path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".") and not path.is_dir()
 
 
 def from_folder(
@@ -262,13 +306,13 @@ def from_folder(
 
 
 def _direct_images(root: Path, name: str, label: int | None, real: set[str]) -> list[ImageRecord]:
-    files = sorted(p for p in root.iterdir() if is_image_file(p))
+    files = sorted(p for p in root.iterdir() if _image_entry(p))
     image_label = label if label is not None else (REAL if name in real else FAKE)
     return [ImageRecord(str(p), name, image_label, coco_image_group(p)) for p in files]
 
 
 def _images_under(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*") if is_image_file(p) and not _hidden(p, folder))
+    return sorted(p for p in folder.rglob("*") if _image_entry(p) and not _hidden(p, folder))
 
 
 def _hidden(path: Path, root: Path) -> bool:
@@ -285,13 +329,28 @@ def from_manifest(manifest: str | os.PathLike) -> list[ImageRecord]:
     path = Path(manifest)
     if not path.is_file():
         raise DataError(f"manifest does not exist: {path}")
-    with open(path, newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8-sig")  # Excel's "CSV UTF-8" starts with a byte-order mark
+    except UnicodeDecodeError as error:
+        line = raw[: error.start].count(b"\n") + 1
+        raise DataError(f"{path}:{line}: not UTF-8 text (byte 0x{raw[error.start]:02x}); save the manifest as UTF-8") from None
+    if "\0" in text:
+        raise DataError(f"{path}:{text[: text.index(chr(0))].count(chr(10)) + 1}: a NUL byte; a manifest is text")
+    reader = csv.DictReader(io.StringIO(text, newline=""), strict=True)
+    try:
         missing = [c for c in ("path", "source", "label") if c not in (reader.fieldnames or [])]
         if missing:
             raise DataError(f"manifest {path} lacks column(s) {', '.join(missing)}; it needs {','.join(MANIFEST_COLUMNS)}")
         records = []
-        for line, row in enumerate(reader, start=2):
+        for row in reader:
+            line = reader.line_num
+            if any(row.get(column) is None for column in ("path", "source", "label")):
+                raise DataError(f"{path}:{line}: a row needs path, source and label; this one has {len([v for v in row.values() if v is not None])} field(s)")
+            if not row["path"].strip():
+                raise DataError(f"{path}:{line}: empty path")
+            if not row["source"].strip():
+                raise DataError(f"{path}:{line}: empty source; every image needs one (e.g. real, coco, dcgan)")
             image = Path(row["path"])
             if not image.is_absolute():
                 image = path.parent / image
@@ -299,6 +358,8 @@ def from_manifest(manifest: str | os.PathLike) -> list[ImageRecord]:
             records.append(
                 ImageRecord(str(image), row["source"].strip(), _parse_label(row["label"], path, line), (row.get("group") or "").strip(), extra)
             )
+    except csv.Error as error:
+        raise DataError(f"{path}:{reader.line_num}: not valid CSV ({error})") from None
     if not records:
         raise DataError(f"manifest {path} lists no images")
     return records

@@ -129,9 +129,14 @@ def write_training_record(model: str | os.PathLike, record: dict[str, Any]) -> P
 
 
 def read_training_record(path: str | os.PathLike) -> dict[str, Any]:
-    """A training record written by :func:`write_training_record`; ``ValueError`` if it is not one."""
-    with open(path, encoding="utf-8") as handle:
-        record = json.load(handle)
+    """A training record written by :func:`write_training_record`; :class:`~fdt.data.DataError` (a ``ValueError``) if it is not one."""
+    from fdt.data import DataError
+
+    try:
+        with open(path, encoding="utf-8") as handle:
+            record = json.load(handle)
+    except ValueError as error:
+        raise DataError(f"{path} is not an fdt training record (not JSON: {error})") from None
     if not isinstance(record, dict) or record.get("format") != RECORD_FORMAT or record.get("format_version") != RECORD_VERSION:
-        raise ValueError(f"{path} is not an fdt training record (format {RECORD_FORMAT} version {RECORD_VERSION})")
+        raise DataError(f"{path} is not an fdt training record (format {RECORD_FORMAT} version {RECORD_VERSION})")
     return record

@@ -54,7 +54,15 @@ def _dirs(folder: Path) -> list[Path]:
     if not folder.is_dir():
         return []
     with os.scandir(folder) as entries:
-        return sorted(Path(entry.path) for entry in entries if not entry.name.startswith(".") and entry.is_dir())
+        return sorted(Path(entry.path) for entry in entries if not entry.name.startswith(".") and _is_dir(entry))
+
+
+def _is_dir(entry: os.DirEntry) -> bool:
+    """A looping or unreadable link is not a folder; extraction reports it as a skipped file instead."""
+    try:
+        return entry.is_dir()
+    except OSError:
+        return False
 
 
 def _record(path: Path, source: str, label: int, group: str = "", **extra: str) -> ImageRecord:
@@ -291,7 +299,7 @@ def _detect_fer2013(root: Path) -> bool:
 def _is_fer_csv(path: Path) -> bool:
     if path.suffix.lower() != ".csv":
         return False
-    with open(path, newline="", encoding="utf-8") as handle:
+    with open(path, newline="", encoding="utf-8", errors="replace") as handle:  # only the header is sniffed; from_manifest reports bad bytes
         header = next(csv.reader(handle), [])
     return {"emotion", "pixels"} <= {h.strip().lower() for h in header}
 

@@ -41,3 +41,48 @@ def image_tree(tmp_path: Path) -> Path:
 def _private_torch_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     """An empty TORCH_HOME per test, so no test depends on weights a developer happens to have cached."""
     monkeypatch.setenv("TORCH_HOME", str(tmp_path_factory.mktemp("torch_home")))
+
+
+# --------------------------------------------------------------------------- no process left behind
+
+_SESSION_MARK = f"FDT_TEST_SESSION={os.getpid()}-{os.urandom(4).hex()}"
+os.environ["FDT_TEST_SESSION"] = _SESSION_MARK.partition("=")[2]  # inherited by every process a test starts
+
+
+def session_processes() -> list[tuple[int, str]]:
+    """Live processes (pid, command line) started by this test session, however deep, orphans included.
+
+    Children inherit the session's environment mark, so a DataLoader worker whose
+    parent was SIGKILLed (and which was re-parented to init) is still found.
+    """
+    found = []
+    mark = _SESSION_MARK.encode()
+    for entry in Path("/proc").iterdir() if Path("/proc").is_dir() else []:
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            if mark not in (entry / "environ").read_bytes().split(b"\0"):
+                continue
+            state, parent = (entry / "stat").read_text().rpartition(")")[2].split()[:2]
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+        except OSError:
+            continue
+        if state == "Z":  # a zombie holds no memory; its parent (or init) reaps it
+            continue
+        if int(parent) == os.getpid() and "resource_tracker" in command:  # this process's own tracker: it ends when pytest does
+            continue
+        found.append((int(entry.name), command))
+    return found
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Fail the run if any test left a process behind (a leaked DataLoader worker, a Dask scheduler)."""
+    import time
+
+    deadline = time.monotonic() + 15
+    while (left := session_processes()) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    if left:
+        listing = "; ".join(f"pid {pid}: {command[:120]}" for pid, command in left)
+        session.config.pluginmanager.get_plugin("terminalreporter").write_line(f"processes left behind by the tests: {listing}", red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -22,7 +22,7 @@ from fdt.cli import cli
 from fdt.data import load_image_set
 from fdt.features_store import FeatureStore, WeightsNotFoundError, create_extractor
 from fdt.features_store.extraction import extract_records
-from tests.conftest import write_images
+from tests.conftest import session_processes, write_images
 
 
 def run(*args: str):
@@ -182,6 +182,13 @@ def _extract_command(data: Path, store: Path) -> list[str]:
     ]
 
 
+def _parent(pid: int) -> int:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[1])
+    except OSError:
+        return -1
+
+
 def test_sigkill_mid_extraction_then_resume_equals_an_uninterrupted_run(tmp_path: Path):
     data = tmp_path / "data"
     write_images(data / "real", 60, size=48, seed=7)
@@ -193,9 +200,15 @@ def test_sigkill_mid_extraction_then_resume_equals_an_uninterrupted_run(tmp_path
     while time.monotonic() < deadline and len(list((killed_store / "features").glob("*/*.h5"))) < 2:
         assert process.poll() is None, process.communicate()[1].decode()
         time.sleep(0.02)
+    workers = [pid for pid, _ in session_processes() if _parent(pid) == process.pid]
     process.send_signal(signal.SIGKILL)
     process.wait()
     assert process.returncode == -signal.SIGKILL, "extraction finished before it could be killed"
+    assert workers, "the extraction had no DataLoader worker to check"
+    deadline = time.monotonic() + 10  # its workers die with it (issue 10 #22), not live on for ever
+    while time.monotonic() < deadline and any(pid in dict(session_processes()) for pid in workers):
+        time.sleep(0.1)
+    assert not [pid for pid in workers if pid in dict(session_processes())], "DataLoader workers outlived their killed parent"
 
     verify = subprocess.run([sys.executable, "-m", "fdt", "store", "verify", "--store", str(killed_store)], capture_output=True, text=True)
     assert verify.returncode == 0, verify.stdout + verify.stderr

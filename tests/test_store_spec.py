@@ -34,10 +34,13 @@ def test_plain_h5py_reader_following_the_spec(store_root: Path, image_tree: Path
     catalog = {}
     for path in sorted((store_root / "catalog").glob("*.h5")):
         with h5py.File(path, "r") as f:
-            assert (f.attrs["encoding-type"], f.attrs["encoding-version"]) == ("fdt.catalog", "1")
-            for sha, source, label, group, image in zip(
-                f["sha256"][()], f["source"].asstr()[()], f["label"][()], f["group"].asstr()[()], f["path"].asstr()[()]
-            ):
+            assert (f.attrs["encoding-type"], f.attrs["encoding-version"]) == ("fdt.catalog", "2")
+            columns = [f["sha256"][()], f["source"].asstr()[()], f["label"][()], f["group"].asstr()[()], f["path"].asstr()[()]]
+            digest = hashlib.sha256(columns[0].tobytes() + columns[2].astype("i1").tobytes())
+            for strings in (columns[4], columns[1], columns[3]):
+                digest.update(b"".join(s.encode() + b"\0" for s in strings))
+            assert digest.hexdigest() == f.attrs["checksum"]
+            for sha, source, label, group, image in zip(*columns):
                 catalog[(sha.decode(), source)] = (int(label), group, image)
 
     (key_dir,) = (store_root / "features").iterdir()

@@ -44,6 +44,19 @@ class _LazyGroup(click.Group):
         module, attribute, _ = _COMMANDS[name]
         return getattr(importlib.import_module(module), attribute)
 
+    def invoke(self, ctx: click.Context):
+        """Every command's errors pass here: fdt's own become one line and exit code 2; anything else is a bug."""
+        from fdt.cli.common import REPORT_BUG, user_errors
+
+        try:
+            with user_errors():
+                return super().invoke(ctx)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except Exception as error:
+            error.add_note(REPORT_BUG)
+            raise
+
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         rows = [(name, _COMMANDS[name][2]) for name in self.list_commands(ctx)]
         if rows:

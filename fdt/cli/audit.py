@@ -22,10 +22,10 @@ def audit(data: tuple[str, ...], real: str, out: str, seed: int, extractor: str 
     Where it reaches ROC AUC 0.8 or more, detectors on those sources can win by the
     shortcut it names; fdt tune, fdt report matrix and fdt run print the same warning.
     """
-    from fdt.data import DataError, load_image_set
+    from fdt.data import load_image_set
     from fdt.pipelines.audit import audit_records, write_audit
 
-    with user_errors(DataError):
+    with user_errors(*data):
         records = [r for item in data for r in load_image_set(item, real_sources=split_list(real))]
     if not {r.label for r in records} >= {0, 1}:
         raise UserError("the audit needs real and fake images; name the real sources with --real")
@@ -34,13 +34,12 @@ def audit(data: tuple[str, ...], real: str, out: str, seed: int, extractor: str 
         [r.group or f"path:{r.path}" for r in records], random_state=seed,
     )
     if extractor:
-        from fdt.features_store.errors import StoreError
         from fdt.features_store.store import FeatureStore
         from fdt.pipelines.audit import detector_by_equalisation
 
         fakes = sorted({r.source for r in records if r.label == 1})
         reals = sorted({r.source for r in records if r.label == 0})
-        with user_errors(StoreError):
+        with user_errors(store_root):
             result.detector = detector_by_equalisation(FeatureStore(store_root), extractor, reals, fakes, seed)
     written = write_audit(result, Path(out))
     for condition in result.conditions:

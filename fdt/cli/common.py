@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from typing import Any, Iterator
 
 import click
+
+from fdt.errors import FdtError
 
 
 class UserError(click.ClickException):
@@ -14,14 +17,43 @@ class UserError(click.ClickException):
     exit_code = 2
 
 
+REPORT_BUG = "fdt: this is a bug, not a mistake of yours; please report it with the traceback above (https://github.com/fdt/fdt/issues)"
+
+
+def one_line(error: BaseException) -> str:
+    """An error's message as one line (a ``KeyError``'s without the quotes ``str`` adds)."""
+    message = str(error.args[0]) if isinstance(error, KeyError) and error.args else str(error)
+    return message.splitlines()[0] if message.strip() else type(error).__name__
+
+
 @contextlib.contextmanager
-def user_errors(*kinds: type[BaseException]) -> Iterator[None]:
-    """Turn the given exception types (user mistakes, not bugs) into :class:`UserError`."""
+def user_errors(*paths: str | os.PathLike | None) -> Iterator[None]:
+    """Turn fdt's own errors, and OS errors about ``paths`` (those the user named) or files in them, into :class:`UserError`.
+
+    Nothing else is mapped: an ``OSError`` about a file fdt chose, or a
+    ``ValueError`` from numpy, is a bug and must keep its traceback.
+    """
     try:
         yield
-    except kinds as error:
-        message = str(error.args[0]) if isinstance(error, KeyError) and error.args else str(error)
-        raise UserError(message.splitlines()[0] if message else type(error).__name__) from None
+    except FdtError as error:
+        raise UserError(one_line(error)) from None
+    except OSError as error:
+        named = _named_path(error, paths)
+        if named is None:
+            raise
+        raise UserError(f"{named}: {error.strerror or one_line(error)}") from None
+
+
+def _named_path(error: OSError, paths: tuple[str | os.PathLike | None, ...]) -> str | None:
+    """The file of ``error`` if it is one of ``paths`` or inside one of them, else ``None``."""
+    roots = [os.path.abspath(os.fsdecode(p)) for p in paths if p is not None and os.fspath(p) != ""]
+    for name in (error.filename, error.filename2):
+        if name is None or isinstance(name, int):
+            continue
+        full = os.path.abspath(os.fsdecode(name))
+        if any(full == root or full.startswith(root.rstrip(os.sep) + os.sep) for root in roots):
+            return os.fsdecode(name)
+    return None
 
 
 def parse_value(text: str) -> Any:
@@ -48,6 +80,11 @@ def parse_params(pairs: tuple[str, ...] | list[str]) -> dict[str, Any]:
             raise UserError(f"--param takes key=value, not {pair!r}")
         params[name.strip()] = parse_value(value)
     return params
+
+
+def param_paths(pairs: tuple[str, ...] | list[str]) -> list[str]:
+    """The values of ``key=value`` parameters, as paths the user may have named (``weights=PATH``, ``model=PATH``)."""
+    return [value for value in (pair.partition("=")[2] for pair in pairs) if value]
 
 
 def split_list(text: str | None) -> list[str]:

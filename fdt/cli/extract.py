@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from fdt.cli.common import UserError, parse_params, split_list, user_errors
+from fdt.cli.common import UserError, param_paths, parse_params, split_list, user_errors
 
 
 @click.command()
@@ -37,10 +37,9 @@ def extract(data, extractor, params, resolution, batch_size, device, workers, st
     --real are real (label 0), the others fake. Images already in the store for
     this extractor, its parameters, weights and resolution are not computed again.
     """
-    from fdt.data import DataError, load_image_set, parse_resolution
-    from fdt.features_store.errors import StoreError, UnknownExtractorError, WeightsNotFoundError
+    from fdt.data import display_path, load_image_set, parse_resolution
 
-    with user_errors(DataError):
+    with user_errors(*data):
         resolutions = [parse_resolution(r) for r in split_list(resolution)]
         records = []
         for item in data:
@@ -57,7 +56,7 @@ def extract(data, extractor, params, resolution, batch_size, device, workers, st
         raise UserError("--resolution is empty")
     from fdt.features_store.sharding import parse_shard
 
-    with user_errors(ValueError):
+    with user_errors():
         shard_spec = parse_shard(shard) if shard else None
     if scheduler and len(levels) > 1:
         raise UserError("--sweep runs on one machine; with --scheduler, extract one --perturb level at a time")
@@ -65,13 +64,12 @@ def extract(data, extractor, params, resolution, batch_size, device, workers, st
         raise UserError("--shard and --scheduler exclude each other: the scheduler runs every shard")
 
     from fdt.features_store.extraction import extract_levels
-    from fdt.models.autoencoder import AutoencoderError
 
     import warnings
 
     from fdt.features_store.extraction import SpectralResizeWarning, spectral_resize_warning
 
-    with user_errors(UnknownExtractorError):
+    with user_errors():
         notes = [spectral_resize_warning(extractor, res) for res in resolutions]
     for note in filter(None, notes):
         click.echo(f"warning: {note}", err=True)
@@ -79,7 +77,7 @@ def extract(data, extractor, params, resolution, batch_size, device, workers, st
         warnings.simplefilter("ignore", SpectralResizeWarning)  # said once above, not once per run
         for res in resolutions:
             options = dict(batch_size=batch_size, device=device, progress=not quiet, max_pixels=max_pixels, wait=wait, flush_rows=flush_every)
-            with user_errors(UnknownExtractorError, WeightsNotFoundError, StoreError, AutoencoderError, ValueError, OSError):
+            with user_errors(*data, store_root, *param_paths(params)):
                 if scheduler:
                     from fdt.features_store.distributed import extract_on_dask
 
@@ -88,5 +86,5 @@ def extract(data, extractor, params, resolution, batch_size, device, workers, st
                     summaries = extract_levels(records, extractor, parse_params(params), res, store_root, levels, workers=workers, shard=shard_spec, rehash=rehash, **options)
             for summary in summaries:
                 for index, reason in sorted(summary.failures.items()):
-                    click.echo(f"skipped {records[index].path}: {reason}", err=True)
+                    click.echo(f"skipped {display_path(records[index].path)}: {reason}", err=True)
                 click.echo(summary.line())

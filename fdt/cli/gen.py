@@ -7,13 +7,10 @@ only when called), so ``fdt gen --help`` answers in a fraction of a second.
 
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
-from typing import Iterator
-
 import click
 
-from fdt.cli.common import UserError, split_list
+from fdt.cli.common import UserError, split_list, user_errors
 from fdt.gen.inpaint import DEFAULT_MODEL as DEFAULT_INPAINT_MODEL
 from fdt.gen.inpaint import DEFAULT_PROMPT as DEFAULT_INPAINT_PROMPT
 from fdt.gen.sd import DEFAULT_MODEL as DEFAULT_SD_MODEL
@@ -26,18 +23,6 @@ _source = click.option("--source", default=None, help="Source name in the manife
 _out = click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path), help="Output folder; continues if not empty.")
 _masks = click.option("--masks", default="diagonal,random", show_default=True, help="Comma list of diagonal, random, upper-left, upper-right, lower-left, lower-right.")
 _coverage = click.option("--coverage", nargs=2, type=click.FloatRange(0, 1, min_open=True, max_open=True), default=(0.1, 0.4), show_default=True, help="Range of a random mask's covered fraction.")
-
-
-@contextlib.contextmanager
-def _user_errors() -> Iterator[None]:
-    """Generator and data mistakes become one line and exit code 2."""
-    from fdt.data import DataError
-    from fdt.gen.errors import GenError
-
-    try:
-        yield
-    except (GenError, DataError) as error:
-        raise UserError(str(error).splitlines()[0]) from None
 
 
 def _done(manifest: Path) -> None:
@@ -77,7 +62,7 @@ def dcgan_train(images: Path, out_dir: Path, size: str, epochs: int, batch_size:
     Writes OUT/checkpoint.pt every epoch, a sample grid per epoch under
     OUT/samples, OUT/first_vs_last.png and the loss curves OUT/losses.csv/.png.
     """
-    with _user_errors():
+    with user_errors(images, out_dir):
         from fdt.gen.dcgan import train_dcgan
 
         out = train_dcgan(images, out_dir, size=int(size), epochs=epochs, batch_size=batch_size, features=features, nz=nz, lr=lr, seed=seed, device=device, resume=resume)
@@ -94,7 +79,7 @@ def dcgan_train(images: Path, out_dir: Path, size: str, epochs: int, batch_size:
 @_source
 def dcgan_sample(model_dir: Path, n: int, out_dir: Path, seed: int, batch_size: int, device: str, source: str | None) -> None:
     """Sample N fakes from the DCGAN in MODEL_DIR into OUT, with a manifest."""
-    with _user_errors():
+    with user_errors(model_dir, out_dir):
         from fdt.gen.dcgan import sample_dcgan
 
         _done(sample_dcgan(model_dir, n, out_dir, seed=seed, batch_size=batch_size, device=device, source=source))
@@ -136,7 +121,7 @@ def sd(
 
     The group of an image is its COCO image id, or its prompt for a text file.
     """
-    with _user_errors():
+    with user_errors(prompts, out_dir, model):
         from fdt.gen.sd import generate_sd
 
         manifest = generate_sd(
@@ -167,7 +152,7 @@ def inpaint(
 
     Each output keeps its source image as group; its mask is saved under OUT/.masks.
     """
-    with _user_errors():
+    with user_errors(images, out_dir, model):
         from fdt.gen.inpaint import inpaint_sd
 
         manifest = inpaint_sd(
@@ -202,7 +187,7 @@ def ddpm_train(images: Path, out_dir: Path, size: str, epochs: int, batch_size: 
     Writes OUT/checkpoint.pt every epoch, a sample grid per epoch, OUT/first_vs_last.png
     and the loss curves OUT/losses.csv/.png.
     """
-    with _user_errors():
+    with user_errors(images, out_dir):
         from fdt.gen.ddpm import train_ddpm
 
         out = train_ddpm(images, out_dir, size=int(size), epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device, resume=resume)
@@ -220,7 +205,7 @@ def ddpm_train(images: Path, out_dir: Path, size: str, epochs: int, batch_size: 
 @_source
 def ddpm_sample(model_dir: Path, n: int, out_dir: Path, steps: int, seed: int, batch_size: int, device: str, source: str | None) -> None:
     """Sample N images from the DDPM in MODEL_DIR into OUT with DDIM, with a manifest."""
-    with _user_errors():
+    with user_errors(model_dir, out_dir):
         from fdt.gen.ddpm import sample_ddpm
 
         _done(sample_ddpm(model_dir, n, out_dir, steps=steps, seed=seed, batch_size=batch_size, device=device, source=source))
@@ -243,7 +228,7 @@ def ddpm_inpaint(
     batch_size: int, device: str, source: str | None,
 ) -> None:
     """Repaint masked regions of IMAGES with the DDPM in MODEL_DIR (RePaint-style), with masks and a manifest."""
-    with _user_errors():
+    with user_errors(model_dir, images, out_dir):
         from fdt.gen.ddpm import inpaint_ddpm
 
         manifest = inpaint_ddpm(

@@ -32,9 +32,9 @@ def list_layouts(root: str | None) -> None:
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="New or empty folder for the PNGs and manifest.csv.")
 def fer2013(csv_path: str, out: str) -> None:
     """Write FER2013's CSV of pixel strings as {train,val,test}/<emotion>/*.png plus manifest.csv."""
-    from fdt.layouts import LayoutError, convert_fer2013
+    from fdt.layouts import convert_fer2013
 
-    with user_errors(LayoutError):
+    with user_errors(csv_path, out):
         manifest = convert_fer2013(csv_path, out)
     click.echo(f"wrote {manifest}")
 
@@ -51,7 +51,7 @@ def manifest(root: str, out: str, layout: str) -> None:
     from fdt.layouts import read_layout
 
     target = Path(out)
-    with user_errors(DataError):
+    with user_errors(root, out):
         if target.exists():
             raise DataError(f"{target} exists; give a new file")
         records = read_layout(root, layout)

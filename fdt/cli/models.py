@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from fdt.cli.common import user_errors
+
 
 @click.group()
 def models() -> None:
@@ -59,17 +61,13 @@ def train_autoencoder(
     is used whole, with a note. Writes OUT, OUT.ckpt (the resumable checkpoint)
     and the loss curve <stem>.loss.csv / .png beside OUT.
     """
-    from fdt.data import DataError, load_image_set
-    from fdt.models.autoencoder import AutoencoderError, loss_curve_paths, read_autoencoder_file
+    from fdt.data import load_image_set
+    from fdt.models.autoencoder import loss_curve_paths, read_autoencoder_file
     from fdt.models.autoencoder import train_autoencoder as train
-    from fdt.pipelines.errors import SplitError
     from fdt.pipelines.splits import parse_fractions
 
-    try:
+    with user_errors(images, out, f"{out}.ckpt"):
         fractions = parse_fractions(split)
-    except SplitError as error:
-        raise click.ClickException(str(error)) from None
-    try:
         records = load_image_set(images, real_sources=real_sources)
         train(
             records,
@@ -85,8 +83,6 @@ def train_autoencoder(
             split=None if all_images else {"seed": split_seed, "fractions": list(fractions)},
         )
         summary = read_autoencoder_file(out)["training"]
-    except (DataError, AutoencoderError) as error:
-        raise click.ClickException(str(error)) from None
     skipped = f" ({summary['skipped_images']} unreadable skipped)" if summary["skipped_images"] else ""
     csv_path, png_path = loss_curve_paths(out)
     click.echo(

@@ -23,11 +23,11 @@ def perturb(data, out, perturb, sweeps, real, layout, limit, grid, quiet):
     Extraction never needs this (it perturbs in memory); it is for looking at
     what a level does before trusting a robustness sweep.
     """
-    from fdt.data import DataError, load_image_set
+    from fdt.data import load_image_set
     from fdt.perturb import parse_chain, parse_sweep
     from fdt.perturbed_copies import write_perturbed
 
-    with user_errors(DataError):
+    with user_errors(*data, out):
         records = []
         for item in data:
             found = load_image_set(item, real_sources=split_list(real), layout=layout)

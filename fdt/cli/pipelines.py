@@ -5,14 +5,37 @@ from __future__ import annotations
 import click
 
 from fdt.cli.common import user_errors
-from fdt.pipelines.errors import PipelineError
 
-SPECS_OPTION = click.option(
+_SPECS = click.option(
     "--specs",
     type=click.Path(dir_okay=False),
     envvar="FDT_PIPELINES",
     help="TOML file of extra pipeline specs ([pipelines.<name>] tables); env FDT_PIPELINES.",
 )
+
+
+def _allow(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> None:
+    from fdt.pipelines.specs import allow_class
+
+    with user_errors():
+        for value in values:
+            allow_class(value)
+
+
+_ALLOW = click.option(
+    "--allow-class",
+    multiple=True,
+    metavar="MODULE.CLASS",
+    expose_value=False,
+    is_eager=True,
+    callback=_allow,
+    help="A classifier class outside scikit-learn that spec files may name (its module is imported); repeatable.",
+)
+
+
+def SPECS_OPTION(function):
+    """``--specs FILE`` and ``--allow-class MODULE.CLASS``: user specs, and the non-scikit-learn classes they may import."""
+    return _SPECS(_ALLOW(function))
 
 
 @click.group()
@@ -26,7 +49,7 @@ def ls(specs: str | None) -> None:
     """Show every pipeline spec: steps, default parameters and search space."""
     from fdt.pipelines.specs import BUILTIN_SPECS, CLASSIFIERS, load_specs
 
-    with user_errors(PipelineError):
+    with user_errors(specs):
         found = load_specs(specs)
     for name, spec in found.items():
         origin = "built-in" if name in BUILTIN_SPECS else specs

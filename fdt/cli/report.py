@@ -8,7 +8,6 @@ import click
 
 from fdt.cli.common import equalise_key, parse_params, split_list, user_errors
 from fdt.cli.pipelines import SPECS_OPTION
-from fdt.cli.tune import user_error_types
 
 
 @click.group()
@@ -73,7 +72,7 @@ def matrix(
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     real_sources, fake_sources = split_list(real), split_list(fake)
-    with user_errors(*user_error_types()):
+    with user_errors(store_root, specs):
         spec = get_spec(pipeline_name, specs)
         check_metric(metric)
         fractions = parse_fractions(split)
@@ -81,9 +80,9 @@ def matrix(
         store = FeatureStore(store_root)
         data = {res: load_condition(store, extractor, res, real_sources, fake_sources, parse_params(params), weights, equalise_key(equalise)) for res in wanted}
         if scheduler:
-            from distributed import Client
+            from fdt.features_store.distributed import connect
 
-            with user_errors(OSError), Client(scheduler) as client:
+            with connect(scheduler) as client:
                 result = generalisation_matrices(
                     data, real_sources, fake_sources, spec, metric, trials, cv, fractions, seed, progress, client=client,
                     allow_trained_groups=allow_trained_groups,
@@ -137,7 +136,7 @@ def robustness(extractor, resolution, params, weights, pipeline_name, specs, rea
     from fdt.pipelines.splits import parse_fractions
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    with user_errors(*user_error_types()):
+    with user_errors(store_root, specs):
         spec = get_spec(pipeline_name, specs)
         result = robustness_report(
             FeatureStore(store_root), extractor, spec, split_list(real), split_list(fake), list(sweeps), list(train_perturb),

@@ -7,23 +7,11 @@ import click
 from fdt.cli.common import user_errors
 
 
-def _user_error_types() -> tuple[type[BaseException], ...]:
-    """Mistakes in the experiment or its inputs: exit code 2, one line, no traceback."""
-    from fdt.data import DataError
-    from fdt.experiment import ExperimentError
-    from fdt.features_store.errors import StoreError, UnknownExtractorError, WeightsNotFoundError
-    from fdt.gen.errors import GenError
-    from fdt.models.autoencoder import AutoencoderError
-    from fdt.pipelines.errors import PipelineError
-
-    return (ExperimentError, DataError, StoreError, UnknownExtractorError, WeightsNotFoundError, GenError, AutoencoderError, PipelineError)
-
-
 def _run(experiment, workspace: str, quiet: bool) -> None:
     from fdt.experiment import make_plan, run_experiment
     from fdt.experiment.summary import best_report
 
-    with user_errors(*_user_error_types()):
+    with user_errors(workspace, *experiment.input_paths()):
         plan = make_plan(experiment, workspace)
         result = run_experiment(plan, progress=not quiet, log=click.echo)
     best = best_report(result)
@@ -64,9 +52,9 @@ def run(experiment_file: str, workspace: str, quiet: bool) -> None:
     before anything is written. reports/run.json records what each stage computed
     or reused; reports/summary.md links every report file.
     """
-    from fdt.experiment import ExperimentError, load_experiment
+    from fdt.experiment import load_experiment
 
-    with user_errors(ExperimentError):
+    with user_errors(experiment_file):
         experiment = load_experiment(experiment_file)
     _run(experiment, workspace, quiet)
 

@@ -1,4 +1,4 @@
-"""``fdt store ls|info|verify``: look inside a feature store without writing to it."""
+"""``fdt store ls|info|verify|failures|compact``: look inside a feature store; compact it or forget its failures."""
 
 from __future__ import annotations
 
@@ -16,8 +16,9 @@ def _open(store_root: str):
     from fdt.features_store import FeatureStore
 
     store = FeatureStore(store_root)
+    store.check_format()  # a folder that is not a store is refused as fdt extract refuses it
     if not store.exists():
-        raise UserError(f"{store_root} is not an fdt feature store (run fdt extract first)")
+        raise UserError(f"no fdt feature store at {store_root} yet (fdt extract creates one)")
     return store
 
 
@@ -30,9 +31,8 @@ def store() -> None:
 @_STORE
 def ls(store_root: str) -> None:
     """One line per stored extractor key: rows, failures, weights, resolution."""
-    from fdt.features_store import StoreError
 
-    with user_errors(StoreError):
+    with user_errors(store_root):
         fs = _open(store_root)
         for key in fs.keys():
             shards = fs.live_shards(key.id)
@@ -50,9 +50,8 @@ def ls(store_root: str) -> None:
 @_STORE
 def info(key_id: str | None, store_root: str) -> None:
     """Everything the store says about itself, or about one key (by id, as `fdt store ls` prints)."""
-    from fdt.features_store import StoreError
 
-    with user_errors(StoreError):
+    with user_errors(store_root):
         fs = _open(store_root)
         keys = fs.keys()
         if key_id is not None:
@@ -85,6 +84,8 @@ def verify(store_root: str) -> None:
     from fdt.features_store.verify import verify_store
     from fdt.features_store import FeatureStore
 
+    if not FeatureStore(store_root).exists():
+        raise UserError(f"no store here: {store_root} holds no fdt-store.json (fdt extract creates a store)")
     report = verify_store(FeatureStore(store_root))
     for note in report.notes:
         click.echo(f"note: {note}")
@@ -106,8 +107,35 @@ def compact(store_root: str, wait: float) -> None:
 
     Writers do this when they finish; run it by hand only after jobs were killed.
     """
-    from fdt.features_store import StoreError
 
-    with user_errors(StoreError):
+    with user_errors(store_root):
         merged = _open(store_root).compact(wait=wait)
     click.echo(f"merged the shards of {merged} key(s)")
+
+
+@store.command()
+@_STORE
+@click.option("--clear", is_flag=True, help="Forget every recorded failure, so the next fdt extract tries those images again.")
+@click.option("--wait", default=0.0, show_default=True, type=click.FloatRange(min=0), help="With --clear: seconds to wait for a writer to finish.")
+def failures(store_root: str, clear: bool, wait: float) -> None:
+    """Images that could not be extracted, per key: path and reason (tab-separated); or forget them with --clear.
+
+    Failures with a transient reason (the file could not be read, or changed while
+    it was read) are retried by the next extraction anyway; --clear makes it retry
+    the others too (e.g. after a decoder upgrade).
+    """
+    from fdt.features_store.store import is_transient
+
+    with user_errors(store_root):
+        fs = _open(store_root)
+        if clear:
+            changed = fs.clear_failures(wait=wait)
+            click.echo(f"cleared the failures of {changed} key(s)")
+            return
+        total = 0
+        for key in fs.keys():
+            for sha, path, reason in sorted(fs.failures(key), key=lambda row: row[1]):
+                note = "  (retried by the next fdt extract)" if is_transient(reason) else ""
+                click.echo(f"{key.id}\t{path}\t{reason}{note}")
+                total += 1
+        click.echo(f"{total} failed image(s)", err=True)

@@ -8,17 +8,7 @@ import click
 
 from fdt.cli.common import equalise_key, parse_params, split_list, user_errors
 from fdt.cli.pipelines import SPECS_OPTION
-
-
-def user_error_types() -> tuple[type[BaseException], ...]:
-    """Exceptions that are the user's to fix in stages 2 and 3 (exit code 2, one line)."""
-    from sqlalchemy.exc import SQLAlchemyError
-
-    from fdt.data import DataError
-    from fdt.features_store.errors import StoreError
-    from fdt.pipelines.errors import PipelineError
-
-    return (PipelineError, StoreError, DataError, SQLAlchemyError)
+from fdt.errors import check_name
 
 
 @click.command()
@@ -64,7 +54,7 @@ def tune(
     allow_trained_groups: bool,
     equalise: tuple[str, ...],
 ) -> None:
-    """Tune and cross-validate a pipeline on stored features; write models/NAME.joblib and its JSON card."""
+    """Tune and cross-validate a pipeline on stored features; write models/NAME.skops and its JSON card."""
     import optuna
 
     from fdt.data import parse_resolution
@@ -79,19 +69,19 @@ def tune(
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     real_sources, fake_sources = split_list(real), split_list(fake)
     models = Path(models_dir)
-    with user_errors(*user_error_types()):
+    with user_errors(store_root, specs):
         spec = get_spec(pipeline_name, specs)
         fractions = parse_fractions(split)
         resolution = parse_resolution(resolution)
         data_store = FeatureStore(store_root)
         data = load_condition(data_store, extractor, resolution, real_sources, fake_sources, parse_params(params), weights, equalise_key(equalise))
-        name = name or f"{extractor}-{resolution.replace(':', '')}-{pipeline_name}-{'+'.join(real_sources)}-vs-{'+'.join(fake_sources)}"
+        name = check_name(name, "--name") if name else f"{extractor}-{resolution.replace(':', '')}-{pipeline_name}-{'+'.join(real_sources)}-vs-{'+'.join(fake_sources)}"
         study_storage = storage or f"sqlite:///{(models / 'optuna.db').resolve()}"
         study_name = protocol_study(name, data, spec, seed, fractions, cv)
     if status:
         click.echo(study_status(study_storage, study_name))
         return
-    with user_errors(*user_error_types()):
+    with user_errors(store_root, models_dir, specs):
         result = tune_condition(
             data,
             spec,

@@ -26,11 +26,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from fdt.errors import FdtError, UnsafeNameError, check_name
+
 GENERATORS = ("dcgan", "ddpm", "ddpm-inpaint")
 IMAGENET_IF_CACHED = "imagenet-if-cached"
 
 
-class ExperimentError(ValueError):
+class ExperimentError(FdtError, ValueError):
     """An experiment file that cannot be run as written; the message is one line naming the key."""
 
 
@@ -176,6 +178,11 @@ class Experiment:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+    def input_paths(self) -> list[str]:
+        """The folders and manifests the file names: OS errors about them are the user's to fix."""
+        named = [getattr(images, "folder", None) or getattr(images, "manifest", None) for images in self.images.values()]
+        return [self.path, *filter(None, named)]
+
 
 _TOP_LEVEL = ("experiment", "images", "extractors", "studies", "matrices", "robustness")
 _IMAGE_KINDS: dict[str, type] = {"folder": FolderImages, "manifest": ManifestImages, "corpus": CorpusImages, "generator": GeneratedImages}
@@ -243,6 +250,7 @@ def _check_keys(table: Mapping[str, Any], allowed: typing.Iterable[str], where: 
 
 def _image_set(name: str, table: Any, base: Path) -> ImageSet:
     where = f"[images.{name}]"
+    _safe(name, "image set name", where)
     if not isinstance(table, dict):
         raise ExperimentError(f"{where} must be a table")
     kinds = [kind for kind in _IMAGE_KINDS if kind in table]
@@ -275,8 +283,17 @@ def _image_set(name: str, table: Any, base: Path) -> ImageSet:
     return image_set
 
 
+def _safe(name: str, what: str, where: str) -> None:
+    """Table names become folder names in the workspace: refuse ``..`` and separators."""
+    try:
+        check_name(name, what)
+    except UnsafeNameError as error:
+        raise ExperimentError(f"{where}: {error}") from None
+
+
 def _extractor(label: str, table: Any) -> ExtractorConfig:
     where = f"[extractors.{label}]"
+    _safe(label, "extractor label", where)
     if not isinstance(table, dict):
         raise ExperimentError(f"{where} must be a table")
     config = _build(ExtractorConfig, {"extractor": label, **table}, where, fixed={"label": label})

@@ -398,7 +398,7 @@ def _study(
     plan: Plan, study: StudyConfig, features: dict[tuple[str, str], Features], record: RunRecord, progress: bool, log: Log, shortcuts: list[str]
 ) -> list[dict[str, Any]]:
     """Tune and cross-validate each pipeline on each extractor and resolution; reuse models whose card matches."""
-    from fdt.pipelines.cards import read_card
+    from fdt.pipelines.cards import MODEL_SUFFIX, read_card
     from fdt.pipelines.evaluation import fingerprint
     from fdt.pipelines.specs import get_spec
 
@@ -415,7 +415,7 @@ def _study(
                     "data": data_fingerprint, "spec": spec.to_dict(), "trials": study.trials, "cv": study.cv,
                     "split": list(plan.fractions), "seed": settings.seed,
                 }
-                model_path = plan.models_dir / f"{name}.joblib"
+                model_path = plan.models_dir / f"{name}{MODEL_SUFFIX}"
                 card = read_card(model_path) if model_path.with_suffix(".json").is_file() else None
                 fresh = not (card and card.get("experiment_settings") == wanted and model_path.is_file())
                 if fresh:

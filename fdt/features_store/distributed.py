@@ -13,6 +13,7 @@ import time
 from typing import Any, Sequence
 
 from fdt.data import ImageRecord
+from fdt.features_store.errors import StoreError
 from fdt.features_store.extraction import ExtractSummary, extract_records, hash_files
 
 
@@ -27,6 +28,16 @@ def _extract_shard(args: tuple, kwargs: dict[str, Any]) -> ExtractSummary:
 
     torch.set_num_threads(max(1, get_worker().state.nthreads))
     return extract_records(*args, **kwargs)
+
+
+def connect(address: str):
+    """A Dask client of the scheduler at ``address``; an unreachable scheduler is a :class:`StoreError`, one line."""
+    from distributed import Client
+
+    try:
+        return Client(address)
+    except (OSError, ValueError) as error:  # a refused or timed-out connection; a malformed address
+        raise StoreError(f"cannot reach the Dask scheduler at {address}: {str(error).splitlines()[0] if str(error) else type(error).__name__}") from None
 
 
 def extract_on_dask(
@@ -53,7 +64,7 @@ def extract_on_dask(
     from tqdm.auto import tqdm
 
     started = time.perf_counter()
-    client = scheduler if isinstance(scheduler, Client) else Client(scheduler)
+    client = scheduler if isinstance(scheduler, Client) else connect(scheduler)
     try:
         count = shards or max(1, sum(client.nthreads().values()))
         store_root = os.path.abspath(store_root)

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -30,12 +31,14 @@ from fdt.data import (
     ImageRecord,
     apply_resolution,
     load_rgb,
+    open_regular,
     parse_resolution,
     resolution_kind,
     resolution_size,
     sha256_file,
 )
 from fdt.features_store import hashcache
+from fdt.features_store.errors import ExtractorError
 from fdt.features_store.extractors.base import resolve_device
 from fdt.features_store.featureset import ExtractorKey
 from fdt.features_store.registry import create_extractor, extractor_class
@@ -89,7 +92,7 @@ def hash_files(paths: Sequence[str], threads: int = 4, cache_root: Path | None =
     """SHA-256 of each file (``""`` where unreadable), the unreadable ones' reasons, and the files hashed afresh.
 
     With ``cache_root`` (an existing store), hashes remembered there for files whose
-    path, size, mtime and inode are unchanged are reused; the third value maps
+    path, size, mtime, inode and ctime are unchanged are reused; the third value maps
     the index of every file that was read to its stat, for :func:`hashcache.remember`.
     """
     stats = [hashcache.file_stat(path) for path in paths]
@@ -134,7 +137,7 @@ class _DecodeDataset:
     def __getitem__(self, index: int) -> tuple[str, str, list[tuple[int, np.ndarray | None, str]]]:
         sha, path, needed = self.items[index]
         try:
-            with open(path, "rb") as handle:
+            with open_regular(path) as handle:
                 data = handle.read()
         except OSError as error:
             return sha, path, [(level, None, f"cannot read file ({error.strerror or error})") for level in needed]
@@ -159,11 +162,45 @@ def _as_list(batch: list) -> list:
     return batch
 
 
-def _worker_init(_: int) -> None:
+def _worker_init(_: int, parent: int | None = None) -> None:
     import torch
 
     release_inherited_locks()
+    die_with_parent(parent if parent is not None else os.getppid())
     torch.set_num_threads(1)
+
+
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def die_with_parent(parent: int) -> None:
+    """End this process when ``parent`` dies, even by SIGKILL (which runs no clean-up in the parent).
+
+    DataLoader workers otherwise outlive a killed ``fdt extract`` for ever, each
+    holding hundreds of MB. Linux's ``PR_SET_PDEATHSIG`` has the kernel send SIGKILL;
+    elsewhere, or if ``prctl`` is unavailable, a daemon thread polls the parent's pid.
+    """
+    import ctypes
+    import signal
+    import sys
+    import threading
+
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            if libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0) == 0:
+                if os.getppid() != parent:  # the parent died before prctl took effect
+                    os._exit(1)
+                return
+        except (OSError, AttributeError):
+            pass
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="fdt-parent-watch", daemon=True).start()
 
 
 def extract_records(
@@ -228,7 +265,10 @@ def extract_levels(
     started = time.perf_counter()
     resolution = parse_resolution(resolution)
     if batch_size < 1:
-        raise ValueError(f"batch size must be at least 1, not {batch_size}")
+        raise ExtractorError(f"batch size must be at least 1, not {batch_size}")
+    if resolution != "native" and resolution_size(resolution) ** 2 > max_pixels:
+        size = resolution_size(resolution)
+        raise ExtractorError(f"--resolution {resolution} makes {size}x{size} = {size * size} pixels per image, above the limit of {max_pixels} (--max-pixels)")
     resolve_device(device)  # a bad device is reported before any weights are looked up
     if note := spectral_resize_warning(extractor, resolution):
         warnings.warn(note, SpectralResizeWarning, stacklevel=2)
@@ -260,6 +300,7 @@ def extract_levels(
     with store.writer(wait=wait, shared=shard is not None) as writer:
         if shard is not None:
             for key in keys:
+                writer.claim_count(key.id, shard[1])
                 writer.claim(claim_name(key.id, shard))
         if fresh:
             hashcache.remember(store.root, [paths[i] for i in fresh], list(fresh.values()), [all_hashes[i] for i in fresh])
@@ -286,7 +327,7 @@ def extract_levels(
             batch_size=batch_size,
             num_workers=count,
             collate_fn=_as_list,
-            worker_init_fn=_worker_init if count else None,
+            worker_init_fn=functools.partial(_worker_init, parent=os.getpid()) if count else None,
             prefetch_factor=4 if count else None,
         )
         what = f"{extractor}@{resolution}" + (f" x{len(levels)} levels" if len(levels) > 1 else f" {keys[0].perturb}" if keys[0].perturb else "")

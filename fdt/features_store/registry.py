@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 from typing import Any, Callable, TypeVar
 
-from fdt.features_store.errors import UnknownExtractorError
+from fdt.features_store.errors import ExtractorError, UnknownExtractorError
 
 _BUILTINS: dict[str, str] = {
     "vgg16": "fdt.features_store.extractors.cnn:VGG16Extractor",
@@ -55,6 +55,40 @@ def create_extractor(name: str, **params: Any):
     """Build the extractor ``name`` with ``params``; unknown names and parameters are errors."""
     cls = extractor_class(name)
     try:
-        return cls(**params)
+        extractor = cls(**params)
     except TypeError as error:
-        raise ValueError(f"extractor {name!r}: {error}; its parameters are {', '.join(cls.param_names())}") from None
+        raise ExtractorError(f"extractor {name!r}: {error}; its parameters are {', '.join(cls.param_names())}") from None
+    check_param_types(cls, params, name)
+    return extractor
+
+
+def check_param_types(cls: type, params: dict[str, Any], name: str) -> None:
+    """Refuse a parameter whose value does not have its annotated type (``size = "abc"``), before any work starts.
+
+    An extractor checks its values' meaning lazily (when the key is made); a wrong
+    type caught here gives one line up front instead of a traceback mid-run.
+    """
+    import os
+    import types
+    import typing
+
+    try:
+        hints = typing.get_type_hints(cls.__init__)
+    except (NameError, TypeError):  # an annotation this module cannot resolve: nothing to check against
+        return
+    for param, value in params.items():
+        hint = hints.get(param)
+        if hint is None or hint is Any:
+            continue
+        options = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
+        accepted = tuple(o for o in (type(None) if o is None else o for o in options) if isinstance(o, type))
+        if len(accepted) < len(options):
+            continue  # Literal, generics: left to the extractor
+        if float in accepted:
+            accepted += (int,)
+        if str in accepted:
+            accepted += (os.PathLike,)
+        wrong_bool = isinstance(value, bool) and bool not in accepted
+        if wrong_bool or not isinstance(value, accepted):
+            names = " or ".join("none" if o is type(None) else o.__name__ for o in options)
+            raise ExtractorError(f"extractor {name!r} parameter {param!r} must be {names}, not {value!r}")

@@ -8,6 +8,8 @@ and however many copies of an image the set holds.
 
 from __future__ import annotations
 
+from fdt.features_store.errors import ShardSpecError
+
 
 def parse_shard(text: str) -> tuple[int, int]:
     """``"I/N"`` -> ``(I, N)``, with ``0 <= I < N``."""
@@ -17,7 +19,7 @@ def parse_shard(text: str) -> tuple[int, int]:
     except ValueError:
         shard = None
     if not sep or shard is None or shard[1] < 1 or not 0 <= shard[0] < shard[1]:
-        raise ValueError(f"--shard takes I/N with 0 <= I < N (e.g. 0/4), not {text!r}")
+        raise ShardSpecError(f"--shard takes I/N with 0 <= I < N (e.g. 0/4), not {text!r}")
     return shard
 
 

@@ -17,7 +17,9 @@ the shards it *supersedes*; readers ignore those, and the next writer deletes th
 
 from __future__ import annotations
 
+import errno
 import fcntl
+import io
 import json
 import os
 import time
@@ -31,7 +33,7 @@ import h5py
 import numpy as np
 
 from fdt import __version__
-from fdt.data import ImageRecord
+from fdt.data import ImageRecord, display_path
 from fdt.features_store.errors import (
     MissingFeaturesError,
     StoreError,
@@ -43,11 +45,13 @@ from fdt.features_store.featureset import ExtractorKey, FeatureSet, canonical_js
 
 STORE_TYPE, STORE_VERSION = "fdt.feature_store", "1"
 SHARD_TYPE, SHARD_VERSION = "fdt.feature_shard", "1"
-CATALOG_TYPE, CATALOG_VERSION = "fdt.catalog", "1"
+CATALOG_TYPE, CATALOG_VERSION = "fdt.catalog", "2"
+_CATALOG_READS = ("1", "2")  # version 1 files (fdt 0.1) have no checksum
 MARKER = "fdt-store.json"
 _HASH_DTYPE = "S64"
 _STR_DTYPE = h5py.string_dtype("utf-8")
 _COMPACT_ROWS = 200_000  # shards below this size are merged when a writer closes
+_MAX_SHARDS = 16  # a key read by a writer with more live shards than this is merged even if nothing was written
 _UPGRADE_HINT = "upgrade fdt (pip install -U fdt) to read it"
 _COMPACTING = "compaction by "  # how a shard job that compacts names itself in the lock file
 _HELD_LOCKS: set[int] = set()  # file descriptors of writer locks this process holds
@@ -67,6 +71,15 @@ def release_inherited_locks() -> None:
     _HELD_LOCKS.clear()
 
 
+TRANSIENT_REASONS = ("cannot read file", "file changed while it was being extracted")
+"""Failure reasons that may not hold on the next run (an I/O error, a file replaced or vanished mid-read)."""
+
+
+def is_transient(reason: str) -> bool:
+    """Whether a recorded failure is worth retrying: the file, not its content, was the problem."""
+    return reason.startswith(TRANSIENT_REASONS)
+
+
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
@@ -83,13 +96,62 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _check_encoding(attrs: h5py.AttributeManager, expected_type: str, expected_version: str, path: Path) -> None:
+_OWN_NAMES = (".tmp", ".lock", ".locks", "catalog", "features", MARKER, ".hash-cache.sqlite")
+
+
+def store_symlinks(root: Path) -> list[Path]:
+    """Symbolic links among the store's own files and folders (the root itself may be one).
+
+    A link there would let a writer empty, truncate or write the folder or file
+    it points to (``.tmp`` -> a home folder, ``.lock`` -> a document), so writers
+    refuse such a store and ``verify`` reports it.
+    """
+    found = []
+    for name in _OWN_NAMES:
+        path = root / name
+        if path.is_symlink():
+            found.append(path)
+        elif path.is_dir():
+            for child in path.iterdir():
+                if child.is_symlink():
+                    found.append(child)
+                elif child.is_dir() and name == "features":
+                    found += [leaf for leaf in child.iterdir() if leaf.is_symlink()]
+    return found
+
+
+def refuse_symlinks(root: Path) -> None:
+    """Raise :class:`StoreError` naming the first symbolic link inside the store's own folders."""
+    links = store_symlinks(root)
+    if links:
+        raise StoreError(
+            f"{links[0]} is a symbolic link; fdt never writes or deletes through links inside a store: "
+            f"remove it (fdt store verify lists {'them' if len(links) > 1 else 'it'})"
+        )
+
+
+def _open_regular(path: Path, flags: int) -> int:
+    """``os.open`` that never follows a final symbolic link (a race after :func:`refuse_symlinks`)."""
+    try:
+        return os.open(path, flags | os.O_NOFOLLOW, 0o644)
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            raise StoreError(f"{path} is a symbolic link; fdt never writes through links inside a store: remove it") from None
+        raise
+
+
+def _check_encoding(attrs: h5py.AttributeManager, expected_type: str, expected_version: str | tuple[str, ...], path: Path) -> None:
     kind = attrs.get("encoding-type")
     version = attrs.get("encoding-version")
+    versions = (expected_version,) if isinstance(expected_version, str) else expected_version
     if kind != expected_type:
         raise StoreFormatError(f"{path} is not an {expected_type} file (encoding-type={kind!r})")
-    if version != expected_version:
-        raise StoreFormatError(f"{path} has {expected_type} version {version!r}; this fdt reads version {expected_version}: {_UPGRADE_HINT}")
+    if version not in versions:
+        raise StoreFormatError(f"{path} has {expected_type} version {version!r}; this fdt reads version {' and '.join(versions)}: {_UPGRADE_HINT}")
+
+
+def _damaged(path: Path, what: str) -> StoreFormatError:
+    return StoreFormatError(f"{path} is damaged ({what}); run fdt store verify --store {path.parents[2] if path.parent.parent.name == 'features' else path.parents[1]}")
 
 
 def _decode(values: np.ndarray) -> np.ndarray:
@@ -97,6 +159,39 @@ def _decode(values: np.ndarray) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- shard files
+
+
+class ShardVanishedError(StoreFormatError):
+    """A listed shard was deleted before it was read: a compaction superseded it. Readers list again."""
+
+
+_SNAPSHOT_TRIES = 20
+_CHECKED: set[tuple] = set()  # (path, size, mtime, inode, ctime) of shards whose checksum this process verified
+
+
+def consistent_read(read):
+    """Call ``read()`` until it sees no shard vanish under it (a concurrent compaction), at most a few times.
+
+    A compaction writes the merged shard before it deletes the ones it supersedes,
+    so listing again after a vanished shard always finds the rows in the merged one.
+    """
+    for attempt in range(_SNAPSHOT_TRIES):
+        try:
+            return read()
+        except ShardVanishedError:
+            if attempt == _SNAPSHOT_TRIES - 1:
+                raise
+            time.sleep(0.01 * (attempt + 1))
+
+
+def _h5_open(path: Path) -> h5py.File:
+    """Open a shard for reading; a shard deleted since it was listed raises :class:`ShardVanishedError`."""
+    try:
+        return h5py.File(path, "r", locking=False)
+    except OSError:
+        if not path.exists():
+            raise ShardVanishedError(f"{path} was removed while it was being read (by a compaction)") from None
+        raise
 
 
 @dataclass
@@ -113,7 +208,7 @@ class Shard:
     @classmethod
     def open(cls, path: Path) -> "Shard":
         try:
-            with h5py.File(path, "r", locking=False) as handle:
+            with _h5_open(path) as handle:
                 _check_encoding(handle.attrs, SHARD_TYPE, SHARD_VERSION, path)
                 attrs = {k: (v.item() if hasattr(v, "item") else v) for k, v in handle.attrs.items()}
                 key = ExtractorKey.from_dict(json.loads(attrs["key"]))
@@ -125,26 +220,45 @@ class Shard:
 
     def read_hashes(self) -> tuple[np.ndarray, np.ndarray]:
         """``(sha256, failed_sha256)`` without reading the feature matrix."""
-        with h5py.File(self.path, "r", locking=False) as handle:
+        with _h5_open(self.path) as handle:
             return handle["sha256"][()], handle["failed"]["sha256"][()]
 
     def read_failures(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(failed_sha256, failed_path, failed_reason)`` without reading the feature matrix."""
-        with h5py.File(self.path, "r", locking=False) as handle:
+        with _h5_open(self.path) as handle:
             failed = handle["failed"]
             return failed["sha256"][()], _decode(failed["path"][()]), _decode(failed["reason"][()])
 
-    def read(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """``(sha256, features, failed_sha256, failed_path, failed_reason)``, hashes as ``S64`` bytes."""
-        with h5py.File(self.path, "r", locking=False) as handle:
+    def read(self, check: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """``(sha256, features, failed_sha256, failed_path, failed_reason)``, hashes as ``S64`` bytes.
+
+        The rows are checked against the shard's checksum (and for NaN or infinity)
+        before anyone uses them: a flipped bit would otherwise become a feature of
+        1e38 in a tuned model. ``check=False`` is for ``verify``, which reports all problems.
+        """
+        with _h5_open(self.path) as handle:
             failed = handle["failed"]
-            return (
+            rows = (
                 handle["sha256"][()],
                 handle["features"][()],
                 failed["sha256"][()],
                 _decode(failed["path"][()]),
                 _decode(failed["reason"][()]),
             )
+        if check:
+            try:
+                info = self.path.stat()
+                identity = (str(self.path), info.st_size, info.st_mtime_ns, info.st_ino, info.st_ctime_ns)
+            except OSError:
+                identity = None
+            if identity is None or identity not in _CHECKED:  # shards are immutable: once per process is enough
+                if shard_checksum(rows[0], rows[1]) != self.attrs.get("checksum"):
+                    raise _damaged(self.path, "checksum mismatch")
+                if not np.isfinite(rows[1].sum(dtype=np.float64)):  # one pass, no mask; float64 cannot overflow on finite float32 rows
+                    raise _damaged(self.path, "features contain NaN or infinity")
+                if identity is not None:
+                    _CHECKED.add(identity)
+        return rows
 
 
 def _write_shard(
@@ -182,8 +296,8 @@ def _write_shard(
         handle.create_dataset("features", data=features)
         group = handle.create_group("failed")
         group.create_dataset("sha256", data=np.asarray([f[0] for f in failed], dtype=_HASH_DTYPE))
-        group.create_dataset("path", data=[f[1] for f in failed], dtype=_STR_DTYPE)
-        group.create_dataset("reason", data=[f[2] for f in failed], dtype=_STR_DTYPE)
+        group.create_dataset("path", data=[display_path(f[1]) for f in failed], dtype=_STR_DTYPE)
+        group.create_dataset("reason", data=[display_path(f[2]) for f in failed], dtype=_STR_DTYPE)
 
     _atomic_h5(root, final, fill)
     return final
@@ -193,20 +307,59 @@ def shard_checksum(sha256: np.ndarray, features: np.ndarray) -> str:
     """SHA-256 over the row hashes and the little-endian float32 feature bytes."""
     import hashlib
 
-    digest = hashlib.sha256(np.asarray(sha256, dtype=_HASH_DTYPE).tobytes())
-    digest.update(np.ascontiguousarray(features, dtype="<f4").tobytes())
+    digest = hashlib.sha256(np.ascontiguousarray(sha256, dtype=_HASH_DTYPE))
+    digest.update(np.ascontiguousarray(features, dtype="<f4"))  # hashed in place: no copy of the matrix
     return digest.hexdigest()
 
 
+_FULL = {errno.ENOSPC: "no space left on device", errno.EDQUOT: "disk quota exceeded", errno.EFBIG: "file size limit exceeded"}
+
+
+def disk_full(error: BaseException) -> str | None:
+    """"no space left on device" (or quota, or file-size limit) if ``error`` says so, else ``None``.
+
+    HDF5 reports a failed write as an ``OSError`` or ``RuntimeError`` without ``errno``
+    whose text holds ``errno = 28``; the operating system's errors carry it in ``errno``.
+    """
+    import re
+
+    if isinstance(error, OSError) and error.errno in _FULL:
+        return _FULL[error.errno]
+    found = re.search(r"errno = (\d+)", str(error))
+    return _FULL.get(int(found.group(1))) if found else None
+
+
+def full_disk_error(error: BaseException, path: Path) -> StoreError:
+    """The one-line error of a write cut short by a full disk; rows saved before are kept."""
+    return StoreError(f"{disk_full(error)} while writing {path}: the run was cut short; rows already saved are kept, free space and run again to resume")
+
+
 def _atomic_h5(root: Path, final: Path, fill) -> None:
-    """Write an HDF5 file under ``.tmp/``, fsync it, then rename it into place."""
+    """Write an HDF5 file under ``.tmp/``, fsync it, then rename it into place; a full disk is a :class:`StoreError`."""
+    try:
+        _write_atomic_h5(root, final, fill)
+    except (OSError, RuntimeError) as error:  # HDF5 raises either when a write fails
+        if disk_full(error):
+            raise full_disk_error(error, final.parent) from None
+        raise
+
+
+def _write_atomic_h5(root: Path, final: Path, fill) -> None:
     tmp_dir = root / ".tmp"
     tmp_dir.mkdir(exist_ok=True)
+    if tmp_dir.is_symlink() or final.parent.is_symlink():
+        refuse_symlinks(root)
     tmp = tmp_dir / f"{final.name}.{os.getpid()}.tmp"
+    # HDF5 builds the file in memory and fdt writes the bytes: a write that fails (a
+    # full disk) is then a plain OSError here, not a half-closed HDF5 file whose
+    # clean-up fails again later and crashes the interpreter at exit.
+    image = io.BytesIO()
+    with h5py.File(image, "w") as handle:
+        fill(handle)
     try:
-        with h5py.File(tmp, "w", locking=False) as handle:
-            fill(handle)
-        with open(tmp, "rb+") as raw:
+        with os.fdopen(_open_regular(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC), "wb") as raw:
+            raw.write(image.getbuffer())
+            raw.flush()
             os.fsync(raw.fileno())
         os.replace(tmp, final)
         _fsync_dir(final.parent)
@@ -234,18 +387,37 @@ class Catalog:
 def _read_catalog_file(path: Path) -> dict[str, np.ndarray]:
     try:
         with h5py.File(path, "r", locking=False) as handle:
-            _check_encoding(handle.attrs, CATALOG_TYPE, CATALOG_VERSION, path)
-            return {
+            _check_encoding(handle.attrs, CATALOG_TYPE, _CATALOG_READS, path)
+            columns = {
                 "sha256": handle["sha256"][()],
                 "path": _decode(handle["path"][()]),
                 "source": _decode(handle["source"][()]),
-                "label": handle["label"][()].astype(np.int64),
+                "label": handle["label"][()],
                 "group": _decode(handle["group"][()]),
             }
+            stored = handle.attrs.get("checksum") if handle.attrs["encoding-version"] != "1" else None
+            if handle.attrs["encoding-version"] != "1" and stored != catalog_checksum(**columns):
+                raise _damaged(path, "checksum mismatch")
     except StoreFormatError:
         raise
-    except (OSError, KeyError, ValueError) as error:
+    except (OSError, KeyError, ValueError, UnicodeError) as error:
         raise StoreFormatError(f"{path} is not a readable catalog file ({error})") from None
+    if not np.isin(columns["label"], (0, 1)).all():
+        raise _damaged(path, "a label is neither 0 nor 1")
+    columns["label"] = columns["label"].astype(np.int64)
+    return columns
+
+
+def catalog_checksum(sha256: np.ndarray, path: Sequence[str], source: Sequence[str], label: np.ndarray, group: Sequence[str]) -> str:
+    """SHA-256 over ``sha256`` bytes, the int8 ``label`` bytes, then each string of ``path``, ``source`` and ``group`` as UTF-8 plus a NUL byte."""
+    import hashlib
+
+    digest = hashlib.sha256(np.asarray(sha256, dtype=_HASH_DTYPE).tobytes())
+    digest.update(np.asarray(label, dtype=np.int8).tobytes())
+    for column in (path, source, group):
+        for text in column:
+            digest.update(str(text).encode("utf-8") + b"\0")
+    return digest.hexdigest()
 
 
 # --------------------------------------------------------------------------- the store
@@ -272,6 +444,8 @@ class FeatureStore:
     def check_format(self) -> None:
         """Refuse a folder that is not a store, or a store of an unknown version."""
         marker = self.root / MARKER
+        if self.root.exists() and not self.root.is_dir():
+            raise StoreFormatError(f"{self.root} is not a folder, so it cannot be a feature store")
         if not marker.is_file():
             # a store being created by another writer holds only lock and temporary files so far
             if self.root.exists() and any(not p.name.startswith(".") for p in self.root.iterdir()):
@@ -281,6 +455,8 @@ class FeatureStore:
             info = json.loads(marker.read_text())
         except (OSError, ValueError) as error:
             raise StoreFormatError(f"{marker} is damaged ({error})") from None
+        if not isinstance(info, dict):
+            raise StoreFormatError(f"{marker} is damaged (a JSON {type(info).__name__}, not an object)")
         if info.get("encoding-type") != STORE_TYPE:
             raise StoreFormatError(f"{marker} does not describe an fdt feature store")
         if info.get("encoding-version") != STORE_VERSION:
@@ -296,10 +472,14 @@ class FeatureStore:
         return sorted(base.glob(pattern)) if base.is_dir() else []
 
     def live_shards(self, key_id: str | None = None) -> list[Shard]:
-        """Shards not superseded by a compacted shard, oldest first."""
-        shards = [Shard.open(path) for path in self.shard_paths(key_id)]
-        superseded = {name for shard in shards for name in shard.supersedes}
-        return [shard for shard in shards if shard.path.name not in superseded]
+        """Shards not superseded by a compacted shard, oldest first (listed again if one vanishes meanwhile)."""
+
+        def listing() -> list[Shard]:
+            shards = [Shard.open(path) for path in self.shard_paths(key_id)]
+            superseded = {name for shard in shards for name in shard.supersedes}
+            return [shard for shard in shards if shard.path.name not in superseded]
+
+        return consistent_read(listing)
 
     def extractor_info(self, key: ExtractorKey) -> dict[str, Any]:
         """What the extractor said of itself (``extractor_info``) in the newest live shard of ``key``."""
@@ -380,7 +560,10 @@ class FeatureStore:
         return " ".join(parts)
 
     def read_features(self, key: ExtractorKey) -> tuple[np.ndarray, np.ndarray]:
-        """All rows of a key: ``(sha256 as S64, features float32)``, one row per image."""
+        """All rows of a key: ``(sha256 as S64, features float32)``, one row per image, from one consistent set of shards."""
+        return consistent_read(lambda: self._read_features(key))
+
+    def _read_features(self, key: ExtractorKey) -> tuple[np.ndarray, np.ndarray]:
         shards = self.live_shards(key.id)
         hashes, blocks = [], []
         for shard in shards:
@@ -399,11 +582,17 @@ class FeatureStore:
 
     def failures(self, key: ExtractorKey) -> list[tuple[str, str, str]]:
         """``(sha256, path, reason)`` of every image that could not be extracted for a key."""
-        rows: dict[str, tuple[str, str, str]] = {}
-        for shard in self.live_shards(key.id):
-            for s, p, r in zip(*shard.read_failures()):
-                rows.setdefault(s.decode(), (s.decode(), str(p), str(r)))
-        return list(rows.values())
+        def read() -> list[tuple[str, str, str]]:
+            rows: dict[str, tuple[str, str, str]] = {}
+            extracted: set[bytes] = set()
+            for shard in self.live_shards(key.id):
+                sha, _ = shard.read_hashes()
+                extracted.update(sha.tolist())
+                for s, p, r in zip(*shard.read_failures()):
+                    rows.setdefault(s.decode(), (s.decode(), str(p), str(r)))
+            return [row for sha, row in rows.items() if sha.encode() not in extracted]
+
+        return consistent_read(read)
 
     def load_rows(self, key: ExtractorKey, sha256: Sequence[str]) -> np.ndarray:
         """Feature rows for given image hashes, in that order; a missing hash is an error."""
@@ -484,6 +673,11 @@ class FeatureStore:
             writer.add_catalog(records, sha256)
             writer.add_rows(key, X.shape[1], list(sha256), X)
 
+    def clear_failures(self, wait: float = 0.0) -> int:
+        """Forget every recorded failure, so the next extraction tries those images again; returns the keys changed."""
+        with self.writer(wait=wait) as writer:
+            return sum(writer._compact(key_id, clear_failures=True) for key_id in sorted({p.parent.name for p in self.shard_paths()}))
+
     def compact(self, wait: float = 0.0) -> int:
         """Merge every key's small shards and delete leftovers; returns the number of keys merged."""
         with self.writer(wait=wait) as writer:
@@ -510,10 +704,21 @@ class StoreWriter:
         self._handles: list = []
         self._buffers: dict[str, _Buffer] = {}
         self._written: set[str] = set()
+        self._crowded: set[str] = set()
 
     def __enter__(self) -> "StoreWriter":
+        try:
+            return self._enter()
+        except OSError as error:
+            self._release()
+            if disk_full(error):
+                raise full_disk_error(error, self.root) from None
+            raise
+
+    def _enter(self) -> "StoreWriter":
         self.store.check_format()
         self.root.mkdir(parents=True, exist_ok=True)
+        refuse_symlinks(self.root)
         self._lock(self.root / ".lock", fcntl.LOCK_SH if self.shared else fcntl.LOCK_EX, self.wait, self._store_busy)
         marker = self.root / MARKER
         if not marker.exists():
@@ -532,7 +737,7 @@ class StoreWriter:
                     self._release()
                     if not self._try_exclusive():
                         return
-                for key_id in sorted(self._written):
+                for key_id in sorted(self._written | self._crowded):
                     self._compact(key_id)
                 self._clean()
         finally:
@@ -551,7 +756,7 @@ class StoreWriter:
         is always waited for: it is brief, and refusing would fail shard jobs that
         merely started a moment late.
         """
-        handle = open(path, "a+")
+        handle = os.fdopen(_open_regular(path, os.O_RDWR | os.O_CREAT | os.O_APPEND), "a+")
         deadline = time.monotonic() + wait
         while True:
             try:
@@ -585,6 +790,32 @@ class StoreWriter:
         folder.mkdir(exist_ok=True)
         self._lock(folder / name, fcntl.LOCK_EX, self.wait, lambda holder: f"{name} is already being written by {holder or 'another process'}")
 
+    def claim_count(self, key_id: str, count: int) -> None:
+        """Hold a shared claim on "key ``key_id`` in ``count`` shards"; refuse if live jobs split it into another count.
+
+        Shards of different counts overlap (image ``h`` is in shard ``h mod 2`` of 2
+        and ``h mod 3`` of 3), so jobs of ``--shard I/2`` and ``--shard J/3`` at once
+        would write the same rows twice.
+        """
+        from fdt.features_store.errors import ShardSpecError
+
+        folder = self.root / ".locks"
+        folder.mkdir(exist_ok=True)
+        mine = f"{key_id}-of-{count}"
+        self._lock(folder / mine, fcntl.LOCK_SH, self.wait, str)
+        for other in sorted(folder.glob(f"{key_id}-of-*")):
+            if other.name == mine:
+                continue
+            with os.fdopen(_open_regular(other, os.O_RDWR), "r+") as probe:
+                try:
+                    fcntl.flock(probe, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    raise ShardSpecError(
+                        f"--shard I/{count}: other jobs are writing this key as {other.name.rpartition('-of-')[2]} shards; "
+                        f"every job of one store and key must use the same N"
+                    ) from None
+                fcntl.flock(probe, fcntl.LOCK_UN)
+
     def _release(self) -> None:
         for handle in self._handles:
             _HELD_LOCKS.discard(handle.fileno())
@@ -595,18 +826,27 @@ class StoreWriter:
     # ---- rows
 
     def stored_hashes(self, key: ExtractorKey) -> tuple[set[str], set[str]]:
-        """Hashes already stored for a key: ``(extracted, recorded as failed)``."""
+        """Hashes already stored for a key: ``(extracted, recorded as failed for good)``.
+
+        A failure whose reason is transient (:func:`is_transient`) is not counted,
+        so the next run tries that image again.
+        """
         extracted: set[str] = set()
         failed: set[str] = set()
-        for shard in self.store.live_shards(key.id):
-            sha, failed_sha = shard.read_hashes()
+        shards = self.store.live_shards(key.id)
+        if len(shards) > _MAX_SHARDS:  # e.g. killed runs' shards, and a resume that finds nothing new to write
+            self._crowded.add(key.id)
+        for shard in shards:
+            sha, _ = shard.read_hashes()
             extracted.update(s.decode() for s in sha)
-            failed.update(s.decode() for s in failed_sha)
+            failed_sha, _, reasons = shard.read_failures()
+            failed.update(s.decode() for s, reason in zip(failed_sha, reasons) if not is_transient(str(reason)))
         return extracted, failed
 
     def add_catalog(self, records: Sequence[ImageRecord], sha256: Sequence[str]) -> int:
         """Record image-set rows (the hash of each record); rows already stored are not written again."""
-        rows = [(h, str(r.path), r.source, int(r.label), r.group or f"sha256:{h}") for r, h in zip(records, sha256) if h]
+        # names that are not UTF-8 are stored as printable text (\xNN): HDF5 strings are UTF-8
+        rows = [(h, display_path(r.path), display_path(r.source), int(r.label), display_path(r.group) or f"sha256:{h}") for r, h in zip(records, sha256) if h]
         existing = self.store.catalog()
         seen = set(zip(existing.sha256.astype("U64").tolist(), existing.path.tolist(), existing.source.tolist(), existing.label.tolist(), existing.group.tolist()))
         new = list(dict.fromkeys(row for row in rows if row not in seen))
@@ -615,15 +855,26 @@ class StoreWriter:
         folder = self.root / "catalog"
         folder.mkdir(exist_ok=True)
 
+        columns = {
+            "sha256": np.asarray([r[0] for r in new], dtype=_HASH_DTYPE),
+            "path": [r[1] for r in new],
+            "source": [r[2] for r in new],
+            "label": np.asarray([r[3] for r in new], dtype=np.int8),
+            "group": [r[4] for r in new],
+        }
+
         def fill(handle: h5py.File) -> None:
             handle.attrs.update(
-                {"encoding-type": CATALOG_TYPE, "encoding-version": CATALOG_VERSION, "created": _now(), "fdt_version": __version__}
+                {
+                    "encoding-type": CATALOG_TYPE,
+                    "encoding-version": CATALOG_VERSION,
+                    "checksum": catalog_checksum(**columns),
+                    "created": _now(),
+                    "fdt_version": __version__,
+                }
             )
-            handle.create_dataset("sha256", data=np.asarray([r[0] for r in new], dtype=_HASH_DTYPE))
-            handle.create_dataset("path", data=[r[1] for r in new], dtype=_STR_DTYPE)
-            handle.create_dataset("source", data=[r[2] for r in new], dtype=_STR_DTYPE)
-            handle.create_dataset("label", data=np.asarray([r[3] for r in new], dtype=np.int8))
-            handle.create_dataset("group", data=[r[4] for r in new], dtype=_STR_DTYPE)
+            for name, values in columns.items():
+                handle.create_dataset(name, data=values, dtype=_STR_DTYPE if isinstance(values, list) else None)
 
         _atomic_h5(self.root, folder / f"{_stamp()}.h5", fill)
         return len(new)
@@ -667,11 +918,22 @@ class StoreWriter:
 
     # ---- housekeeping
 
-    def _compact(self, key_id: str) -> bool:
-        """Merge a key's small live shards into one, so reading costs one file open."""
-        small = [s for s in self.store.live_shards(key_id) if s.rows < _COMPACT_ROWS]
-        if len(small) < 2:
-            return False
+    def _compact(self, key_id: str, clear_failures: bool = False) -> bool:
+        """Merge a key's small live shards into one, so reading costs one file open.
+
+        Failure records of images that now have a row (a transient failure retried
+        with success) are dropped; ``clear_failures`` drops them all, rewriting
+        every shard that holds one.
+        """
+        live = self.store.live_shards(key_id)
+        if clear_failures:
+            small = [s for s in live if s.rows < _COMPACT_ROWS or len(s.read_failures()[0])]
+            if not small or not any(len(s.read_failures()[0]) for s in small):
+                return False
+        else:
+            small = [s for s in live if s.rows < _COMPACT_ROWS]
+            if len(small) < 2:
+                return False
         sha, blocks, failed = [], [], {}
         seen: set[bytes] = set()
         for shard in small:
@@ -682,6 +944,10 @@ class StoreWriter:
             blocks.append(features[fresh])
             for h, p, r in zip(fs, fp, fr):
                 failed.setdefault(h.decode(), (h.decode(), str(p), str(r)))
+        if clear_failures:
+            failed = {}
+        for h in seen:
+            failed.pop(h.decode(), None)
         first = small[0]
         extra = {k: v for k, v in small[-1].attrs.items() if k in ("torch_version", "extractor_info")}
         _write_shard(
@@ -695,6 +961,7 @@ class StoreWriter:
 
     def _clean(self) -> None:
         """Delete leftovers of interrupted writers: temporary files and superseded shards."""
+        refuse_symlinks(self.root)
         tmp = self.root / ".tmp"
         if tmp.is_dir():
             for leftover in tmp.iterdir():

@@ -6,7 +6,15 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from fdt.features_store.errors import StoreFormatError
-from fdt.features_store.store import FeatureStore, Shard, _read_catalog_file, shard_checksum
+from fdt.features_store.store import (
+    FeatureStore,
+    Shard,
+    ShardVanishedError,
+    _read_catalog_file,
+    consistent_read,
+    shard_checksum,
+    store_symlinks,
+)
 
 
 @dataclass
@@ -30,7 +38,13 @@ def verify_store(store: FeatureStore) -> VerifyReport:
 
     Temporary files and superseded shards left by a killed writer are reported
     as notes, not errors: readers ignore them and the next writer removes them.
+    A shard that a concurrent compaction deletes mid-check starts the check over,
+    so a healthy store being compacted is never called damaged.
     """
+    return consistent_read(lambda: _verify(store))
+
+
+def _verify(store: FeatureStore) -> VerifyReport:
     report = VerifyReport()
     try:
         store.check_format()
@@ -41,7 +55,11 @@ def verify_store(store: FeatureStore) -> VerifyReport:
         report.errors.append(f"{store.root} is not an fdt feature store (no fdt-store.json)")
         return report
 
+    for link in store_symlinks(store.root):
+        report.errors.append(f"{link}: a symbolic link inside the store (writers refuse the store until it is removed)")
     tmp = store.root / ".tmp"
+    if tmp.is_symlink():
+        return report
     leftovers = list(tmp.iterdir()) if tmp.is_dir() else []
     if leftovers:
         report.notes.append(f"{len(leftovers)} temporary file(s) from an interrupted write; the next writer removes them")
@@ -56,6 +74,8 @@ def verify_store(store: FeatureStore) -> VerifyReport:
     for path in store.shard_paths():
         try:
             shard = Shard.open(path)
+        except ShardVanishedError:
+            raise
         except StoreFormatError as error:
             report.errors.append(str(error))
             continue
@@ -83,7 +103,7 @@ def verify_store(store: FeatureStore) -> VerifyReport:
 def _check_shard(shard: Shard, report: VerifyReport) -> np.ndarray:
     """Record the shard's problems in ``report``; return its row hashes."""
     try:
-        sha, features, failed_sha, failed_path, failed_reason = shard.read()
+        sha, features, failed_sha, failed_path, failed_reason = shard.read(check=False)
     except OSError as error:
         report.errors.append(f"{shard.path}: cannot read ({error})")
         return np.array([], dtype="S64")

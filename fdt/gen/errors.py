@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from fdt.errors import FdtError
 
-class GenError(ValueError):
+
+class GenError(FdtError, ValueError):
     """A generator cannot run with what it was given; the message says why in one line."""
 
 

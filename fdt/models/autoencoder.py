@@ -33,6 +33,7 @@ from torch import nn
 
 from fdt import __version__
 from fdt.data import REAL, DataError, ImageDecodeError, ImageRecord, apply_resolution, load_image_set, load_rgb, sha256_file
+from fdt.errors import FdtError
 from fdt.grouping import assign_groups, group_of, training_record, write_training_record
 
 FORMAT = "fdt.autoencoder"
@@ -44,7 +45,7 @@ NORMALISATION = {"range": [-1.0, 1.0], "pixels": "8-bit RGB from fdt.data.load_r
 logger = logging.getLogger(__name__)
 
 
-class AutoencoderError(ValueError):
+class AutoencoderError(FdtError, ValueError):
     """The autoencoder cannot be built, trained or loaded as asked; the message says why in one line."""
 
 

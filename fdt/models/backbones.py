@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from fdt.data import sha256_file
+from fdt.features_store.errors import ExtractorError
 from fdt.models.weights import WeightsSource, load_state_dict, resolve_published
 
 
@@ -122,7 +123,7 @@ def weights_identity(name: str, weights: str, seed: int) -> tuple[str, Path | No
         return f"imagenet:sha256:{sha256_file(path)[:16]}", path
     path = Path(weights).expanduser()
     if not path.is_file():
-        raise ValueError(f"weights must be 'imagenet', 'random' or an existing file, not {weights!r}")
+        raise ExtractorError(f"weights must be 'imagenet', 'random' or an existing file, not {weights!r}")
     return f"file:sha256:{sha256_file(path)[:16]}", path
 
 
@@ -138,5 +139,5 @@ def build_backbone(name: str, weights: str, seed: int, weights_file: Path | None
         try:
             net.load_state_dict(state)
         except RuntimeError as error:
-            raise ValueError(f"{weights_file} does not fit {name}: {str(error).splitlines()[0]}") from None
+            raise ExtractorError(f"{weights_file} does not fit {name}: {str(error).splitlines()[0]}") from None
     return spec.head(net).eval().requires_grad_(False)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
-from fdt.features_store.errors import WeightsNotFoundError
+from fdt.features_store.errors import ExtractorError, WeightsNotFoundError
 
 
 @dataclass(frozen=True)
@@ -98,9 +98,9 @@ def load_state_dict(path: str | os.PathLike) -> dict:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:
-        raise ValueError(f"{path} is not a loadable torch weights file ({str(error).splitlines()[0]})") from None
+        raise ExtractorError(f"{path} is not a loadable torch weights file ({str(error).splitlines()[0]})") from None
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
     if not isinstance(state, dict):
-        raise ValueError(f"{path} holds a {type(state).__name__}, not a state dict")
+        raise ExtractorError(f"{path} holds a {type(state).__name__}, not a state dict")
     return state

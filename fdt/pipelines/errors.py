@@ -4,8 +4,10 @@ They subclass :class:`ValueError` so scikit-learn code paths that expect input
 errors still see them; the CLI maps :class:`PipelineError` to exit code 2.
 """
 
+from fdt.errors import FdtError
 
-class PipelineError(ValueError):
+
+class PipelineError(FdtError, ValueError):
     """Tuning, evaluation or prediction cannot proceed with what the user gave."""
 
 

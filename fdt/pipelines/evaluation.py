@@ -51,6 +51,13 @@ def load_condition(
     wanted = list(real) + list(fake)
     if not real or not fake:
         raise PipelineError("name at least one real and one fake source (--real, --fake)")
+    for names, option in ((real, "--real"), (fake, "--fake")):
+        twice = sorted({name for name in names if list(names).count(name) > 1})
+        if twice:
+            raise PipelineError(f"{option} names {', '.join(twice)} twice: its rows would count double")
+    both = sorted(set(real) & set(fake))
+    if both:
+        raise PipelineError(f"source(s) {', '.join(both)} in both --real and --fake")
     data = store.load(extractor, resolution, sources=wanted, params=params, weights=weights, perturb=perturb)
     labels = store.sources()
     for names, label, side in ((real, 0, "real"), (fake, 1, "fake")):

@@ -8,7 +8,7 @@ search space keyed by scikit-learn's ``step__param`` names. Built-in specs live 
     description = "SVM with a polynomial kernel"
     scaler = true
     pca = 0.95                       # optional: PCA(n_components=0.95) before the classifier
-    classifier = "svc"               # a short name below, or any importable "module.Class"
+    classifier = "svc"               # a short name below, a scikit-learn "module.Class", or one allowed by allow_class
     params = { kernel = "poly", degree = 3 }
     [pipelines.svm-poly.space]
     "classifier__C" = { type = "float", low = 1e-3, high = 1e3, log = true }
@@ -32,6 +32,7 @@ import numpy as np
 from sklearn.base import is_classifier
 from sklearn.pipeline import Pipeline
 
+from fdt.errors import UnsafeNameError, check_name
 from fdt.pipelines.errors import PipelineError, UnknownPipelineError
 
 CLASSIFIERS: dict[str, str] = {
@@ -41,7 +42,25 @@ CLASSIFIERS: dict[str, str] = {
     "random-forest": "sklearn.ensemble.RandomForestClassifier",
     "knn": "sklearn.neighbors.KNeighborsClassifier",
 }
-"""Short classifier names a spec may use; any importable ``module.Class`` works too."""
+"""Short classifier names a spec may use; any scikit-learn ``module.Class`` works too, and classes allowed by :func:`allow_class`."""
+
+TRUSTED_PACKAGES = ("sklearn",)
+"""Packages whose classes a spec file may name: importing them runs only their own code."""
+
+_ALLOWED_CLASSES: set[str] = set()
+
+
+def allow_class(dotted: str) -> None:
+    """Let spec files name the classifier ``module.Class`` (outside scikit-learn): the user vouches for its module.
+
+    A spec file is data, and importing a module runs it: without this, a file
+    naming ``"this.Zen"`` (or a module planted in the current folder) would run
+    code at ``fdt pipelines ls``. Command line: ``--allow-class module.Class``.
+    """
+    module, _, attribute = dotted.rpartition(".")
+    if not module or not attribute:
+        raise SpecError(f"--allow-class takes module.Class, not {dotted!r}")
+    _ALLOWED_CLASSES.add(dotted)
 
 SPACE_TYPES = ("float", "int", "categorical")
 _SPEC_KEYS = {"description", "scaler", "pca", "classifier", "params", "space"}
@@ -241,6 +260,10 @@ def load_specs(path: str | Path | None = None) -> dict[str, PipelineSpec]:
 def spec_from_dict(name: str, table: Mapping[str, Any], where: str = "") -> PipelineSpec:
     """Validate one spec table (as in the TOML file) and build its :class:`PipelineSpec`."""
     where = where or f"pipeline {name!r}"
+    try:
+        check_name(name, "pipeline name")  # it becomes part of model file names
+    except UnsafeNameError as error:
+        raise SpecError(f"{where}: {error}") from None
     if not isinstance(table, Mapping):
         raise SpecError(f"{where}: must be a table")
     unknown = set(table) - _SPEC_KEYS
@@ -292,6 +315,11 @@ def _dimension(key: str, value: Any, where: str) -> Dimension:
 def _classifier_class(classifier: str, spec_name: str) -> type:
     dotted = CLASSIFIERS.get(classifier, classifier)
     module, _, attribute = dotted.rpartition(".")
+    if module.split(".")[0] not in TRUSTED_PACKAGES and dotted not in _ALLOWED_CLASSES:
+        raise SpecError(
+            f"pipeline {spec_name!r}: classifier {classifier!r} is not a short name ({', '.join(CLASSIFIERS)}) or a scikit-learn class; "
+            f"fdt imports other modules only when you allow them (--allow-class {dotted}, or fdt.pipelines.specs.allow_class)"
+        )
     try:
         cls = getattr(importlib.import_module(module), attribute) if module else None
     except (ImportError, AttributeError):

@@ -7,6 +7,8 @@ scores are flattering.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from sklearn.model_selection import StratifiedGroupKFold
 
@@ -47,7 +49,7 @@ def grouped_folds(y: np.ndarray, groups: np.ndarray, n_splits: int, random_state
 
 
 def parse_fractions(text: str) -> tuple[float, float, float]:
-    """``"80/10/10"`` (or ``"0.8,0.1,0.1"``) as train/validation/test fractions summing to 1."""
+    """``"80/10/10"`` (or ``"0.8,0.1,0.1"``) as train/validation/test fractions; the parts must add up to 100 or 1."""
     parts = text.replace(",", "/").split("/")
     try:
         values = [float(p) for p in parts]
@@ -56,6 +58,8 @@ def parse_fractions(text: str) -> tuple[float, float, float]:
     if len(values) != 3 or any(v < 0 for v in values) or sum(values) <= 0:
         raise SplitError(f"split must be three non-negative numbers like 80/10/10, not {text!r}")
     total = sum(values)
+    if not (math.isclose(total, 100, abs_tol=1e-6) or math.isclose(total, 1, abs_tol=1e-9)):
+        raise SplitError(f"split {text!r} must add up to 100 (percent) or 1 (fractions), not {total:g}")
     fractions = tuple(v / total for v in values)
     if fractions[0] == 0 or fractions[2] == 0:
         raise SplitError(f"split {text!r} needs a non-empty train and test part")

@@ -11,6 +11,7 @@ out-of-fold scores so every model yields probabilities for the metrics.
 from __future__ import annotations
 
 import os
+import warnings
 
 from typing import Any, Mapping
 
@@ -22,6 +23,7 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from fdt.pipelines.errors import PipelineError
 from fdt.pipelines.splits import check_binary, grouped_folds
 
 CALIBRATION_METHODS = ("sigmoid", "isotonic")
@@ -207,12 +209,20 @@ class OptunaSearchCV(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
         return tags
 
 
+HEARTBEAT_SECONDS = 10  # how often a running trial tells the study it is alive
+STALE_AFTER_SECONDS = 60  # a RUNNING trial silent this long belongs to a killed process
+
+
 def open_storage(url: str | None, attempts: int = 8) -> Any:
     """An Optuna storage for ``url`` (None: in memory), robust to workers starting together.
 
     Two processes that open a fresh database at the same moment both try to create
     Optuna's tables, and one fails on the other's half-made schema; the loser
     retries after a short random pause and then finds the schema complete.
+
+    Running trials send a heartbeat: a trial whose process was killed stops
+    beating, and the next ``optimize`` on the study marks it failed instead of
+    leaving it RUNNING for ever.
     """
     if url is None:
         return None
@@ -224,10 +234,12 @@ def open_storage(url: str | None, attempts: int = 8) -> Any:
 
     for attempt in range(attempts):
         try:
-            return optuna.storages.RDBStorage(url)
-        except SQLAlchemyError:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # heartbeats: stable since Optuna 2.9
+                return optuna.storages.RDBStorage(url, heartbeat_interval=HEARTBEAT_SECONDS, grace_period=STALE_AFTER_SECONDS)
+        except SQLAlchemyError as error:
             if attempt == attempts - 1:
-                raise
+                raise PipelineError(f"cannot open the study storage {url}: {str(error).splitlines()[0]}") from None
             time.sleep(0.2 + random.random() * 0.5 * (attempt + 1))
 
 

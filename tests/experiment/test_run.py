@@ -52,7 +52,7 @@ def test_first_run_writes_every_report_file(tiny_runs):
         assert (reports / f"samples-{name}.png").is_file()
     assert (reports / "dcgan-first-vs-last-epoch.png").is_file() and (reports / "ddpm-first-vs-last-epoch.png").is_file()
     for model in ("fft-32-logreg", "fft-32-svm-linear", "autoencoder-32-logreg", "autoencoder-32-svm-linear"):
-        assert (tiny_runs["workspace"] / "models" / f"{model}.joblib").is_file()
+        assert (tiny_runs["workspace"] / "models" / f"{model}.skops").is_file()
 
 
 def test_summary_links_resolve_and_state_the_weights(tiny_runs):

@@ -44,7 +44,7 @@ def test_model_file_round_trip_and_card(tmp_path):
     loaded, read = load_model(path)
     assert read == json.loads((tmp_path / "models" / "m.json").read_text()) == card
     assert loaded.predict([[1.0]])[0] == 1 and len(card["model_sha256"]) == 64
-    assert sorted(p.name for p in (tmp_path / "models").iterdir()) == ["m.joblib", "m.json"]  # no temp files left
+    assert sorted(p.name for p in (tmp_path / "models").iterdir()) == ["m.json", "m.skops"]  # no temp files left
 
 
 def test_a_model_of_real_vs_several_fakes_reports_each_fake_source_with_intervals(featureset_factory):

@@ -51,7 +51,7 @@ def trained(tmp_path_factory):
 
 
 def test_predict_round_trip(trained):
-    result = CliRunner().invoke(cli, ["predict", str(trained / "models" / "m.joblib"), str(trained / "new"), "--json",
+    result = CliRunner().invoke(cli, ["predict", str(trained / "models" / "m.skops"), str(trained / "new"), "--json",
                                       "--store", str(trained / "features_store")])
     assert result.exit_code == 0, result.output
     rows = {json.loads(line)["path"].rsplit("/", 1)[1]: json.loads(line) for line in result.stdout.splitlines()}
@@ -61,7 +61,7 @@ def test_predict_round_trip(trained):
 
 
 def test_predict_table_output(trained):
-    result = CliRunner().invoke(cli, ["predict", str(trained / "models" / "m.joblib"), str(trained / "new" / "b_fake.png"),
+    result = CliRunner().invoke(cli, ["predict", str(trained / "models" / "m.skops"), str(trained / "new" / "b_fake.png"),
                                       "--store", str(trained / "features_store")])
     assert result.exit_code == 0, result.output
     path, probability, label = result.stdout.strip().split("\t")
@@ -69,8 +69,8 @@ def test_predict_table_output(trained):
 
 
 def test_tampered_model_file_is_refused(trained, tmp_path):
-    model, card = tmp_path / "m.joblib", tmp_path / "m.json"
-    model.write_bytes((trained / "models" / "m.joblib").read_bytes() + b"\0")
+    model, card = tmp_path / "m.skops", tmp_path / "m.json"
+    model.write_bytes((trained / "models" / "m.skops").read_bytes() + b"\0")
     card.write_text((trained / "models" / "m.json").read_text())
     with pytest.raises(ModelIntegrityError, match="does not match its card"):
         load_model(model)
@@ -79,6 +79,19 @@ def test_tampered_model_file_is_refused(trained, tmp_path):
 
 
 def test_model_without_card_is_refused(trained, tmp_path):
-    (tmp_path / "m.joblib").write_bytes((trained / "models" / "m.joblib").read_bytes())
-    result = CliRunner().invoke(cli, ["predict", str(tmp_path / "m.joblib"), str(trained / "new")])
+    (tmp_path / "m.skops").write_bytes((trained / "models" / "m.skops").read_bytes())
+    result = CliRunner().invoke(cli, ["predict", str(tmp_path / "m.skops"), str(trained / "new")])
     assert result.exit_code == 2 and "model card" in result.output and "not found" in result.output
+
+
+def test_predict_never_trusts_a_remembered_hash(trained, monkeypatch):
+    """Which features score an image follows its bytes now (issue 10 #4): the hash cache is not consulted."""
+    from fdt.features_store import hashcache
+
+    def stale(*args, **kwargs):
+        raise AssertionError("predict looked up a remembered hash")
+
+    monkeypatch.setattr(hashcache, "lookup", stale)
+    result = CliRunner().invoke(cli, ["predict", str(trained / "models" / "m.skops"), str(trained / "new" / "b_fake.png"),
+                                      "--store", str(trained / "features_store")])
+    assert result.exit_code == 0, result.output

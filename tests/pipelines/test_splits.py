@@ -53,12 +53,12 @@ def test_assignment_is_seeded():
     assert assign_groups(groups, ["s"] * 50, random_state=1) != assign_groups(groups, ["s"] * 50, random_state=2)
 
 
-@pytest.mark.parametrize(("text", "expected"), [("80/10/10", (0.8, 0.1, 0.1)), ("0.7,0.1,0.2", (0.7, 0.1, 0.2)), ("9/0/1", (0.9, 0.0, 0.1))])
+@pytest.mark.parametrize(("text", "expected"), [("80/10/10", (0.8, 0.1, 0.1)), ("0.7,0.1,0.2", (0.7, 0.1, 0.2)), ("90/0/10", (0.9, 0.0, 0.1))])
 def test_parse_fractions(text, expected):
     assert parse_fractions(text) == pytest.approx(expected)
 
 
-@pytest.mark.parametrize(("text", "message"), [("80/20", "three"), ("0/50/50", "non-empty train"), ("a/b/c", "three")])
+@pytest.mark.parametrize(("text", "message"), [("80/20", "three"), ("0/50/50", "non-empty train"), ("a/b/c", "three"), ("50/50/50", "add up to 100"), ("9/0/1", "add up to 100")])
 def test_bad_fractions_are_refused(text, message):
     with pytest.raises(SplitError, match=message):
         parse_fractions(text)

@@ -16,6 +16,8 @@ from typing import Any, Callable, ClassVar, Iterable
 import numpy as np
 from PIL import Image
 
+from fdt.features_store.errors import ExtractorError
+
 # parameters that change how fast features come, never what they are
 RUNTIME_PARAMS = frozenset({"device"})
 # parameters that are part of the weights identity rather than of the key's params
@@ -40,7 +42,7 @@ class Extractor:
     def set_params(self, **params: Any) -> "Extractor":
         for name, value in params.items():
             if name not in self.param_names():
-                raise ValueError(f"extractor {self.name!r} has no parameter {name!r}; its parameters are {', '.join(self.param_names())}")
+                raise ExtractorError(f"extractor {self.name!r} has no parameter {name!r}; its parameters are {', '.join(self.param_names())}")
             setattr(self, name, value)
         self._reset()
         return self
@@ -114,7 +116,7 @@ def resolve_device(device: str) -> str:
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' was asked for but torch sees no CUDA device; use --device cpu or auto")
+        raise ExtractorError("device 'cuda' was asked for but torch sees no CUDA device; use --device cpu or auto")
     if device != "cpu" and not device.startswith("cuda"):
-        raise ValueError(f"device must be auto, cpu or cuda[:N], not {device!r}")
+        raise ExtractorError(f"device must be auto, cpu or cuda[:N], not {device!r}")
     return device

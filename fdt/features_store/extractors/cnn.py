@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from fdt.features_store.errors import ExtractorError
 from fdt.features_store.extractors.base import Extractor, resolve_device
 from fdt.features_store.extractors.precision import autocast, numeric_key
 from fdt.features_store.registry import register_extractor
@@ -85,7 +86,7 @@ class CNNExtractor(Extractor):
             return self._spec.input_size
         if self.input_size == "native" or (isinstance(self.input_size, int) and self.input_size >= 32):
             return self.input_size
-        raise ValueError(f"input_size must be an integer of at least 32 or 'native', not {self.input_size!r}")
+        raise ExtractorError(f"input_size must be an integer of at least 32 or 'native', not {self.input_size!r}")
 
     def key_params(self) -> dict[str, Any]:
         return {"input_size": self._input_size(), **numeric_key(self.precision, self.channels_last)}

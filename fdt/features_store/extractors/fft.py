@@ -32,6 +32,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from fdt.data import ImageDecodeError
+from fdt.features_store.errors import ExtractorError
 from fdt.features_store.extractors.base import Extractor
 from fdt.features_store.registry import register_extractor
 
@@ -98,7 +100,7 @@ def durall_profile(magnitude: np.ndarray, points: int) -> np.ndarray:
     counts = np.bincount(radius.ravel())
     rings = np.flatnonzero(counts)[1:]
     if rings.size < 2:
-        raise ValueError(f"an image of {magnitude.shape[1]}x{magnitude.shape[0]} pixels has too few frequencies for a profile")
+        raise ImageDecodeError(f"an image of {magnitude.shape[1]}x{magnitude.shape[0]} pixels has too few frequencies for a profile")
     means = sums[rings] / counts[rings]
     profile = np.interp(np.linspace(rings[0], rings[-1], points), rings, means)
     span = profile.max() - profile.min()
@@ -151,12 +153,12 @@ class FFTExtractor(Extractor):
 
     def _checked(self) -> tuple[int, str, str]:
         if not isinstance(self.size, int) or isinstance(self.size, bool) or self.size < 2:
-            raise ValueError(f"fft size must be an integer of at least 2, not {self.size!r}")
+            raise ExtractorError(f"fft size must be an integer of at least 2, not {self.size!r}")
         profile = {False: "none", True: "durall"}.get(self.profile, self.profile) if isinstance(self.profile, bool) else self.profile
         if profile not in PROFILES:
-            raise ValueError(f"fft profile must be one of {', '.join(PROFILES)} (or true/false), not {self.profile!r}")
+            raise ExtractorError(f"fft profile must be one of {', '.join(PROFILES)} (or true/false), not {self.profile!r}")
         if self.grid not in GRIDS:
-            raise ValueError(f"fft grid must be one of {', '.join(GRIDS)}, not {self.grid!r}")
+            raise ExtractorError(f"fft grid must be one of {', '.join(GRIDS)}, not {self.grid!r}")
         return self.size, profile, self.grid
 
     def key_params(self) -> dict[str, Any]:

@@ -1,0 +1,45 @@
+"""The root of fdt's exception families.
+
+Every error a user can fix (a bad input, a missing file they named, a damaged
+store) derives from :class:`FdtError`; the command line prints those as one line
+with exit code 2. Anything else that escapes a command is a bug in fdt or a
+library and keeps its traceback, so narrowing the mapping to this one type is
+what keeps a numpy or h5py bug from passing for a user mistake.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+class FdtError(Exception):
+    """A mistake in what the user asked for or gave fdt; the message says why in one line."""
+
+
+class UnsafeNameError(FdtError, ValueError):
+    """A name that becomes part of a file path (a model, an image set, an extractor label) holds a separator or ``..``."""
+
+
+_NAME_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._+=@-")
+
+
+def check_name(name: str, what: str) -> str:
+    """Return ``name`` if it is safe as one path component: letters, digits and ``._+=@-``, not starting with ``.``.
+
+    Names become folder and file names (``models/NAME.skops``, ``data/NAME/``);
+    a separator or ``..`` would put outputs outside the folder the user named.
+    """
+    if not isinstance(name, str) or not name or name[0] == "." or len(name) > 200 or not set(name) <= _NAME_CHARACTERS:
+        raise UnsafeNameError(
+            f"{what} {name!r} is not a safe name: use letters, digits and . _ + = @ - (not starting with a dot, at most 200 characters)"
+        )
+    return name
+
+
+def check_inside(folder: str | os.PathLike, path: str | os.PathLike, what: str) -> Path:
+    """``path`` resolved, if it lies inside ``folder`` (resolved); else :class:`UnsafeNameError`."""
+    base, target = Path(folder).resolve(), Path(path).resolve()
+    if target != base and base not in target.parents:
+        raise UnsafeNameError(f"{what} {path} would be written outside {folder}")
+    return target
