@@ -1,0 +1,81 @@
+"""Solver settings chosen from the shape of the rows a linear head is fitted on.
+
+A linear head's cost depends less on its hyper-parameters than on how its solver
+meets the data's shape. liblinear's dual coordinate descent does one pass over
+the rows per iteration and converges slowly once rows outnumber features (the
+dual has one variable per row); its primal trust-region Newton solver does a few
+passes per iteration and converges in tens of iterations there, but stalls when
+features outnumber rows at large C. Logistic regression's ``lbfgs`` costs
+O(n·d) per iteration at any shape; ``newton-cholesky`` converges in a handful of
+iterations but each costs O(n·d² + d³), which pays only with many rows and few
+features. So the choice needs ``n`` and the number of features that reach the
+classifier (after a PCA or kernel-map step), which only exists at fit time:
+:func:`configure` sets it on a pipeline just before each fit.
+
+Only parameters left at scikit-learn's default are changed (``dual="auto"``,
+``solver="lbfgs"``): a spec that names a solver keeps it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+NEWTON_CHOLESKY_MAX_FEATURES = 1024
+"""Above this many features ``newton-cholesky``'s O(d³) factorisation costs more than lbfgs's iterations."""
+NEWTON_CHOLESKY_MIN_RATIO = 10
+"""``newton-cholesky`` only when rows outnumber features this many times (its Hessian is then cheap to form relative to the gain)."""
+
+
+def features_reaching_classifier(pipeline: Any, n_samples: int, n_features: int) -> int:
+    """How many columns the last step of ``pipeline`` sees, given an ``n_samples × n_features`` input."""
+    steps = dict(getattr(pipeline, "steps", []))
+    width = n_features
+    pca = steps.get("pca")
+    if pca is not None and isinstance(pca.n_components, int):
+        width = min(pca.n_components, n_samples, width)
+    mapping = steps.get("features")
+    if mapping is not None and isinstance(getattr(mapping, "n_components", None), int):
+        width = mapping.n_components
+    return width
+
+
+def choose(classifier: Any, n_samples: int, n_features: int) -> dict[str, Any]:
+    """The solver parameters for ``classifier`` fitted on ``n_samples × n_features`` rows (empty when nothing applies).
+
+    ``LinearSVC``: the primal solver when rows outnumber features, the dual one
+    otherwise (hinge loss only has a dual; an L1 penalty only a primal).
+    ``LogisticRegression``: ``newton-cholesky`` when rows outnumber features at
+    least :data:`NEWTON_CHOLESKY_MIN_RATIO` times and features are at most
+    :data:`NEWTON_CHOLESKY_MAX_FEATURES`, else ``lbfgs``.
+    """
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.svm import LinearSVC
+
+    if isinstance(classifier, LinearSVC) and classifier.dual == "auto":
+        if classifier.loss == "hinge":
+            return {"dual": True}
+        if classifier.penalty == "l1":
+            return {"dual": False}
+        return {"dual": bool(n_samples < n_features)}
+    if isinstance(classifier, LogisticRegression) and classifier.solver == "lbfgs" and not classifier.l1_ratio:
+        many_rows = n_samples >= NEWTON_CHOLESKY_MIN_RATIO * n_features
+        return {"solver": "newton-cholesky" if many_rows and n_features <= NEWTON_CHOLESKY_MAX_FEATURES else "lbfgs"}
+    return {}
+
+
+def configure(estimator: Any, n_samples: int, n_features: int) -> dict[str, Any]:
+    """Set :func:`choose`'s parameters on ``estimator`` (a pipeline or a bare classifier) in place; return them.
+
+    A PCA step asking for more components than the rows have (``pca = 64`` on
+    16-d features) is cut to what exists, and that is returned too, as
+    ``pca__n_components``: a spec written for wide features still runs on narrow ones.
+    """
+    chosen: dict[str, Any] = {}
+    pca = dict(getattr(estimator, "steps", [])).get("pca")
+    if pca is not None and isinstance(pca.n_components, int) and pca.n_components > min(n_samples, n_features):
+        pca.set_params(n_components=min(n_samples, n_features))
+        chosen["pca__n_components"] = pca.n_components
+    classifier = estimator.steps[-1][1] if hasattr(estimator, "steps") else estimator
+    solver = choose(classifier, n_samples, features_reaching_classifier(estimator, n_samples, n_features))
+    classifier.set_params(**solver)
+    return {**chosen, **solver}
