@@ -47,6 +47,7 @@ class FoldResult:
     seconds: float
     solver: dict[str, Any] = field(default_factory=dict)
     warm: tuple[np.ndarray, np.ndarray] | None = None
+    iterations: int | None = None
 
 
 def fit_fold(
@@ -83,10 +84,24 @@ def fit_fold(
     state = None
     if getattr(classifier, "warm_start", False) and hasattr(classifier, "coef_"):
         state = (classifier.coef_, classifier.intercept_)
-    return FoldResult(score, converged, seconds, solver, state)
+    iterations = int(np.max(classifier.n_iter_)) if hasattr(classifier, "n_iter_") else None
+    return FoldResult(score, converged, seconds, solver, state, iterations)
 
 
 _OPENED: dict[str, np.ndarray] = {}
+_POOL: tuple[int, Any] | None = None
+"""``(n_jobs, executor)`` kept between fits so workers start once per process (about two seconds)."""
+
+
+def _stop_pool(kill: bool) -> None:
+    global _POOL
+    if _POOL is not None:
+        _POOL[1].shutdown(wait=True, kill_workers=kill)
+        _POOL = None
+
+
+def _ready() -> None:
+    import sklearn.base  # noqa: F401  (what every fold needs, imported once per worker)
 
 
 def _fit_fold_in_worker(estimator: Any, files: tuple[str, str], train, test, scoring: str, warm) -> FoldResult:
@@ -99,7 +114,8 @@ def _fit_fold_in_worker(estimator: Any, files: tuple[str, str], train, test, sco
 class FoldRunner:
     """Runs a trial's folds for one ``fit``: inline, or in stoppable workers (see the module docstring).
 
-    Use as a context manager; it removes its row files and stops its workers on exit.
+    Use as a context manager; it removes its row files on exit. Workers stay for
+    the next fit and exit after :data:`WORKER_IDLE_SECONDS` idle (or with Python).
 
     Parameters
     ----------
@@ -115,7 +131,6 @@ class FoldRunner:
         self.X, self.y, self.n_jobs, self.timeout = X, y, n_jobs, timeout
         self.workers = n_jobs > 1 or timeout is not None
         self._folder: Path | None = None
-        self._executor = None
 
     def __enter__(self) -> "FoldRunner":
         if self.workers:
@@ -123,6 +138,10 @@ class FoldRunner:
             self._files = (str(self._folder / "X.npy"), str(self._folder / "y.npy"))
             np.save(self._files[0], np.ascontiguousarray(self.X))
             np.save(self._files[1], np.asarray(self.y))
+            # Start the workers now so their start-up (seconds) is not charged to the first trial's budget.
+            pool = self._pool()
+            for future in [pool.submit(_ready) for _ in range(self.n_jobs)]:
+                future.result()
         return self
 
     def __exit__(self, *exc) -> None:
@@ -131,18 +150,20 @@ class FoldRunner:
             shutil.rmtree(self._folder, ignore_errors=True)
 
     def _pool(self):
-        if self._executor is None:
+        global _POOL
+        if _POOL is not None and _POOL[0] != self.n_jobs:
+            _stop_pool(kill=False)
+        if _POOL is None:
             from joblib.externals.loky import ProcessPoolExecutor
 
             threads = str(max(1, (os.cpu_count() or 1) // self.n_jobs))
             env = {name: threads for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
-            self._executor = ProcessPoolExecutor(max_workers=self.n_jobs, timeout=WORKER_IDLE_SECONDS, env=env)
-        return self._executor
+            _POOL = (self.n_jobs, ProcessPoolExecutor(max_workers=self.n_jobs, timeout=WORKER_IDLE_SECONDS, env=env))
+        return _POOL[1]
 
     def _stop(self, kill: bool) -> None:
-        if self._executor is not None:
-            self._executor.shutdown(wait=True, kill_workers=kill)
-            self._executor = None
+        if kill:
+            _stop_pool(kill=True)
 
     def run(self, estimator: Any, folds: Sequence[tuple], scoring: str, warm: Sequence[Any], deadline: float | None) -> Iterator[FoldResult]:
         """Yield each fold's :class:`FoldResult` in fold order; raise :class:`TrialTimeout` past ``deadline`` (``time.monotonic``)."""

@@ -226,6 +226,7 @@ class OptunaSearchCV(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
 
         per_fold = self.pruner == "wilcoxon"  # Wilcoxon pairs fold scores; the others expect a running mean
         warm: dict[tuple[int, int], Any] = {}
+        total = sum(len(folds) for folds in rungs)
 
         def objective(trial) -> float:
             params = {name: _suggest(trial, name, dist) for name, dist in self.param_distributions.items()}
@@ -247,7 +248,7 @@ class OptunaSearchCV(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
                                 trial.set_user_attr("solver", result.solver)
                             trial.report(result.score if per_fold else float(np.mean(scores)), step)
                             step += 1
-                            if trial.should_prune():
+                            if step < total and trial.should_prune():  # a trial with every fold scored is complete
                                 trial.set_user_attr("stopped", f"pruned after {step} fold fit(s)")
                                 raise optuna.TrialPruned(f"pruned after {step} fold fit(s)")
                     finally:
@@ -358,7 +359,9 @@ def make_pruner(name: str | None):
     import optuna
 
     if name == "wilcoxon":
-        return optuna.pruners.WilcoxonPruner(p_threshold=0.1, n_startup_steps=2)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.pruners.WilcoxonPruner(p_threshold=0.1, n_startup_steps=2)
     if name == "median":
         return optuna.pruners.MedianPruner(n_startup_trials=4, n_warmup_steps=1)
     if name == "halving":
