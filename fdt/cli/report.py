@@ -8,7 +8,7 @@ import click
 
 from fdt.cli.common import parse_params, split_list, user_errors
 from fdt.cli.pipelines import SPECS_OPTION
-from fdt.cli.tune import user_error_types
+from fdt.cli.tune import TUNING_OPTIONS, tuning_settings, user_error_types, warn_if_slow
 
 
 @click.group()
@@ -35,6 +35,7 @@ def report() -> None:
 @click.option("--out", default=None, type=click.Path(file_okay=False), help="Output folder (default: reports/matrix-EXTRACTOR-PIPELINE).")
 @click.option("--scheduler", default=None, metavar="ADDRESS", help="Tune the training conditions as tasks on a Dask cluster (tcp://host:8786).")
 @click.option("--progress/--no-progress", default=True, show_default=True)
+@TUNING_OPTIONS
 def matrix(
     extractor: str,
     resolution: str,
@@ -54,6 +55,11 @@ def matrix(
     out: str | None,
     scheduler: str | None,
     progress: bool,
+    jobs: int,
+    trial_timeout: float,
+    pruner: str,
+    fidelity: float | None,
+    time_warning: float,
 ) -> None:
     """Train on real vs fake A, test on real vs fake B, for every A and B (diagonal on held-out groups)."""
     import optuna
@@ -75,13 +81,18 @@ def matrix(
         wanted = [parse_resolution(r) for r in (split_list(resolutions) if resolutions else [resolution])]
         store = FeatureStore(store_root)
         data = {res: load_condition(store, extractor, res, real_sources, fake_sources, parse_params(params), weights) for res in wanted}
+        tuning = tuning_settings(jobs, trial_timeout, pruner, fidelity)
+        conditions = len(fake_sources) + (len(wanted) > 1)
+        for res, fs in data.items():  # a condition trains on about (train share) of the rows, once per fake source
+            warn_if_slow(spec, fs, max(trials, 1) * conditions, cv, time_warning, seed)
+        cells = {"n_jobs": jobs, **{k: v for k, v in tuning.items() if k != "n_jobs"}}
         if scheduler:
             from distributed import Client
 
             with user_errors(OSError), Client(scheduler) as client:
-                result = generalisation_matrices(data, real_sources, fake_sources, spec, metric, trials, cv, fractions, seed, progress, client=client)
+                result = generalisation_matrices(data, real_sources, fake_sources, spec, metric, trials, cv, fractions, seed, progress, client=client, **cells)
         else:
-            result = generalisation_matrices(data, real_sources, fake_sources, spec, metric, trials, cv, fractions, seed, progress)
+            result = generalisation_matrices(data, real_sources, fake_sources, spec, metric, trials, cv, fractions, seed, progress, **cells)
     folder = Path(out or Path("reports") / f"matrix-{extractor}-{pipeline_name}")
     write_report(result, folder)
     for res, weights_identity in result.weights.items():

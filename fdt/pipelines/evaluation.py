@@ -67,13 +67,19 @@ def fit_predictor(estimator: Any, X: np.ndarray, y: np.ndarray, groups: np.ndarr
 
 
 def cross_validate_metrics(
-    estimator: Any, X: np.ndarray, y: np.ndarray, groups: np.ndarray, folds: list, cv: int, random_state: int | None
+    estimator: Any, X: np.ndarray, y: np.ndarray, groups: np.ndarray, folds: list, cv: int, random_state: int | None, n_jobs: int = 1
 ) -> tuple[dict[str, dict[str, float]], list[dict[str, float]]]:
-    """Every metric on every grouped fold for fixed parameters: ``(mean ± std summary, per-fold metrics)``."""
-    per_fold = []
-    for train, test in folds:
+    """Every metric on every grouped fold for fixed parameters: ``(mean ± std summary, per-fold metrics)``.
+
+    ``n_jobs`` folds run at once (joblib); each fold's result depends only on its rows, so any ``n_jobs`` gives the same numbers.
+    """
+    from joblib import Parallel, delayed
+
+    def one(train: np.ndarray, test: np.ndarray) -> dict[str, float]:
         model = fit_predictor(estimator, X[train], y[train], groups[train], cv, random_state)
-        per_fold.append(compute_metrics(y[test], model.predict_proba(X[test])[:, 1]))
+        return compute_metrics(y[test], model.predict_proba(X[test])[:, 1])
+
+    per_fold = Parallel(n_jobs=n_jobs)(delayed(one)(train, test) for train, test in folds)
     return summarise(per_fold), per_fold
 
 
@@ -102,13 +108,15 @@ def tune_condition(
     study_name: str | None = None,
     progress: bool = False,
     before_tuning: Callable[[], None] | None = None,
+    **tuning: Any,
 ) -> TuneResult:
     """Split by group, tune on the train part, report grouped-CV (mean ± std), validation and test metrics.
 
     Everything that can be refused (one class, too few groups for ``cv``) is
     checked before ``before_tuning`` runs and before the study is created, so
     a refused request writes nothing. ``before_tuning`` is where a caller creates
-    output folders.
+    output folders. ``tuning`` goes to :class:`~fdt.pipelines.tuning.OptunaSearchCV`
+    (``pruner``, ``fidelity``, ``n_jobs``, ``trial_timeout``).
     """
     fractions = tuple(float(f) for f in fractions)
     check_binary(data.y, "data")
@@ -119,10 +127,10 @@ def tune_condition(
     folds = grouped_folds(train.y, train.groups, cv, random_state)
     if before_tuning is not None:
         before_tuning()
-    tuner = make_tuner(spec, random_state, n_trials=n_trials, cv=cv, storage=storage, study_name=study_name, progress=progress)
+    tuner = make_tuner(spec, random_state, n_trials=n_trials, cv=cv, storage=storage, study_name=study_name, progress=progress, **tuning)
     tuner.fit(train.X, train.y, train.groups)
     best = spec.build(random_state).set_params(**tuner.best_params_)
-    cv_summary, cv_folds = cross_validate_metrics(best, train.X, train.y, train.groups, folds, cv, random_state)
+    cv_summary, cv_folds = cross_validate_metrics(best, train.X, train.y, train.groups, folds, cv, random_state, tuning.get("n_jobs", 1))
     scored = {}
     for part in ("val", "test"):
         rows = masks[part]

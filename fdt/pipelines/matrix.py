@@ -142,6 +142,8 @@ def generalisation_matrices(
     random_state: int = 0,
     progress: bool = False,
     client: Any = None,
+    n_jobs: int = 1,
+    **tuning: Any,
 ) -> MatrixReport:
     """Per-resolution generalisation matrices, plus the cross-resolution matrix when ``data`` has several resolutions.
 
@@ -158,6 +160,10 @@ def generalisation_matrices(
     client : distributed.Client, optional
         Tune the training conditions as parallel tasks on a Dask cluster; results
         are the same as without it.
+    n_jobs : int
+        Training conditions tuned at once on local cores (joblib); results are the same as with 1.
+    tuning
+        More :class:`~fdt.pipelines.tuning.OptunaSearchCV` settings (``pruner``, ``trial_timeout``, ...).
     """
     check_metric(metric)
     fractions = tuple(float(f) for f in fractions)
@@ -181,11 +187,16 @@ def generalisation_matrices(
         for name, sources in conditions:
             train = masks[res]["train"] & np.isin(fs.sources, sources)
             training[res, name] = (fs.X[train], fs.y[train], fs.groups[train])
-    if client is None:
-        models = {cell: _fit_condition(spec, random_state, n_trials, cv, progress, *rows) for cell, rows in training.items()}
-    else:  # one task per training condition; they are independent
-        futures = {cell: client.submit(_fit_condition, spec, random_state, n_trials, cv, False, *rows, pure=False) for cell, rows in training.items()}
+    if client is not None:  # one task per training condition; they are independent
+        futures = {cell: client.submit(_fit_condition, spec, random_state, n_trials, cv, False, *rows, pure=False, **tuning) for cell, rows in training.items()}
         models = dict(zip(futures, client.gather(list(futures.values()))))
+    elif n_jobs > 1:
+        from joblib import Parallel, delayed
+
+        fitted = Parallel(n_jobs=n_jobs)(delayed(_fit_condition)(spec, random_state, n_trials, cv, False, *rows, **tuning) for rows in training.values())
+        models = dict(zip(training, fitted))
+    else:
+        models = {cell: _fit_condition(spec, random_state, n_trials, cv, progress, *rows, **tuning) for cell, rows in training.items()}
     best_params = {f"{name} @ {res}": model.best_params_ for (res, name), model in models.items()}
 
     def score(res_train: str, train_name: str, res_test: str, sources: list[str]):
@@ -218,15 +229,18 @@ def generalisation_matrices(
             "cv folds": cv,
             "split train/val/test": "/".join(f"{f:.2f}" for f in fractions),
             "seed": random_state,
+            **({"tuning": dict(tuning)} if tuning else {}),
         },
         best_params=best_params,
         data=dict(data),
     )
 
 
-def _fit_condition(spec: PipelineSpec, random_state: int, n_trials: int, cv: int, progress: bool, X: np.ndarray, y: np.ndarray, groups: np.ndarray):
-    """Tune and fit one training condition (a row of the matrix); runs locally or as a Dask task."""
-    return make_tuner(spec, random_state, n_trials=n_trials, cv=cv, progress=progress).fit(X, y, groups)
+def _fit_condition(
+    spec: PipelineSpec, random_state: int, n_trials: int, cv: int, progress: bool, X: np.ndarray, y: np.ndarray, groups: np.ndarray, **tuning: Any
+):
+    """Tune and fit one training condition (a row of the matrix); runs locally, in a joblib worker or as a Dask task."""
+    return make_tuner(spec, random_state, n_trials=n_trials, cv=cv, progress=progress, **tuning).fit(X, y, groups)
 
 
 def _matrix(title: str, rows: list[str], columns: list[str], metric: str, scored: list[list[tuple]]) -> Matrix:
