@@ -109,10 +109,12 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=1)
     parser.add_argument("--trial-timeout", type=float, default=None)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=None, help="cap BLAS/OpenMP threads (threadpoolctl); OpenMP spins badly on a loaded machine")
     parser.add_argument("--plot", type=Path, default=None, help="write a log-log PNG of time vs n here")
     args = parser.parse_args()
 
     import optuna
+    from threadpoolctl import threadpool_limits
 
     from fdt.pipelines.specs import get_spec
 
@@ -123,7 +125,7 @@ def main() -> None:
     specs = {name: legacy[name] if name in legacy else get_spec(name) for name in names}
     pruner = None if args.pruner == "none" else args.pruner
     print(f"load average at start: {os.getloadavg()[0]:.2f} ({os.cpu_count()} cores); features: SYNTHETIC (see --help), via a feature store")
-    print(f"each point: {args.trials} TPE trials, grouped {args.cv}-fold CV, pruner {args.pruner}, jobs {args.jobs}; budget {args.budget:g} s per point")
+    print(f"each point: {args.trials} TPE trials, grouped {args.cv}-fold CV, pruner {args.pruner}, jobs {args.jobs}, threads {args.threads or 'all'}; budget {args.budget:g} s per point")
     results: dict[tuple[int, str], list[tuple[int, float, int, float]]] = {}
     for dim in (int(d) for d in args.dims.split(",")):
         folder = Path(tempfile.mkdtemp(prefix="fdt-tune-scale-"))
@@ -135,7 +137,8 @@ def main() -> None:
             points = results.setdefault((dim, name), [])
             for n in sizes:
                 X, y, groups = X_all[:n], y_all[:n], g_all[:n]
-                seconds, fits, auc, states = tune_once(spec, X, y, groups, args.trials, args.cv, pruner, args.seed, args.jobs, args.trial_timeout)
+                with threadpool_limits(args.threads):
+                    seconds, fits, auc, states = tune_once(spec, X, y, groups, args.trials, args.cv, pruner, args.seed, args.jobs, args.trial_timeout)
                 points.append((n, seconds, fits, auc))
                 print(f"d={dim} {name:14} n={n:>6}: {seconds:8.1f} s  {fits:4d} fits  best CV AUC {auc:.4f}  trials {states}  load {os.getloadavg()[0]:.2f}", flush=True)
                 if seconds > args.budget:
