@@ -2,7 +2,7 @@
 
 An *image set* is a list of :class:`ImageRecord` (path, source, label, group),
 built from a folder or a CSV manifest. A *resolution* says how images are
-resized before any extractor sees them. Loading is one documented function,
+resized or cropped before any extractor sees them. Loading is one documented function,
 :func:`load_rgb`, so an image decodes to the same pixels in every stage.
 """
 
@@ -51,29 +51,72 @@ class ImageRecord:
 # --------------------------------------------------------------------------- resolutions
 
 
+RESIZES_PIXELS = "resize"
+"""The kind of a resolution ``N``: the image is resampled (a low-pass filter)."""
+
+
 def parse_resolution(value: str | int) -> str:
-    """Normalise a resolution to ``"native"`` or a positive integer string such as ``"64"``."""
+    """Normalise a resolution to ``"native"``, ``"N"``, ``"crop:N"`` or ``"randcrop:N"`` (N a positive integer).
+
+    - ``native``: the pixels as stored.
+    - ``N``: resized to N×N (aspect ratio not kept): the right model of "a detector of
+      small images", but a low-pass filter that erases up-sampling artefacts.
+    - ``crop:N``: the centre N×N pixels, no resampling: the right way to compare spectra.
+    - ``randcrop:N``: an N×N window at a position drawn from the image's SHA-256, so
+      the same image is always cut at the same place.
+    """
     text = str(value).strip().lower()
     if text == "native":
         return "native"
-    if text.isdigit() and int(text) > 0:
+    kind, sep, size = text.rpartition(":")
+    if sep and kind in ("crop", "randcrop") and size.isdigit() and int(size) > 0:
+        return f"{kind}:{int(size)}"
+    if not sep and text.isdigit() and int(text) > 0:
         return str(int(text))
-    raise DataError(f"resolution must be 'native' or a positive integer, not {value!r}")
+    raise DataError(f"resolution must be 'native', a size N, 'crop:N' or 'randcrop:N' (N a positive integer), not {value!r}")
 
 
-def apply_resolution(image: Image.Image, resolution: str) -> Image.Image:
-    """Resize to ``N×N`` with an antialiased (area-weighted bicubic) filter, or keep native size.
-
-    PIL's ``reduce``-aware bicubic filter averages over the whole footprint when
-    shrinking, so downsampling does not alias; aspect ratio is not kept, as in the
-    seed study's 64 and 256 px sets.
-    """
+def resolution_kind(resolution: str) -> str:
+    """``"native"``, ``"resize"``, ``"crop"`` or ``"randcrop"`` of a parsed resolution."""
     if resolution == "native":
+        return "native"
+    return resolution.partition(":")[0] if ":" in resolution else RESIZES_PIXELS
+
+
+def resolution_size(resolution: str) -> int | None:
+    """The side N of a parsed resolution, ``None`` for ``native``."""
+    return None if resolution == "native" else int(resolution.rpartition(":")[2])
+
+
+def apply_resolution(image: Image.Image, resolution: str, sha256: str = "") -> Image.Image:
+    """Resize, crop or keep an RGB image as ``resolution`` says (see :func:`parse_resolution`).
+
+    Resizing uses PIL's antialiased bicubic filter (``reducing_gap=None``: it
+    averages over the whole footprint when shrinking, so downsampling does not
+    alias). Crops never resample: an image smaller than N in either side raises
+    :class:`ImageDecodeError` (recorded as that image's failure), because an
+    upscaled crop would invent the very frequencies a spectrum is read for.
+    ``randcrop`` needs the image's ``sha256``, which seeds the position.
+    """
+    kind = resolution_kind(resolution)
+    if kind == "native":
         return image
-    size = int(resolution)
-    if image.size == (size, size):
-        return image
-    return image.resize((size, size), Image.Resampling.BICUBIC, reducing_gap=None)
+    size = resolution_size(resolution)
+    width, height = image.size
+    if kind == RESIZES_PIXELS:
+        if image.size == (size, size):
+            return image
+        return image.resize((size, size), Image.Resampling.BICUBIC, reducing_gap=None)
+    if width < size or height < size:
+        raise ImageDecodeError(f"image is {width}x{height}, smaller than {resolution} (crops never upscale)")
+    if kind == "crop":
+        left, top = (width - size) // 2, (height - size) // 2
+    else:
+        if not sha256:
+            raise ValueError("randcrop needs the image's sha256 to place its window")
+        rng = np.random.default_rng(int(sha256, 16))
+        left, top = int(rng.integers(0, width - size + 1)), int(rng.integers(0, height - size + 1))
+    return image.crop((left, top, left + size, top + size))
 
 
 # --------------------------------------------------------------------------- loading

@@ -93,9 +93,9 @@ def test_bad_images_are_recorded_and_skipped(tmp_path: Path):
     [
         (["missing_folder", "-e", "fft"], "no such folder or manifest"),
         (["{data}", "-e", "resnet"], "unknown extractor 'resnet'; choose one of"),
-        (["{data}", "-e", "fft", "-p", "grid=3"], "its parameters are size, profile, device"),
+        (["{data}", "-e", "fft", "-p", "bins=3"], "its parameters are size, profile, grid, device"),
         (["{data}", "-e", "fft", "-p", "oops"], "--param takes key=value"),
-        (["{data}", "-e", "fft", "-r", "big"], "resolution must be 'native' or a positive integer"),
+        (["{data}", "-e", "fft", "-r", "big"], "resolution must be 'native', a size N, 'crop:N' or 'randcrop:N'"),
         (["{data}", "-e", "autoencoder", "-p", "model=nope.pt"], "autoencoder model file does not exist"),
         (["{data}", "-e", "vgg16", "--device", "tpu"], "device must be auto, cpu or cuda"),
     ],

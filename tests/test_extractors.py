@@ -94,8 +94,8 @@ def test_unknown_extractor_lists_the_valid_ones():
 
 
 def test_unknown_parameter_names_the_valid_ones():
-    with pytest.raises(ValueError, match="its parameters are size, profile, device"):
-        create_extractor("fft", grid=3)
+    with pytest.raises(ValueError, match="its parameters are size, profile, grid, device"):
+        create_extractor("fft", bins=3)
 
 
 @pytest.mark.parametrize("bad", [{"size": 1}, {"size": "big"}, {"profile": "yes"}])

@@ -11,7 +11,7 @@ from fdt.cli.common import UserError, parse_params, split_list, user_errors
 @click.argument("data", nargs=-1, required=True, type=click.Path())
 @click.option("--extractor", "-e", required=True, help="Registered extractor name (vgg16, mobilenet_v2, xception, fft, autoencoder).")
 @click.option("--param", "-p", "params", multiple=True, metavar="KEY=VALUE", help="Extractor parameter, repeatable (e.g. weights=random, size=64).")
-@click.option("--resolution", "-r", default="native", show_default=True, help="native, N (resize to NxN), or a comma list such as 64,256.")
+@click.option("--resolution", "-r", default="native", show_default=True, help="native, N (resize to NxN), crop:N (centre NxN, no resampling), randcrop:N, or a comma list such as 64,crop:256.")
 @click.option("--batch-size", default=32, show_default=True, type=click.IntRange(min=1))
 @click.option("--device", default="auto", show_default=True, help="auto (CUDA where present), cpu or cuda.")
 @click.option("--workers", type=click.IntRange(min=0), default=None, help="Decoding processes [default: one per core; 0 decodes in-process].")
@@ -53,15 +53,25 @@ def extract(data, extractor, params, resolution, batch_size, device, workers, st
     from fdt.features_store.extraction import extract_records
     from fdt.models.autoencoder import AutoencoderError
 
-    for res in resolutions:
-        options = dict(batch_size=batch_size, device=device, progress=not quiet, max_pixels=max_pixels, wait=wait, flush_rows=flush_every)
-        with user_errors(UnknownExtractorError, WeightsNotFoundError, StoreError, AutoencoderError, ValueError, OSError):
-            if scheduler:
-                from fdt.features_store.distributed import extract_on_dask
+    import warnings
 
-                summary = extract_on_dask(records, extractor, parse_params(params), res, store_root, scheduler, shards=shards, **options)
-            else:
-                summary = extract_records(records, extractor, parse_params(params), res, store_root, workers=workers, shard=shard_spec, rehash=rehash, **options)
-        for index, reason in sorted(summary.failures.items()):
-            click.echo(f"skipped {records[index].path}: {reason}", err=True)
-        click.echo(summary.line())
+    from fdt.features_store.extraction import SpectralResizeWarning, spectral_resize_warning
+
+    with user_errors(UnknownExtractorError):
+        notes = [spectral_resize_warning(extractor, res) for res in resolutions]
+    for note in filter(None, notes):
+        click.echo(f"warning: {note}", err=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SpectralResizeWarning)  # said once above, not once per run
+        for res in resolutions:
+            options = dict(batch_size=batch_size, device=device, progress=not quiet, max_pixels=max_pixels, wait=wait, flush_rows=flush_every)
+            with user_errors(UnknownExtractorError, WeightsNotFoundError, StoreError, AutoencoderError, ValueError, OSError):
+                if scheduler:
+                    from fdt.features_store.distributed import extract_on_dask
+
+                    summary = extract_on_dask(records, extractor, parse_params(params), res, store_root, scheduler, shards=shards, **options)
+                else:
+                    summary = extract_records(records, extractor, parse_params(params), res, store_root, workers=workers, shard=shard_spec, rehash=rehash, **options)
+            for index, reason in sorted(summary.failures.items()):
+                click.echo(f"skipped {records[index].path}: {reason}", err=True)
+            click.echo(summary.line())

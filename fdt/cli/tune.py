@@ -66,7 +66,7 @@ def format_counts(counts: dict) -> str:
 
 @click.command()
 @click.option("--extractor", required=True, help="Extractor whose stored features to use (vgg16, fft, ...).")
-@click.option("--resolution", default="native", show_default=True, help="'native' or N (images resized to NxN).")
+@click.option("--resolution", default="native", show_default=True, help="native, N (resized to NxN), crop:N or randcrop:N.")
 @click.option("--param", "params", multiple=True, metavar="KEY=VALUE", help="Extractor parameter narrowing the stored key; repeatable.")
 @click.option("--weights", default=None, help="Weights identity prefix narrowing the stored key (imagenet, random, file).")
 @click.option("--pipeline", "pipeline_name", default="svm-rbf", show_default=True, help="Pipeline spec (fdt pipelines ls).")
@@ -84,6 +84,7 @@ def format_counts(counts: dict) -> str:
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bar over trials.")
 @click.option("--status", is_flag=True, help="Print the study's trials by state and its best trial, then exit without tuning.")
 @TUNING_OPTIONS
+@click.option("--allow-trained-groups", is_flag=True, help="Score features of a trained network on images it trained on anyway (flagged as a leak).")
 def tune(
     extractor: str,
     resolution: str,
@@ -108,6 +109,7 @@ def tune(
     pruner: str,
     fidelity: float | None,
     time_warning: float,
+    allow_trained_groups: bool,
 ) -> None:
     """Tune and cross-validate a pipeline on stored features; write models/NAME.joblib and its JSON card."""
     import optuna
@@ -115,8 +117,8 @@ def tune(
     from fdt.data import parse_resolution
     from fdt.features_store.store import FeatureStore
     from fdt.pipelines.cards import save_model, tuned_card
-    from fdt.pipelines.evaluation import fingerprint, load_condition, tune_condition
-    from fdt.pipelines.metrics import format_summary
+    from fdt.pipelines.evaluation import load_condition, study_name as protocol_study, tune_condition
+    from fdt.pipelines.metrics import format_scored, format_summary
     from fdt.pipelines.specs import get_spec
     from fdt.pipelines.splits import parse_fractions
 
@@ -128,9 +130,9 @@ def tune(
         fractions = parse_fractions(split)
         resolution = parse_resolution(resolution)
         data = load_condition(FeatureStore(store_root), extractor, resolution, real_sources, fake_sources, parse_params(params), weights)
-        name = name or f"{extractor}-{resolution}-{pipeline_name}-{'+'.join(real_sources)}-vs-{'+'.join(fake_sources)}"
+        name = name or f"{extractor}-{resolution.replace(':', '')}-{pipeline_name}-{'+'.join(real_sources)}-vs-{'+'.join(fake_sources)}"
         study_storage = storage or f"sqlite:///{(models / 'optuna.db').resolve()}"
-        study_name = f"{name}:{fingerprint(data)[:16]}"
+        study_name = protocol_study(name, data, spec, seed, fractions, cv)
     if status:
         click.echo(study_status(study_storage, study_name))
         return
@@ -148,6 +150,7 @@ def tune(
             progress=progress,
             before_tuning=lambda: models.mkdir(parents=True, exist_ok=True),
             **tuning_settings(jobs, trial_timeout, pruner, fidelity),
+            allow_trained_groups=allow_trained_groups,
         )
     tuner = result.tuner
     card = tuned_card(name, spec, result, data, real_sources, fake_sources, seed, cv, study_storage)
@@ -159,7 +162,11 @@ def tune(
     click.echo("cross-validation, mean ± std:")
     click.echo(format_summary(result.cv_summary))
     test = result.test_metrics
-    click.echo(f"held-out test ({result.rows['test']} rows): roc_auc {test['roc_auc']:.4f}  accuracy {test['accuracy']:.4f}  eer {test['eer']:.4f}")
+    click.echo(f"held-out test ({result.rows['test']} rows), 95% bootstrap interval over groups:")
+    click.echo(format_scored(result.test))
+    click.echo(f"thresholds of best_threshold_accuracy and tpr_at_fpr_*: chosen on {result.thresholds['chosen_on']}")
+    for note in result.notes:
+        click.echo(f"warning: {note}", err=True)
     click.echo(f"wrote {model_path} and {model_path.with_suffix('.json')}")
 
 

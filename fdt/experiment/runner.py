@@ -247,7 +247,7 @@ def _subset(records: list[ImageRecord], count: int, seed: int) -> list[ImageReco
 
 
 def _autoencoders(plan: Plan, records: dict[str, list[ImageRecord]], record: RunRecord, progress: bool, log: Log) -> dict[str, Path]:
-    """Train each autoencoder extractor's model on its image set (reused when its stamp matches)."""
+    """Train each autoencoder extractor's model on the train share of its image set (reused when its stamp matches)."""
     from fdt.models.autoencoder import train_autoencoder
 
     paths = {}
@@ -256,13 +256,18 @@ def _autoencoders(plan: Plan, records: dict[str, list[ImageRecord]], record: Run
             continue
         path = plan.autoencoder_path(label)
         stamp_path = path.with_name(f"{path.stem}.{STAMP}")
-        wanted = {"train": config.train, "data": records_digest(records[config.train_on])}
+        split = {"seed": plan.experiment.settings.seed, "fractions": list(plan.fractions)}
+        wanted = {"train": config.train, "data": records_digest(records[config.train_on]), "split": split}
         stamp = read_stamp(stamp_path)
         fresh = stamp != wanted or not path.is_file()
         if fresh:
             log(f"autoencoder {label}: training on {config.train_on!r}")
             # no stamp: an interrupted run, so resume its checkpoint; another stamp: other settings, start over
-            train_autoencoder(records[config.train_on], path, device=plan.experiment.settings.device, resume=stamp is None, progress=progress, **config.train)
+            # only the train share of the assignment studies and matrices use, so their test groups stay unseen
+            train_autoencoder(
+                records[config.train_on], path, device=plan.experiment.settings.device, resume=stamp is None, progress=progress,
+                split=split, **config.train,
+            )
             write_json(stamp_path, wanted)
         record.add("autoencoder", label, fresh, model=str(path))
         paths[label] = path
@@ -344,7 +349,7 @@ def _study(plan: Plan, study: StudyConfig, features: dict[tuple[str, str], Featu
             data_fingerprint = fingerprint(data)
             for pipeline in study.pipelines:
                 spec = get_spec(pipeline, settings.pipelines_file)
-                name = f"{label}-{resolution}-{pipeline}"
+                name = f"{label}-{resolution.replace(':', '')}-{pipeline}"
                 wanted = {
                     "data": data_fingerprint, "spec": spec.to_dict(), "trials": study.trials, "cv": study.cv,
                     "split": list(plan.fractions), "seed": settings.seed,
@@ -369,13 +374,13 @@ def _study(plan: Plan, study: StudyConfig, features: dict[tuple[str, str], Featu
 def _tune(plan: Plan, name: str, data: Any, spec: Any, study: StudyConfig, wanted: dict, progress: bool) -> dict:
     """Tune one condition with a persistent Optuna study and write its model and card (as ``fdt tune`` does)."""
     from fdt.pipelines.cards import save_model, tuned_card
-    from fdt.pipelines.evaluation import tune_condition
+    from fdt.pipelines.evaluation import study_name, tune_condition
 
     settings = plan.experiment.settings
     storage = f"sqlite:///{(plan.models_dir / 'optuna.db').resolve()}"
     result = tune_condition(
         data, spec, n_trials=study.trials, cv=study.cv, fractions=plan.fractions, random_state=settings.seed, storage=storage,
-        study_name=f"{name}:{wanted['data'][:16]}", progress=progress, before_tuning=lambda: plan.models_dir.mkdir(parents=True, exist_ok=True),
+        study_name=study_name(name, data, spec, settings.seed, plan.fractions, study.cv), progress=progress, before_tuning=lambda: plan.models_dir.mkdir(parents=True, exist_ok=True),
     )
     card = tuned_card(name, spec, result, data, plan.real, plan.fakes, settings.seed, study.cv, storage)
     card["experiment_settings"] = wanted

@@ -3,7 +3,7 @@
 1. Every file is hashed (threads; hashing is cheap next to decoding), and its
    image-set row goes to the store's catalog.
 2. Hashes already stored for the extractor key (extracted or failed) are skipped.
-3. The rest are read, decoded, resized and preprocessed in DataLoader worker
+3. The rest are read, decoded, resized or cropped and preprocessed in DataLoader worker
    processes while the main process runs the network on the previous batch.
 4. Rows are flushed to the store as immutable shards every ``flush_rows`` rows,
    so a killed run keeps what it finished and a re-run computes only the rest.
@@ -15,6 +15,7 @@ import hashlib
 import json
 import os
 import time
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,11 +23,22 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from fdt.data import DEFAULT_MAX_PIXELS, ImageDecodeError, ImageRecord, apply_resolution, load_rgb, parse_resolution, sha256_file
+from fdt.data import (
+    DEFAULT_MAX_PIXELS,
+    RESIZES_PIXELS,
+    ImageDecodeError,
+    ImageRecord,
+    apply_resolution,
+    load_rgb,
+    parse_resolution,
+    resolution_kind,
+    resolution_size,
+    sha256_file,
+)
 from fdt.features_store import hashcache
 from fdt.features_store.extractors.base import resolve_device
 from fdt.features_store.featureset import ExtractorKey
-from fdt.features_store.registry import create_extractor
+from fdt.features_store.registry import create_extractor, extractor_class
 from fdt.features_store.sharding import claim_name, shard_of
 from fdt.features_store.store import FeatureStore, release_inherited_locks
 
@@ -50,6 +62,21 @@ class ExtractSummary:
     def line(self) -> str:
         text = f"{self.new_rows} new rows, {self.reused_rows} reused, {self.failed} failed images ({self.key.describe()}, {self.seconds:.1f}s)"
         return f"{text}\nwarning: {self.weights_note}" if self.weights_note else text
+
+
+class SpectralResizeWarning(UserWarning):
+    """A spectral extractor asked for resized images: the resize removes the frequencies it reads."""
+
+
+def spectral_resize_warning(extractor: str, resolution: str) -> str | None:
+    """The one-line warning for a spectral extractor at a resize resolution, else ``None``."""
+    if resolution_kind(resolution) != RESIZES_PIXELS or not getattr(extractor_class(extractor), "reads_spectrum", False):
+        return None
+    size = resolution_size(resolution)
+    return (
+        f"{extractor} at --resolution {resolution} sees resized images: resizing is a low-pass filter that erases "
+        f"the high-frequency artefacts a spectrum is read for; use crop:{size} or native to compare spectra"
+    )
 
 
 def default_workers() -> int:
@@ -110,7 +137,7 @@ class _DecodeDataset:
         if hashlib.sha256(data).hexdigest() != sha:
             return sha, path, None, "file changed while it was being extracted"
         try:
-            image = apply_resolution(load_rgb(data, self.max_pixels), self.resolution)
+            image = apply_resolution(load_rgb(data, self.max_pixels), self.resolution, sha)
         except ImageDecodeError as error:
             return sha, path, None, str(error)
         return sha, path, self.prepare(image), ""
@@ -168,6 +195,8 @@ def extract_records(
     if batch_size < 1:
         raise ValueError(f"batch size must be at least 1, not {batch_size}")
     resolve_device(device)  # a bad device is reported before any weights are looked up
+    if note := spectral_resize_warning(extractor, resolution):
+        warnings.warn(note, SpectralResizeWarning, stacklevel=2)
     params = dict(params or {})
     model = create_extractor(extractor, **params)
     if "device" in model.param_names():

@@ -67,6 +67,8 @@ class FeatureSet:
     sha256: np.ndarray
     paths: np.ndarray
     key: ExtractorKey
+    info: dict = field(default_factory=dict)
+    """The extractor's self-description stored with the rows (e.g. what a trained network trained on)."""
 
     def __len__(self) -> int:
         return len(self.y)
@@ -74,7 +76,7 @@ class FeatureSet:
     def subset(self, rows: np.ndarray) -> "FeatureSet":
         """The rows selected by a boolean mask or an index array."""
         return FeatureSet(
-            self.X[rows], self.y[rows], self.groups[rows], self.sources[rows], self.sha256[rows], self.paths[rows], self.key
+            self.X[rows], self.y[rows], self.groups[rows], self.sources[rows], self.sha256[rows], self.paths[rows], self.key, self.info
         )
 
     def where_sources(self, sources: list[str] | tuple[str, ...]) -> "FeatureSet":

@@ -320,6 +320,13 @@ class FeatureStore:
         superseded = {name for shard in shards for name in shard.supersedes}
         return [shard for shard in shards if shard.path.name not in superseded]
 
+    def extractor_info(self, key: ExtractorKey) -> dict[str, Any]:
+        """What the extractor said of itself (``extractor_info``) in the newest live shard of ``key``."""
+        for shard in reversed(self.live_shards(key.id)):
+            if "extractor_info" in shard.attrs:
+                return json.loads(shard.attrs["extractor_info"])
+        return {}
+
     def keys(self) -> list[ExtractorKey]:
         """Every extractor key with at least one shard."""
         self.check_format()
@@ -472,6 +479,7 @@ class FeatureStore:
             sha256=catalog.sha256[rows].astype("U64").astype(object),
             paths=catalog.path[rows],
             key=key,
+            info=self.extractor_info(key),
         )
 
     # ---- writing

@@ -32,7 +32,8 @@ from PIL import Image
 from torch import nn
 
 from fdt import __version__
-from fdt.data import REAL, DataError, ImageDecodeError, ImageRecord, apply_resolution, load_image_set, load_rgb
+from fdt.data import REAL, DataError, ImageDecodeError, ImageRecord, apply_resolution, load_image_set, load_rgb, sha256_file
+from fdt.grouping import assign_groups, group_of, training_record, write_training_record
 
 FORMAT = "fdt.autoencoder"
 FORMAT_VERSION = 1
@@ -200,8 +201,17 @@ def train_autoencoder(
     resume: bool = True,
     progress: bool = True,
     channels: Sequence[int] = DEFAULT_CHANNELS,
+    split: dict[str, Any] | None = None,
 ) -> Path:
     """Train a :class:`ConvAutoencoder` on real images and write its model file to ``out``.
+
+    With ``split={"seed": S, "fractions": (train, val, test)}`` only the images of
+    the *train* part of :func:`fdt.grouping.assign_groups` (over every record given,
+    stratified by source) are used: the same assignment ``fdt tune`` and ``fdt
+    report`` make with that seed and those shares, so the groups they score stay
+    unseen. Either way the groups and images trained on are written to
+    ``<out>.training.json`` (:func:`fdt.grouping.training_record`), which evaluation
+    reads to refuse scoring them.
 
     Adam on the mean squared reconstruction error. Images are decoded once into
     memory (``uint8``); unreadable ones are skipped and counted. All randomness
@@ -235,6 +245,7 @@ def train_autoencoder(
         raise AutoencoderError(f"epochs and batch size must be at least 1 and lr positive, not {epochs}, {batch_size}, {lr}")
     target = resolve_device(device)
     records = load_image_set(records_or_folder) if isinstance(records_or_folder, (str, os.PathLike)) else list(records_or_folder)
+    records, hashes = _train_share(records, split)
     records, note = select_training_records(records)
     if note:
         logger.warning(note)
@@ -246,6 +257,7 @@ def train_autoencoder(
         "lr": float(lr),
         "num_images": len(pixels),
         "data_sha256": hashlib.sha256(pixels.numpy().tobytes()).hexdigest(),
+        "split": None if split is None else {"seed": int(split["seed"]), "fractions": [float(f) for f in split["fractions"]]},
     }
 
     with torch.random.fork_rng(devices=[]):
@@ -294,9 +306,27 @@ def train_autoencoder(
                 checkpoint_path,
             )
     model.eval()
+    trained = [hashes[str(r.path)] for r in records]
+    groups = [group_of(r.group, h) for r, h in zip(records, trained)]
+    write_training_record(out, training_record(groups, trained, run["split"], run["data_sha256"]))
     _write_model_file(model, run, losses, skipped, out)
     _write_loss_curve(losses, out)
     return out
+
+
+def _train_share(records: Sequence[ImageRecord], split: dict[str, Any] | None) -> tuple[list[ImageRecord], dict[str, str]]:
+    """The records of the train part (all of them without ``split``), and every record's content hash by path."""
+    hashes = {}
+    for record in records:
+        try:
+            hashes[str(record.path)] = sha256_file(record.path)
+        except OSError:
+            hashes[str(record.path)] = ""  # unreadable: _decode_all skips and counts it
+    if split is None:
+        return list(records), hashes
+    groups = [group_of(r.group, hashes[str(r.path)]) for r in records]
+    assignment = assign_groups(groups, [r.source for r in records], split["fractions"], int(split["seed"]), [r.label for r in records])
+    return [r for r, g in zip(records, groups) if assignment[g] == "train"], hashes
 
 
 def _write_model_file(model: ConvAutoencoder, run: dict[str, Any], losses: list[float], skipped: int, out: Path) -> None:

@@ -20,7 +20,10 @@ import numpy as np
 from sklearn.metrics import roc_curve
 
 from fdt.features_store.featureset import FeatureSet
-from fdt.pipelines.metrics import check_metric, compute_metrics
+from fdt.pipelines.evaluation import INVERTED, TOO_FEW, evaluate_rows
+from fdt.pipelines.intervals import DEFAULT_RESAMPLES, choose_thresholds, format_interval
+from fdt.pipelines.leakage import check_scored_rows
+from fdt.pipelines.metrics import check_metric
 from fdt.pipelines.specs import PipelineSpec
 from fdt.pipelines.splits import DEFAULT_FRACTIONS, assign_groups, check_binary, grouped_folds, holdout_masks
 from fdt.pipelines.tuning import make_tuner
@@ -37,6 +40,15 @@ class Matrix:
     cells: list[list[dict[str, float]]]
     counts: list[list[int]]
     roc: list[list[tuple[np.ndarray, np.ndarray]]] = field(repr=False, default_factory=list)
+    details: list[list[dict[str, Any]]] = field(default_factory=list)
+    """Per cell: ``intervals`` (95 % bootstrap over groups), shortcut ``flags``, and ``per_source`` for pooled fakes."""
+
+    def interval(self, i: int, j: int) -> tuple[float, float] | None:
+        """The bootstrap interval of the shown metric in cell ``(i, j)``."""
+        return tuple(self.details[i][j]["intervals"][self.metric]) if self.details else None
+
+    def flags(self, i: int, j: int) -> list[str]:
+        return list(self.details[i][j]["flags"]) if self.details else []
 
     @property
     def values(self) -> np.ndarray:
@@ -61,9 +73,13 @@ class Matrix:
             "row_means": _nan_to_none(self.row_means.tolist()),
             "column_means": _nan_to_none(self.column_means.tolist()),
             "test_rows": self.counts,
+            "intervals": [[_nan_to_none(list(self.interval(i, j) or ())) for j in range(len(self.columns))] for i in range(len(self.rows))],
             "cells": [
-                [{"train": r, "test": c, "metrics": _nan_to_none(cell)} for c, cell in zip(self.columns, row)]
-                for r, row in zip(self.rows, self.cells)
+                [
+                    {"train": r, "test": c, "metrics": _nan_to_none(cell), **(_nan_to_none(self.details[i][j]) if self.details else {})}
+                    for j, (c, cell) in enumerate(zip(self.columns, row))
+                ]
+                for i, (r, row) in enumerate(zip(self.rows, self.cells))
             ],
         }
 
@@ -78,11 +94,17 @@ class Matrix:
     def to_markdown(self) -> str:
         header = f"| train \\ test | {' | '.join(self.columns)} | mean |"
         lines = [f"### {self.title} ({self.metric})", "", header, "|" + "---|" * (len(self.columns) + 2)]
+        marks = {INVERTED: "†", TOO_FEW: "‡"}
         for i, (name, values, mean) in enumerate(zip(self.rows, self.values, self.row_means)):
-            shown = [f"**{v:.3f}**" if i == j else f"{v:.3f}" for j, v in enumerate(values)]
-            lines.append(f"| {name} | {' | '.join(shown)} | {mean:.3f} |")
-        lines.append(f"| mean | {' | '.join(f'{v:.3f}' for v in self.column_means)} | {np.nanmean(self.values):.3f} |")
-        lines += ["", "Bold: the diagonal, scored on held-out groups of the training condition."]
+            shown = []
+            for j, v in enumerate(values):
+                text = format_interval(v, self.interval(i, j)) + "".join(marks[f] for f in self.flags(i, j) if f in marks)
+                shown.append(f"**{text}**" if i == j else text)
+            lines.append(f"| {name} | {' | '.join(shown)} | {mean:.2f} |")
+        lines.append(f"| mean | {' | '.join(f'{v:.2f}' for v in self.column_means)} | {np.nanmean(self.values):.2f} |")
+        lines += ["", "Cells: value [95 % bootstrap interval over groups]. Bold: the diagonal, scored on held-out groups of the training condition."]
+        used = {f for i in range(len(self.rows)) for j in range(len(self.columns)) for f in self.flags(i, j)}
+        lines += [f"{marks[f]} {f}" for f in (INVERTED, TOO_FEW) if f in used]
         return "\n".join(lines) + "\n"
 
 
@@ -107,6 +129,8 @@ class MatrixReport:
     settings: dict[str, Any]
     best_params: dict[str, dict[str, Any]]
     data: dict[str, FeatureSet] = field(repr=False, default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    """Warnings every reader must see (leaks, shortcuts), in bold at the top of the report."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -115,6 +139,7 @@ class MatrixReport:
             "weights": self.weights,
             "settings": self.settings,
             "best_params": self.best_params,
+            "notes": self.notes,
             "matrices": [m.to_dict() for m in self.matrices],
         }
 
@@ -125,6 +150,8 @@ class MatrixReport:
             lines.append(f"- features at {resolution}: `{described}`; extractor weights: **{self.weights[resolution]}**")
         lines += [f"- {name}: {value}" for name, value in self.settings.items()]
         lines.append("")
+        lines += [f"{note}" if note.startswith("**") else f"**{note}**" for note in self.notes]
+        lines.append("") if self.notes else None
         for matrix in self.matrices:
             lines += [matrix.to_markdown(), ""]
         return "\n".join(lines)
@@ -142,6 +169,8 @@ def generalisation_matrices(
     random_state: int = 0,
     progress: bool = False,
     client: Any = None,
+    allow_trained_groups: bool = False,
+    n_resamples: int = DEFAULT_RESAMPLES,
     n_jobs: int = 1,
     **tuning: Any,
 ) -> MatrixReport:
@@ -164,11 +193,23 @@ def generalisation_matrices(
         Training conditions tuned at once on local cores (joblib); results are the same as with 1.
     tuning
         More :class:`~fdt.pipelines.tuning.OptunaSearchCV` settings (``pruner``, ``trial_timeout``, ...).
+    allow_trained_groups : bool
+        Score features of a network fdt trained on the test groups anyway, with a
+        bold warning (by default that is refused).
+
+    Every cell carries a 95 % bootstrap interval over the test groups and shortcut
+    flags; thresholds of ``best_threshold_accuracy`` and ``tpr_at_fpr_K`` are chosen
+    on the training condition's validation rows; the pooled "all fakes" cells are
+    also scored per fake source.
     """
     check_metric(metric)
     fractions = tuple(float(f) for f in fractions)
     assignment = assign_groups(
-        np.concatenate([fs.groups for fs in data.values()]), np.concatenate([fs.sources for fs in data.values()]), fractions, random_state
+        np.concatenate([fs.groups for fs in data.values()]),
+        np.concatenate([fs.sources for fs in data.values()]),
+        fractions,
+        random_state,
+        np.concatenate([fs.y for fs in data.values()]),
     )
     masks = {res: holdout_masks(fs.groups, assignment) for res, fs in data.items()}
     conditions = [(fake, list(real) + [fake]) for fake in fakes]
@@ -181,6 +222,9 @@ def generalisation_matrices(
             check_binary(fs.y[train], f"training set (real vs {name} at {res})")
             grouped_folds(fs.y[train], fs.groups[train], cv, random_state)
             check_binary(fs.y[masks[res]["test"] & np.isin(fs.sources, sources)], f"held-out test split (real vs {name} at {res})")
+    notes = list(dict.fromkeys(
+        note for res, fs in data.items() if (note := check_scored_rows(fs, masks[res]["test"], f"test rows at {res}", allow_trained_groups))
+    ))
 
     training = {}
     for res, fs in data.items():
@@ -199,12 +243,22 @@ def generalisation_matrices(
         models = {cell: _fit_condition(spec, random_state, n_trials, cv, progress, *rows, **tuning) for cell, rows in training.items()}
     best_params = {f"{name} @ {res}": model.best_params_ for (res, name), model in models.items()}
 
+    thresholds = {}
+    for (res, name), model in models.items():
+        fs, sources = data[res], dict(conditions)[name]
+        val = masks[res]["val"] & np.isin(fs.sources, sources)
+        thresholds[res, name] = choose_thresholds(fs.y[val], model.predict_proba(fs.X[val])[:, 1]) if val.any() else {}
+
     def score(res_train: str, train_name: str, res_test: str, sources: list[str]):
         fs = data[res_test]
         rows = masks[res_test]["test"] & np.isin(fs.sources, sources)
         proba = models[res_train, train_name].predict_proba(fs.X[rows])[:, 1]
         fpr, tpr, _ = roc_curve(fs.y[rows], proba)
-        return compute_metrics(fs.y[rows], proba), int(rows.sum()), (fpr, tpr)
+        scored = evaluate_rows(fs.y[rows], proba, fs.groups[rows], fs.sources[rows], thresholds[res_train, train_name], random_state, n_resamples)
+        details = {"intervals": scored["intervals"], "flags": scored["flags"], "groups": scored["groups"]}
+        if "per_source" in scored:
+            details["per_source"] = {s: {"metrics": p["metrics"], "intervals": p["intervals"], "flags": p["flags"]} for s, p in scored["per_source"].items()}
+        return scored["metrics"], int(rows.sum()), (fpr, tpr), details
 
     matrices = []
     for res in data:
@@ -229,10 +283,13 @@ def generalisation_matrices(
             "cv folds": cv,
             "split train/val/test": "/".join(f"{f:.2f}" for f in fractions),
             "seed": random_state,
+            "intervals": f"95 % percentile bootstrap over test groups, stratified, {n_resamples} resamples",
+            "thresholds": "best_threshold_accuracy and tpr_at_fpr_* use thresholds chosen on the training condition's validation rows",
             **({"tuning": dict(tuning)} if tuning else {}),
         },
         best_params=best_params,
         data=dict(data),
+        notes=notes,
     )
 
 
@@ -252,6 +309,7 @@ def _matrix(title: str, rows: list[str], columns: list[str], metric: str, scored
         cells=[[cell[0] for cell in row] for row in scored],
         counts=[[cell[1] for cell in row] for row in scored],
         roc=[[cell[2] for cell in row] for row in scored],
+        details=[[cell[3] for cell in row] for row in scored],
     )
 
 

@@ -8,18 +8,12 @@ generalisation-matrix cell or a benchmark.
 from __future__ import annotations
 
 import math
-from typing import Iterable, Mapping
+from typing import Any, Iterable, Mapping
 
 import numpy as np
-from sklearn.metrics import (
-    average_precision_score,
-    brier_score_loss,
-    precision_recall_fscore_support,
-    roc_auc_score,
-    roc_curve,
-)
 
 from fdt.pipelines.errors import UnknownMetricError
+from fdt.pipelines.intervals import ECE_BINS, weighted_metrics
 
 METRICS: tuple[str, ...] = (
     "roc_auc",
@@ -42,7 +36,7 @@ METRICS: tuple[str, ...] = (
 """Every metric :func:`compute_metrics` returns, in report order."""
 
 LOWER_IS_BETTER = frozenset({"eer", "brier", "ece"})
-ECE_BINS = 10
+"""Metrics where a smaller value is a better detector."""
 
 
 def check_metric(name: str) -> str:
@@ -52,7 +46,9 @@ def check_metric(name: str) -> str:
     return name
 
 
-def compute_metrics(y_true: np.ndarray, proba_fake: np.ndarray, threshold: float = 0.5) -> dict[str, float]:
+def compute_metrics(
+    y_true: np.ndarray, proba_fake: np.ndarray, threshold: float = 0.5, thresholds: Mapping[str, float] | None = None
+) -> dict[str, float]:
     """All detection metrics of fake-probabilities against labels (0 real, 1 fake).
 
     Parameters
@@ -63,6 +59,10 @@ def compute_metrics(y_true: np.ndarray, proba_fake: np.ndarray, threshold: float
         Calibrated probability that each image is fake.
     threshold : float, default=0.5
         Probability at or above which an image is called fake for the thresholded metrics.
+    thresholds : mapping, optional
+        Thresholds chosen on other rows (validation or out-of-fold predictions, see
+        :func:`fdt.pipelines.intervals.choose_thresholds`) for the metrics that pick
+        an operating point: ``best_threshold_accuracy`` and ``tpr_at_fpr_K``.
 
     Returns
     -------
@@ -75,83 +75,30 @@ def compute_metrics(y_true: np.ndarray, proba_fake: np.ndarray, threshold: float
     -----
     - ``eer``: the equal error rate, where the false positive rate equals the false
       negative rate, linearly interpolated between consecutive ROC points.
-    - ``tpr_at_fpr_K``: the highest TPR over ROC operating points with FPR at most K %,
-      never interpolated, so it is attainable by an actual threshold.
-    - ``best_threshold_accuracy``: accuracy at the best threshold chosen on the same data;
-      an optimistic upper bound, reported because the seed studies report it.
+    - ``tpr_at_fpr_K``: with ``thresholds``, the TPR here at the threshold chosen
+      elsewhere for an FPR of K %; without, the highest TPR over these rows' own ROC
+      points with FPR at most K % (an oracle operating point, never interpolated).
+    - ``best_threshold_accuracy``: with ``thresholds``, the accuracy here at the
+      accuracy-maximising threshold chosen elsewhere; without, the best accuracy over
+      every threshold of these very rows, an optimistic upper bound.
     - ``ece``: expected calibration error over ``ECE_BINS`` equal-width bins of the fake
       probability, ``sum_b n_b / n * |mean(y)_b - mean(p)_b|``; bins are right-closed
       except the first, which also holds 0.
+
+    The computation is :func:`fdt.pipelines.intervals.weighted_metrics` with every
+    weight 1, the code bootstrap intervals run, so a value and its interval agree.
     """
     y = np.asarray(y_true).astype(int).ravel()
     p = np.asarray(proba_fake, dtype=float).ravel()
     if y.shape != p.shape or y.size == 0:
         raise ValueError(f"labels and scores must be non-empty and of one length, got {y.size} and {p.size}")
-    predicted = (p >= threshold).astype(int)
-    both = np.unique(y).size == 2
-    real, fake = y == 0, y == 1
-    real_acc = float(np.mean(predicted[real] == 0)) if real.any() else math.nan
-    fake_acc = float(np.mean(predicted[fake] == 1)) if fake.any() else math.nan
-    precision, recall, f1, _ = precision_recall_fscore_support(
-        y, predicted, labels=[1], average=None, zero_division=0.0
-    )
-    result = {
-        "roc_auc": float(roc_auc_score(y, p)) if both else math.nan,
-        "average_precision": float(average_precision_score(y, p)) if both else math.nan,
-        "accuracy": float(np.mean(predicted == y)),
-        "balanced_accuracy": (real_acc + fake_acc) / 2 if both else math.nan,
-        "real_accuracy": real_acc,
-        "fake_accuracy": fake_acc,
-        "best_threshold_accuracy": _best_threshold_accuracy(y, p),
-        "precision": float(precision[0]),
-        "recall": float(recall[0]),
-        "f1": float(f1[0]),
-        "brier": float(brier_score_loss(y, p, pos_label=1)) if np.all((p >= 0) & (p <= 1)) else math.nan,
-        "ece": expected_calibration_error(y, p),
-    }
-    if both:
-        fpr, tpr, _ = roc_curve(y, p, drop_intermediate=False)
-        result["eer"] = _equal_error_rate(fpr, tpr)
-        for percent in (1, 5, 10):
-            result[f"tpr_at_fpr_{percent}"] = float(tpr[fpr <= percent / 100 + 1e-12].max())
-    else:
-        result.update({"eer": math.nan, "tpr_at_fpr_1": math.nan, "tpr_at_fpr_5": math.nan, "tpr_at_fpr_10": math.nan})
-    return {name: result[name] for name in METRICS}
+    values = weighted_metrics(y, p, np.ones((1, y.size)), threshold, thresholds)
+    return {name: float(values[name][0]) for name in METRICS}
 
 
-def expected_calibration_error(y_true: np.ndarray, proba_fake: np.ndarray, n_bins: int = ECE_BINS) -> float:
+def expected_calibration_error(y_true: np.ndarray, proba_fake: np.ndarray) -> float:
     """Expected calibration error of fake-probabilities over equal-width bins (see :func:`compute_metrics`)."""
-    y = np.asarray(y_true, dtype=float)
-    p = np.clip(np.asarray(proba_fake, dtype=float), 0.0, 1.0)
-    bins = np.clip(np.ceil(p * n_bins).astype(int) - 1, 0, n_bins - 1)
-    total = 0.0
-    for b in np.unique(bins):
-        inside = bins == b
-        total += inside.sum() / y.size * abs(y[inside].mean() - p[inside].mean())
-    return float(total)
-
-
-def _best_threshold_accuracy(y: np.ndarray, p: np.ndarray) -> float:
-    # Calling fake everything at or above each distinct score covers every achievable split.
-    order = np.argsort(-p, kind="mergesort")
-    ys, ps = y[order], p[order]
-    distinct = np.r_[np.flatnonzero(np.diff(ps)), ys.size - 1]
-    fakes_above = np.cumsum(ys)[distinct]
-    reals_above = distinct + 1 - fakes_above
-    reals = ys.size - ys.sum()
-    correct = fakes_above + (reals - reals_above)
-    return float(max(correct.max(), reals) / ys.size)
-
-
-def _equal_error_rate(fpr: np.ndarray, tpr: np.ndarray) -> float:
-    fnr = 1.0 - tpr
-    gap = fnr - fpr  # decreasing along the ROC curve, from 1 to -1
-    crossing = int(np.flatnonzero(gap <= 0)[0])
-    if crossing == 0 or gap[crossing] == 0:
-        return float(fpr[crossing])
-    before, after = crossing - 1, crossing
-    weight = gap[before] / (gap[before] - gap[after])
-    return float(fpr[before] + weight * (fpr[after] - fpr[before]))
+    return compute_metrics(y_true, proba_fake)["ece"]
 
 
 def summarise(folds: Iterable[Mapping[str, float]]) -> dict[str, dict[str, float]]:
@@ -172,3 +119,17 @@ def format_summary(summary: Mapping[str, Mapping[str, float]]) -> str:
     """One ``name  mean ± std`` line per metric, for terminals and Markdown code blocks."""
     width = max(len(name) for name in summary)
     return "\n".join(f"{name:<{width}}  {v['mean']:.4f} ± {v['std']:.4f}" for name, v in summary.items())
+
+
+def format_scored(scored: Mapping[str, Any], names: Iterable[str] = ("roc_auc", "average_precision", "accuracy", "best_threshold_accuracy", "eer")) -> str:
+    """``name  value [low, high]`` lines of a scored set (pooled, then per fake source), and its flags."""
+    from fdt.pipelines.intervals import format_interval
+
+    names = list(names)
+    width = max(len(name) for name in names)
+    lines = [f"{name:<{width}}  {format_interval(scored['metrics'][name], scored['intervals'][name], 4)}" for name in names]
+    lines += [f"FLAG: {flag}" for flag in scored.get("flags", [])]
+    for source, part in scored.get("per_source", {}).items():
+        flags = "".join(f"  FLAG: {flag}" for flag in part["flags"])
+        lines.append(f"  reals vs {source}: roc_auc {format_interval(part['metrics']['roc_auc'], part['intervals']['roc_auc'], 4)}{flags}")
+    return "\n".join(lines)

@@ -7,15 +7,13 @@ scores are flattering.
 
 from __future__ import annotations
 
-from typing import Sequence
-
 import numpy as np
 from sklearn.model_selection import StratifiedGroupKFold
 
+from fdt.grouping import DEFAULT_FRACTIONS, PARTS, assign_groups, holdout_masks
 from fdt.pipelines.errors import SplitError
 
-PARTS = ("train", "val", "test")
-DEFAULT_FRACTIONS = (0.8, 0.1, 0.1)
+__all__ = ["DEFAULT_FRACTIONS", "PARTS", "assign_groups", "check_binary", "grouped_folds", "holdout_masks", "parse_fractions"]
 
 
 def check_binary(y: np.ndarray, what: str = "training set") -> None:
@@ -62,39 +60,3 @@ def parse_fractions(text: str) -> tuple[float, float, float]:
     if fractions[0] == 0 or fractions[2] == 0:
         raise SplitError(f"split {text!r} needs a non-empty train and test part")
     return fractions  # type: ignore[return-value]
-
-
-def assign_groups(
-    groups: Sequence[str], strata: Sequence[str], fractions: Sequence[float] = DEFAULT_FRACTIONS, random_state: int = 0
-) -> dict[str, str]:
-    """Assign each group to ``train``, ``val`` or ``test``, stratified by each group's first stratum.
-
-    Within each stratum (a source, say), groups are shuffled with ``random_state`` and
-    filled into the parts in order until each part holds its fraction of that
-    stratum's rows. The assignment depends only on the (group, stratum) rows given,
-    so one call over every resolution's rows gives splits that agree across
-    resolutions: an image held out at 64 px is held out at 256 px too.
-    """
-    groups = np.asarray(groups).astype(str)
-    strata = np.asarray(strata).astype(str)
-    unique_groups, first, counts = np.unique(groups, return_index=True, return_counts=True)
-    group_stratum = strata[first]
-    rng = np.random.default_rng(random_state)
-    bounds = np.cumsum(fractions)
-    assignment: dict[str, str] = {}
-    for stratum in np.unique(group_stratum):
-        members = np.flatnonzero(group_stratum == stratum)
-        members = members[rng.permutation(members.size)]
-        filled = np.cumsum(counts[members]) / counts[members].sum()
-        # A group goes to the part its midpoint of the cumulative row share falls in.
-        middle = filled - counts[members] / counts[members].sum() / 2
-        parts = np.searchsorted(bounds, middle, side="right")
-        for index, part in zip(members, parts):
-            assignment[unique_groups[index]] = PARTS[min(part, 2)]
-    return assignment
-
-
-def holdout_masks(groups: Sequence[str], assignment: dict[str, str]) -> dict[str, np.ndarray]:
-    """Boolean row masks of ``train``, ``val`` and ``test`` from a group assignment."""
-    parts = np.array([assignment[str(g)] for g in groups])
-    return {part: parts == part for part in PARTS}

@@ -16,11 +16,11 @@ TWO = {"real": (0, np.zeros(4)), "fake": (1, np.array([2.0, 0, 0, 0]))}
 
 
 def test_tune_condition_reports_every_metric_as_mean_and_std(featureset_factory):
-    data = featureset_factory(TWO, per_source=30, dim=4, copies=2)
+    data = featureset_factory(TWO, per_source=60, dim=4, copies=2)
     result = tune_condition(data, get_spec("svm-linear"), n_trials=2, cv=3, random_state=0)
     assert tuple(result.cv_summary) == METRICS and all(set(v) == {"mean", "std"} for v in result.cv_summary.values())
     assert len(result.cv_folds) == 3 and result.tuner.calibration_ == "sigmoid"
-    assert result.rows == {"train": 96, "val": 12, "test": 12}  # 60 groups of 2 rows, split 80/10/10 per source
+    assert result.rows == {"train": 192, "val": 24, "test": 24}  # 120 groups of 2 rows, split 80/10/10 per source
     assert result.test_metrics["roc_auc"] > 0.8
 
 

@@ -9,6 +9,7 @@ from fdt.pipelines.errors import SplitError, UnknownMetricError
 from fdt.pipelines.matrix import generalisation_matrices, write_report
 from fdt.pipelines.metrics import compute_metrics
 from fdt.pipelines.specs import get_spec
+from fdt.pipelines.intervals import choose_thresholds
 from fdt.pipelines.splits import assign_groups, holdout_masks
 from fdt.pipelines.tuning import make_tuner
 
@@ -27,14 +28,21 @@ def test_matrix_shapes(matrix_report):
 def test_diagonal_is_scored_on_held_out_groups_of_the_training_source(matrix_report):
     report = matrix_report
     data = report.data["native"]
-    masks = holdout_masks(data.groups, assign_groups(np.concatenate([fs.groups for fs in report.data.values()]), np.concatenate([fs.sources for fs in report.data.values()]), (0.8, 0.1, 0.1), 0))
+    masks = holdout_masks(data.groups, assign_groups(np.concatenate([fs.groups for fs in report.data.values()]), np.concatenate([fs.sources for fs in report.data.values()]), (0.8, 0.1, 0.1), 0, np.concatenate([fs.y for fs in report.data.values()])))
     matrix = report.matrices[0]
     train = masks["train"] & np.isin(data.sources, ["coco", "inpaint"])
     test = masks["test"] & np.isin(data.sources, ["coco", "inpaint"])
     assert not set(data.groups[train]) & set(data.groups[test])
     model = make_tuner(get_spec("logreg"), 0, n_trials=0, cv=3).fit(data.X[train], data.y[train], data.groups[train])
-    expected = compute_metrics(data.y[test], model.predict_proba(data.X[test])[:, 1])
+    val = masks["val"] & np.isin(data.sources, ["coco", "inpaint"])
+    # thresholds of the operating-point metrics come from the validation rows, never the scored ones
+    chosen = choose_thresholds(data.y[val], model.predict_proba(data.X[val])[:, 1])
+    expected = compute_metrics(data.y[test], model.predict_proba(data.X[test])[:, 1], thresholds=chosen)
+    in_sample = compute_metrics(data.y[test], model.predict_proba(data.X[test])[:, 1])
     assert matrix.cells[0][0] == pytest.approx(expected, nan_ok=True)
+    assert matrix.cells[0][0]["best_threshold_accuracy"] != in_sample["best_threshold_accuracy"]
+    low, high = matrix.interval(0, 0)
+    assert low <= matrix.values[0, 0] <= high
     assert matrix.counts[0][0] == int(test.sum())
 
 

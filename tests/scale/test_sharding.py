@@ -76,7 +76,7 @@ def test_the_same_shard_twice_at_once_is_refused(corpus: Path, tmp_path: Path):
     from fdt.features_store.sharding import claim_name
 
     store = FeatureStore(tmp_path / "s")
-    key = ExtractorKey("fft", {"profile": False, "size": 8}, "none", "native")
+    key = ExtractorKey("fft", {"size": 8, "profile": "none", "grid": "band-mean"}, "none", "native")
     with store.writer(shared=True) as writer:
         writer.claim(claim_name(key.id, (1, 3)))
         result = subprocess.run(_command(corpus, store.root, "1/3", "-e", "fft", "-p", "size=8"), capture_output=True, text=True)

@@ -10,10 +10,11 @@ import numpy as np
 import torch
 from PIL import Image
 
+from fdt.data import sha256_file
 from fdt.features_store.extractors.base import Extractor, resolve_device
 from fdt.features_store.registry import register_extractor
+from fdt.grouping import read_training_record, record_path
 from fdt.models.autoencoder import load_autoencoder, preprocess, read_autoencoder_file
-from fdt.data import sha256_file
 
 
 @dataclass(frozen=True)
@@ -77,4 +78,9 @@ class AutoencoderExtractor(Extractor):
             return self._net.encode(torch.from_numpy(np.ascontiguousarray(batch)).to(self._device)).float().cpu().numpy()
 
     def info(self) -> dict[str, Any]:
-        return {"torch_version": torch.__version__, "weights_file": str(Path(self.model))}
+        """Also where the record of the images the network trained on lives, so evaluation can refuse them."""
+        record = record_path(self.model)
+        reference = None
+        if record.is_file():
+            reference = {"path": str(record.resolve()), "trained_sha256": read_training_record(record)["trained_sha256"]}
+        return {"torch_version": torch.__version__, "weights_file": str(Path(self.model)), "trained_from_data": True, "training_record": reference}

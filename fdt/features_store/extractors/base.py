@@ -26,6 +26,8 @@ class Extractor:
     """Base class: subclasses set ``name`` and implement the four abstract methods below."""
 
     name: ClassVar[str] = ""
+    reads_spectrum: ClassVar[bool] = False
+    """True for extractors of frequency content, which a resize (a low-pass filter) distorts."""
 
     @classmethod
     def param_names(cls) -> list[str]:
