@@ -229,7 +229,7 @@ BUILTIN_SPECS: dict[str, PipelineSpec] = {
             {"C": 1e-3, **LINEAR_PARAMS},
             {"classifier__C": LINEAR_C},
             description="Linear SVM (the seed study's head); dual or primal solver by shape; calibrated with a sigmoid",
-            cost="O(n·d) per iteration; primal when n > d, dual otherwise",
+            cost="O(n·d) per iteration; primal when n > 3·d, dual otherwise",
         ),
         PipelineSpec(
             "svm-rbf",

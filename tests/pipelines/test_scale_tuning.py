@@ -32,7 +32,8 @@ def data(n=120, d=8, seed=0):
 @pytest.mark.parametrize(
     ("classifier", "shape", "expected"),
     [
-        (LinearSVC(), (8000, 4096), {"dual": False}),
+        (LinearSVC(), (16000, 4096), {"dual": False}),
+        (LinearSVC(), (8000, 4096), {"dual": True}),  # 2 rows per feature: the primal stalls at large C
         (LinearSVC(), (1000, 4096), {"dual": True}),
         (LinearSVC(loss="hinge"), (8000, 4096), {"dual": True}),
         (LinearSVC(dual=True), (8000, 4096), {}),  # a spec that names the solver keeps it
@@ -53,7 +54,7 @@ def test_solver_sees_the_width_after_pca_and_narrow_data_cuts_pca():
     pipeline = make_pipeline(StandardScaler(), LinearSVC())
     pipeline.steps[0] = ("scaler", pipeline.steps[0][1])
     nystroem = get_spec("svm-nystroem").build(0).set_params(features__n_components=300)
-    assert configure(nystroem, 1000, 4096) == {"dual": False}  # 1000 rows > 300 kernel features
+    assert configure(nystroem, 1000, 4096) == {"dual": False}  # 1000 rows > 3 x 300 kernel features
 
 
 def test_non_converged_fits_are_recorded_on_trials_and_refit():
