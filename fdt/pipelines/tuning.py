@@ -232,7 +232,7 @@ class OptunaSearchCV(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
             params = {name: _suggest(trial, name, dist) for name, dist in self.param_distributions.items()}
             estimator = clone(self.estimator).set_params(**params)
             deadline = None if self.trial_timeout is None else time.monotonic() + self.trial_timeout
-            step, not_converged = 0, 0
+            step, not_converged, seconds = 0, 0, []
             try:
                 for rung, folds in enumerate(rungs):
                     scores: list[float] = []
@@ -242,6 +242,7 @@ class OptunaSearchCV(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
                         for index, result in enumerate(results):
                             scores.append(result.score)
                             not_converged += not result.converged
+                            seconds.append(round(result.seconds, 3))
                             if result.warm is not None:
                                 warm[rung, index] = result.warm
                             if step == 0:
@@ -258,6 +259,7 @@ class OptunaSearchCV(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
                 raise optuna.TrialPruned(str(error)) from None
             finally:
                 trial.set_user_attr("not_converged_folds", not_converged)
+                trial.set_user_attr("fit_seconds", seconds)
             trial.set_user_attr("cv_std", float(np.std(scores)))
             return float(np.mean(scores))
 
