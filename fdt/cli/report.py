@@ -8,7 +8,7 @@ import click
 
 from fdt.cli.common import parse_params, split_list, user_errors
 from fdt.cli.pipelines import SPECS_OPTION
-from fdt.cli.tune import TUNING_OPTIONS, tuning_settings, user_error_types, warn_if_slow
+from fdt.cli.tune import tuning_options, tuning_settings, user_error_types, warn_if_slow
 
 
 @click.group()
@@ -35,7 +35,7 @@ def report() -> None:
 @click.option("--out", default=None, type=click.Path(file_okay=False), help="Output folder (default: reports/matrix-EXTRACTOR-PIPELINE).")
 @click.option("--scheduler", default=None, metavar="ADDRESS", help="Tune the training conditions as tasks on a Dask cluster (tcp://host:8786).")
 @click.option("--progress/--no-progress", default=True, show_default=True)
-@TUNING_OPTIONS
+@tuning_options
 def matrix(
     extractor: str,
     resolution: str,

@@ -21,7 +21,7 @@ def user_error_types() -> tuple[type[BaseException], ...]:
     return (PipelineError, StoreError, DataError, SQLAlchemyError)
 
 
-def TUNING_OPTIONS(command):
+def tuning_options(command):
     """``--jobs``, ``--trial-timeout``, ``--pruner``, ``--fidelity``, ``--time-warning``: shared by fdt tune and fdt report matrix."""
     options = [
         click.option("--jobs", default=1, show_default=True, type=click.IntRange(min=1), help="Folds (fdt tune) or training conditions (fdt report) run at once on local cores; results equal --jobs 1."),
@@ -55,7 +55,7 @@ def warn_if_slow(spec, data, trials: int, cv: int, minutes: float, seed: int) ->
 
 def format_counts(counts: dict) -> str:
     """``3 complete, 2 pruned (1 by the time budget), 1 not converged``."""
-    parts = [f"{counts.get(state, 0)} {state}" for state in ("complete", "pruned") ]
+    parts = [f"{counts.get(state, 0)} {state}" for state in ("complete", "pruned")]
     parts += [f"{n} {state}" for state, n in sorted(counts.items()) if state not in ("complete", "pruned", "timed_out", "not_converged") and n]
     if counts.get("timed_out"):
         parts[1] += f" ({counts['timed_out']} by the time budget)"
@@ -83,7 +83,7 @@ def format_counts(counts: dict) -> str:
 @click.option("--name", default=None, help="Model name (default: extractor-resolution-pipeline-real-vs-fakes).")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bar over trials.")
 @click.option("--status", is_flag=True, help="Print the study's trials by state and its best trial, then exit without tuning.")
-@TUNING_OPTIONS
+@tuning_options
 @click.option("--allow-trained-groups", is_flag=True, help="Score features of a trained network on images it trained on anyway (flagged as a leak).")
 def tune(
     extractor: str,
