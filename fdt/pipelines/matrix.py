@@ -237,7 +237,12 @@ def generalisation_matrices(
     elif n_jobs > 1:
         from joblib import Parallel, delayed
 
-        fitted = Parallel(n_jobs=n_jobs)(delayed(_fit_condition)(spec, random_state, n_trials, cv, False, *rows, **tuning) for rows in training.values())
+        import optuna
+
+        level = optuna.logging.get_verbosity()  # workers start at Optuna's default; keep the caller's
+        fitted = Parallel(n_jobs=n_jobs)(
+            delayed(_fit_condition)(spec, random_state, n_trials, cv, False, *rows, optuna_verbosity=level, **tuning) for rows in training.values()
+        )
         models = dict(zip(training, fitted))
     else:
         models = {cell: _fit_condition(spec, random_state, n_trials, cv, progress, *rows, **tuning) for cell, rows in training.items()}
@@ -294,9 +299,14 @@ def generalisation_matrices(
 
 
 def _fit_condition(
-    spec: PipelineSpec, random_state: int, n_trials: int, cv: int, progress: bool, X: np.ndarray, y: np.ndarray, groups: np.ndarray, **tuning: Any
+    spec: PipelineSpec, random_state: int, n_trials: int, cv: int, progress: bool, X: np.ndarray, y: np.ndarray, groups: np.ndarray,
+    optuna_verbosity: int | None = None, **tuning: Any
 ):
     """Tune and fit one training condition (a row of the matrix); runs locally, in a joblib worker or as a Dask task."""
+    if optuna_verbosity is not None:
+        import optuna
+
+        optuna.logging.set_verbosity(optuna_verbosity)
     return make_tuner(spec, random_state, n_trials=n_trials, cv=cv, progress=progress, **tuning).fit(X, y, groups)
 
 
