@@ -33,7 +33,7 @@ def estimate_seconds(spec: Any, X: np.ndarray, y: np.ndarray, n_trials: int, cv:
     if len(np.unique(y[train])) < 2:
         train, test = sample, sample
     pipeline = spec.build(random_state)
-    configure(pipeline, len(train), X.shape[1])
+    configure(pipeline, len(train), X.shape[1], random_state)
     started = time.perf_counter()
     pipeline.fit(X[train], y[train])
     getattr(pipeline, "decision_function", pipeline.predict)(X[test])

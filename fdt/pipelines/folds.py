@@ -51,7 +51,8 @@ class FoldResult:
 
 
 def fit_fold(
-    estimator: Any, X: np.ndarray, y: np.ndarray, train: np.ndarray, test: np.ndarray, scoring: str, warm: tuple | None = None
+    estimator: Any, X: np.ndarray, y: np.ndarray, train: np.ndarray, test: np.ndarray, scoring: str, warm: tuple | None = None,
+    random_state: int | None = None,
 ) -> FoldResult:
     """Fit a clone of ``estimator`` on ``train`` rows, score ``test`` rows; note non-convergence and solver choice.
 
@@ -64,7 +65,7 @@ def fit_fold(
     from sklearn.metrics import get_scorer
 
     estimator = clone(estimator)
-    solver = configure(estimator, len(train), X.shape[1])
+    solver = configure(estimator, len(train), X.shape[1], random_state)
     classifier = estimator.steps[-1][1] if hasattr(estimator, "steps") else estimator
     width = features_reaching_classifier(estimator, len(train), X.shape[1])
     if warm is not None and getattr(classifier, "warm_start", False) and np.shape(warm[0])[-1] == width:
@@ -104,11 +105,11 @@ def _ready() -> None:
     import sklearn.base  # noqa: F401  (what every fold needs, imported once per worker)
 
 
-def _fit_fold_in_worker(estimator: Any, files: tuple[str, str], train, test, scoring: str, warm) -> FoldResult:
+def _fit_fold_in_worker(estimator: Any, files: tuple[str, str], train, test, scoring: str, warm, random_state) -> FoldResult:
     if files[0] not in _OPENED:
         _OPENED.clear()  # one fit's rows at a time: an older memory map would pin a deleted file
         _OPENED.update({path: np.load(path, mmap_mode="r") for path in files})
-    return fit_fold(estimator, _OPENED[files[0]], _OPENED[files[1]], train, test, scoring, warm)
+    return fit_fold(estimator, _OPENED[files[0]], _OPENED[files[1]], train, test, scoring, warm, random_state)
 
 
 class FoldRunner:
@@ -165,14 +166,18 @@ class FoldRunner:
         if kill:
             _stop_pool(kill=True)
 
-    def run(self, estimator: Any, folds: Sequence[tuple], scoring: str, warm: Sequence[Any], deadline: float | None) -> Iterator[FoldResult]:
+    def run(
+        self, estimator: Any, folds: Sequence[tuple], scoring: str, warm: Sequence[Any], deadline: float | None, random_state: int | None = None
+    ) -> Iterator[FoldResult]:
         """Yield each fold's :class:`FoldResult` in fold order; raise :class:`TrialTimeout` past ``deadline`` (``time.monotonic``)."""
         if not self.workers:
             for (train, test), state in zip(folds, warm):
-                yield fit_fold(estimator, self.X, self.y, train, test, scoring, state)
+                yield fit_fold(estimator, self.X, self.y, train, test, scoring, state, random_state)
             return
         pool = self._pool()
-        futures = [pool.submit(_fit_fold_in_worker, estimator, self._files, train, test, scoring, state) for (train, test), state in zip(folds, warm)]
+        futures = [
+            pool.submit(_fit_fold_in_worker, estimator, self._files, train, test, scoring, state, random_state) for (train, test), state in zip(folds, warm)
+        ]
         try:
             for index, future in enumerate(futures):
                 wait = None if deadline is None else max(0.0, deadline - time.monotonic())

@@ -78,8 +78,11 @@ def choose(classifier: Any, n_samples: int, n_features: int) -> dict[str, Any]:
     return {}
 
 
-def configure(estimator: Any, n_samples: int, n_features: int) -> dict[str, Any]:
+def configure(estimator: Any, n_samples: int, n_features: int, random_state: int | None = None) -> dict[str, Any]:
     """Set :func:`choose`'s parameters on ``estimator`` (a pipeline or a bare classifier) in place; return them.
+
+    liblinear's dual visits rows in a random order: when this function picks it for
+    an unseeded classifier, ``random_state`` seeds it, so a seeded search stays reproducible.
 
     A PCA step asking for more components than the rows have (``pca = 64`` on
     16-d features) is cut to what exists, and that is returned too, as
@@ -92,5 +95,7 @@ def configure(estimator: Any, n_samples: int, n_features: int) -> dict[str, Any]
         chosen["pca__n_components"] = pca.n_components
     classifier = estimator.steps[-1][1] if hasattr(estimator, "steps") else estimator
     solver = choose(classifier, n_samples, features_reaching_classifier(estimator, n_samples, n_features))
+    if solver.get("dual") and classifier.random_state is None and random_state is not None:
+        solver["random_state"] = random_state
     classifier.set_params(**solver)
     return {**chosen, **solver}

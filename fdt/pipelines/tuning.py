@@ -203,7 +203,7 @@ class OptunaSearchCV(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
             self.best_params_, self.best_score_ = {}, float("nan")
 
         best = clone(self.estimator).set_params(**self.best_params_)
-        self.solver_ = configure(best, len(y), X.shape[1])
+        self.solver_ = configure(best, len(y), X.shape[1], self.random_state)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", ConvergenceWarning)
             if hasattr(best, "predict_proba"):
@@ -237,7 +237,7 @@ class OptunaSearchCV(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
                 for rung, folds in enumerate(rungs):
                     scores: list[float] = []
                     states = [warm.get((rung, i)) for i in range(len(folds))]
-                    results = runner.run(estimator, folds, self.scoring, states, deadline)
+                    results = runner.run(estimator, folds, self.scoring, states, deadline, self.random_state)
                     try:
                         for index, result in enumerate(results):
                             scores.append(result.score)
