@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -201,6 +202,24 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
 
 # --------------------------------------------------------------------------- image sets
 
+_COCO_NAME = re.compile(r"^(?:COCO_[a-z]+20\d\d_)?(\d{12})\.jpg$")
+
+
+def coco_group(image_id: int | str) -> str:
+    """The group of a COCO photo and of every image generated from its captions: ``coco:<image id>``."""
+    return f"coco:{int(image_id)}"
+
+
+def coco_image_group(path: str | os.PathLike) -> str:
+    """``coco:<id>`` for a file named as COCO names its images (``000000391895.jpg``), else ``""``.
+
+    So a COCO photo and the Stable Diffusion fakes made from its captions share a
+    group without a manifest: they must sit on one side of every split.
+    """
+    match = _COCO_NAME.match(Path(path).name)
+    return coco_group(match.group(1)) if match else ""
+
+
 
 def is_image_file(path: Path) -> bool:
     return path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".")
@@ -229,12 +248,12 @@ def from_folder(
     if subfolders and source is None:
         for sub in subfolders:
             sub_label = label if label is not None else (REAL if sub.name in real else FAKE)
-            records += [ImageRecord(str(p), sub.name, sub_label) for p in _images_under(sub)]
+            records += [ImageRecord(str(p), sub.name, sub_label, coco_image_group(p)) for p in _images_under(sub)]
         records += _direct_images(root, root.name, label, real)
     else:
         name = source or root.name
         records = [
-            ImageRecord(str(p), name, label if label is not None else (REAL if name in real else FAKE))
+            ImageRecord(str(p), name, label if label is not None else (REAL if name in real else FAKE), coco_image_group(p))
             for p in _images_under(root)
         ]
     if not records:
@@ -245,7 +264,7 @@ def from_folder(
 def _direct_images(root: Path, name: str, label: int | None, real: set[str]) -> list[ImageRecord]:
     files = sorted(p for p in root.iterdir() if is_image_file(p))
     image_label = label if label is not None else (REAL if name in real else FAKE)
-    return [ImageRecord(str(p), name, image_label) for p in files]
+    return [ImageRecord(str(p), name, image_label, coco_image_group(p)) for p in files]
 
 
 def _images_under(folder: Path) -> list[Path]:

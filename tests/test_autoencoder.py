@@ -237,3 +237,24 @@ def test_help_does_not_import_torch() -> None:
         "assert 'torch' not in sys.modules, 'torch was imported'"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_cli_trains_on_the_train_share_and_records_it(image_folder, tmp_path):
+    import json
+
+    from fdt.data import load_image_set, sha256_file
+    from fdt.grouping import assign_groups, group_of, record_path
+
+    out = tmp_path / "ae.pt"
+    args = ["models", "train-autoencoder", str(image_folder), "--out", str(out), "--size", "16", "--latent", "7", "--epochs", "1", "--device", "cpu"]
+    assert CliRunner().invoke(cli, [*args, "--split", "40/30/30", "--split-seed", "2"]).exit_code == 0
+    record = json.loads(record_path(out).read_text())
+    records = [r for r in load_image_set(image_folder) if r.label == 0 and "broken" not in r.path]  # the decoded reals
+    hashes = {r.path: sha256_file(r.path) for r in records}
+    groups = [group_of(r.group, hashes[r.path]) for r in records]
+    assignment = assign_groups(groups, [r.source for r in records], (0.4, 0.3, 0.3), 2, [r.label for r in records])
+    trained = {hashes[r.path] for r, g in zip(records, groups) if r.label == 0 and assignment[g] == "train"}
+    assert record["split"] == {"seed": 2, "fractions": [0.4, 0.3, 0.3]}
+    assert set(record["images"]) == trained and 0 < len(trained) < 5
+    bad = CliRunner().invoke(cli, [*args, "--split", "50/50"])
+    assert bad.exit_code != 0 and "three" in bad.output

@@ -154,3 +154,18 @@ def test_manifest_missing_columns(tmp_path: Path):
     (tmp_path / "m.csv").write_text("file,kind\na.png,x\n")
     with pytest.raises(DataError, match="lacks column"):
         from_manifest(tmp_path / "m.csv")
+
+
+def test_a_coco_photo_and_the_fakes_of_its_captions_share_a_group(tmp_path):
+    import json
+
+    from fdt.gen.prompts import read_prompts
+
+    (tmp_path / "coco").mkdir()
+    Image.new("RGB", (8, 8)).save(tmp_path / "coco" / "000000179765.jpg")
+    Image.new("RGB", (8, 8)).save(tmp_path / "coco" / "holiday.jpg")
+    captions = tmp_path / "captions_val2017.json"
+    captions.write_text(json.dumps({"annotations": [{"image_id": 179765, "id": 1, "caption": "a motorcycle"}]}))
+    groups = {Path(r.path).name: r.group for r in from_folder(tmp_path, real_sources=["coco"])}
+    assert groups == {"000000179765.jpg": "coco:179765", "holiday.jpg": ""}
+    assert read_prompts(captions)[0].group == "coco:179765"

@@ -16,6 +16,7 @@ from fdt import __version__
 
 # command name -> (module, attribute, one-line help shown by `fdt --help`)
 _COMMANDS: dict[str, tuple[str, str, str]] = {
+    "audit": ("fdt.cli.audit", "audit", "Check whether file metadata alone separates real from fake."),
     "extract": ("fdt.cli.extract", "extract", "Extract features of image sets into the feature store."),
     "store": ("fdt.cli.store", "store", "Inspect and verify the feature store."),
     "models": ("fdt.cli.models", "models", "Train the networks fdt owns (autoencoder)."),

@@ -31,6 +31,9 @@ def models() -> None:
     show_default=True,
     help="Sub-folder (source) holding real images; repeatable. Ignored for CSV manifests, which carry labels.",
 )
+@click.option("--split", default="80/10/10", show_default=True, help="Train only on the train share of this group split (as fdt tune/report use it).")
+@click.option("--split-seed", default=0, show_default=True, type=int, help="The --seed fdt tune and fdt report will use.")
+@click.option("--all-images", is_flag=True, help="Train on every real image (then none of them may be scored with its features).")
 def train_autoencoder(
     images: Path,
     out: Path,
@@ -43,18 +46,29 @@ def train_autoencoder(
     device: str,
     resume: bool,
     real_sources: tuple[str, ...],
+    split: str,
+    split_seed: int,
+    all_images: bool,
 ) -> None:
     """Train the autoencoder of the `autoencoder` extractor on the real images of IMAGES.
 
     IMAGES is a folder (one sub-folder per source) or a CSV manifest. Only real
-    images (label 0) are used; a folder with no real source but a single source
+    images (label 0) of the train share of the group split are used, so the
+    groups fdt tune and fdt report score with the same --seed and --split stay
+    unseen; <OUT>.training.json records what it trained on; a folder with no real source but a single source
     is used whole, with a note. Writes OUT, OUT.ckpt (the resumable checkpoint)
     and the loss curve <stem>.loss.csv / .png beside OUT.
     """
     from fdt.data import DataError, load_image_set
     from fdt.models.autoencoder import AutoencoderError, loss_curve_paths, read_autoencoder_file
     from fdt.models.autoencoder import train_autoencoder as train
+    from fdt.pipelines.errors import SplitError
+    from fdt.pipelines.splits import parse_fractions
 
+    try:
+        fractions = parse_fractions(split)
+    except SplitError as error:
+        raise click.ClickException(str(error)) from None
     try:
         records = load_image_set(images, real_sources=real_sources)
         train(
@@ -68,6 +82,7 @@ def train_autoencoder(
             seed=seed,
             device=device,
             resume=resume,
+            split=None if all_images else {"seed": split_seed, "fractions": list(fractions)},
         )
         summary = read_autoencoder_file(out)["training"]
     except (DataError, AutoencoderError) as error:

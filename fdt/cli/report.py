@@ -18,7 +18,7 @@ def report() -> None:
 
 @report.command()
 @click.option("--extractor", required=True, help="Extractor whose stored features to use.")
-@click.option("--resolution", default="native", show_default=True, help="Resolution of the matrix (ignored with --resolutions).")
+@click.option("--resolution", default="native", show_default=True, help="native, N, crop:N or randcrop:N (ignored with --resolutions).")
 @click.option("--resolutions", default=None, help="Several resolutions, e.g. 64,256: a matrix for each plus the cross-resolution matrix.")
 @click.option("--param", "params", multiple=True, metavar="KEY=VALUE", help="Extractor parameter narrowing the stored key; repeatable.")
 @click.option("--weights", default=None, help="Weights identity prefix narrowing the stored key.")
@@ -36,6 +36,7 @@ def report() -> None:
 @click.option("--scheduler", default=None, metavar="ADDRESS", help="Tune the training conditions as tasks on a Dask cluster (tcp://host:8786).")
 @click.option("--progress/--no-progress", default=True, show_default=True)
 @tuning_options
+@click.option("--allow-trained-groups", is_flag=True, help="Score features of a trained network on images it trained on anyway (flagged as a leak).")
 def matrix(
     extractor: str,
     resolution: str,
@@ -60,12 +61,14 @@ def matrix(
     pruner: str,
     fidelity: float | None,
     time_warning: float,
+    allow_trained_groups: bool,
 ) -> None:
     """Train on real vs fake A, test on real vs fake B, for every A and B (diagonal on held-out groups)."""
     import optuna
 
     from fdt.data import parse_resolution
     from fdt.features_store.store import FeatureStore
+    from fdt.pipelines.audit import shortcut_warnings
     from fdt.pipelines.evaluation import load_condition
     from fdt.pipelines.matrix import generalisation_matrices, write_report
     from fdt.pipelines.metrics import check_metric
@@ -85,18 +88,25 @@ def matrix(
         conditions = len(fake_sources) + (len(wanted) > 1)
         for res, fs in data.items():  # a condition trains on about (train share) of the rows, once per fake source
             warn_if_slow(spec, fs, max(trials, 1) * conditions, cv, time_warning, seed)
-        cells = {"n_jobs": jobs, **{k: v for k, v in tuning.items() if k != "n_jobs"}}
         if scheduler:
             from distributed import Client
 
             with user_errors(OSError), Client(scheduler) as client:
-                result = generalisation_matrices(data, real_sources, fake_sources, spec, metric, trials, cv, fractions, seed, progress, client=client, **cells)
+                result = generalisation_matrices(
+                    data, real_sources, fake_sources, spec, metric, trials, cv, fractions, seed, progress, client=client,
+                    allow_trained_groups=allow_trained_groups, **tuning,
+                )
         else:
-            result = generalisation_matrices(data, real_sources, fake_sources, spec, metric, trials, cv, fractions, seed, progress, **cells)
+            result = generalisation_matrices(
+                data, real_sources, fake_sources, spec, metric, trials, cv, fractions, seed, progress, allow_trained_groups=allow_trained_groups, **tuning
+            )
+    result.notes += shortcut_warnings(store, real_sources, fake_sources, seed)
     folder = Path(out or Path("reports") / f"matrix-{extractor}-{pipeline_name}")
     write_report(result, folder)
     for res, weights_identity in result.weights.items():
         click.echo(f"features at {res}: {result.extractors[res]} (weights: {weights_identity})")
     for table in result.matrices:
         click.echo(table.to_markdown())
+    for note in result.notes:
+        click.echo(f"warning: {note.strip('*').removeprefix('WARNING: ')}", err=True)
     click.echo(f"wrote {folder}/ (CSV, JSON, Markdown, heatmap, ROC and PCA PNGs)")

@@ -117,6 +117,7 @@ def tune(
     from fdt.data import parse_resolution
     from fdt.features_store.store import FeatureStore
     from fdt.pipelines.cards import save_model, tuned_card
+    from fdt.pipelines.audit import shortcut_warnings
     from fdt.pipelines.evaluation import load_condition, study_name as protocol_study, tune_condition
     from fdt.pipelines.metrics import format_scored, format_summary
     from fdt.pipelines.specs import get_spec
@@ -129,7 +130,8 @@ def tune(
         spec = get_spec(pipeline_name, specs)
         fractions = parse_fractions(split)
         resolution = parse_resolution(resolution)
-        data = load_condition(FeatureStore(store_root), extractor, resolution, real_sources, fake_sources, parse_params(params), weights)
+        data_store = FeatureStore(store_root)
+        data = load_condition(data_store, extractor, resolution, real_sources, fake_sources, parse_params(params), weights)
         name = name or f"{extractor}-{resolution.replace(':', '')}-{pipeline_name}-{'+'.join(real_sources)}-vs-{'+'.join(fake_sources)}"
         study_storage = storage or f"sqlite:///{(models / 'optuna.db').resolve()}"
         study_name = protocol_study(name, data, spec, seed, fractions, cv)
@@ -153,6 +155,7 @@ def tune(
             allow_trained_groups=allow_trained_groups,
         )
     tuner = result.tuner
+    result.notes += shortcut_warnings(data_store, real_sources, fake_sources, seed)
     card = tuned_card(name, spec, result, data, real_sources, fake_sources, seed, cv, study_storage)
     model_path, card = save_model(tuner.predictor_, card, models, name)
     click.echo(f"features: {data.key.describe()}")
@@ -166,7 +169,7 @@ def tune(
     click.echo(format_scored(result.test))
     click.echo(f"thresholds of best_threshold_accuracy and tpr_at_fpr_*: chosen on {result.thresholds['chosen_on']}")
     for note in result.notes:
-        click.echo(f"warning: {note}", err=True)
+        click.echo(f"warning: {note.strip('*').removeprefix('WARNING: ')}", err=True)
     click.echo(f"wrote {model_path} and {model_path.with_suffix('.json')}")
 
 

@@ -83,6 +83,7 @@ class RunResult:
     records: dict[str, list[ImageRecord]]
     matrix_reports: list[dict[str, Any]]
     cards: list[dict[str, Any]]
+    shortcuts: list[str] = field(default_factory=list)
     summary_path: Path | None = None
 
 
@@ -102,12 +103,13 @@ def run_experiment(plan: Plan, progress: bool = True, log: Log = print) -> RunRe
     records = _image_sets(plan, record, progress, log)
     autoencoders = _autoencoders(plan, records, record, progress, log)
     features = _extract(plan, records, autoencoders, record, progress, log)
+    shortcuts = _audit(plan, log)
     with warnings.catch_warnings():
         # Tuning tries extreme regularisation on purpose; a trial that does not converge scores worse, which is the answer.
         warnings.simplefilter("ignore", ConvergenceWarning)
-        cards = [card for study in plan.experiment.studies for card in _study(plan, study, features, record, progress, log)]
-        matrices = [report for matrix in plan.experiment.matrices for report in _matrices(plan, matrix, features, record, progress, log)]
-    result = RunResult(plan, record, records, matrices, cards)
+        cards = [card for study in plan.experiment.studies for card in _study(plan, study, features, record, progress, log, shortcuts)]
+        matrices = [report for matrix in plan.experiment.matrices for report in _matrices(plan, matrix, features, record, progress, log, shortcuts)]
+    result = RunResult(plan, record, records, matrices, cards, shortcuts)
     record.seconds = time.perf_counter() - started
     result.summary_path = write_summary(result)
     record.seconds = time.perf_counter() - started
@@ -289,7 +291,7 @@ def _extract(
     plan: Plan, records: dict[str, list[ImageRecord]], autoencoders: dict[str, Path], record: RunRecord, progress: bool, log: Log
 ) -> dict[tuple[str, str], Features]:
     """Extract every image of every set with every extractor at every resolution any stage uses."""
-    from fdt.features_store.extraction import extract_records
+    from fdt.features_store.extraction import SpectralResizeWarning, extract_records, spectral_resize_warning
 
     settings = plan.experiment.settings
     everything = list({(r.path, r.source): r for rows in records.values() for r in rows}.values())
@@ -304,10 +306,14 @@ def _extract(
         if label in autoencoders:
             params["model"] = str(autoencoders[label])
         for resolution in resolutions:
-            summary = extract_records(
-                everything, config.extractor, params, resolution, plan.store_root, batch_size=settings.batch_size,
-                device=settings.device, workers=settings.workers, progress=progress,
-            )
+            if note := spectral_resize_warning(config.extractor, resolution):
+                log(f"warning: {note}")
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", SpectralResizeWarning)  # logged once above
+                summary = extract_records(
+                    everything, config.extractor, params, resolution, plan.store_root, batch_size=settings.batch_size,
+                    device=settings.device, workers=settings.workers, progress=progress,
+                )
             record.add(
                 "extract", label, summary.new_rows > 0, extractor=config.extractor, resolution=resolution, new_rows=summary.new_rows,
                 reused_rows=summary.reused_rows, failed=summary.failed, key=summary.key.describe(), weights=summary.key.weights,
@@ -332,10 +338,27 @@ def _load(plan: Plan, label: str, resolution: str, features: dict[tuple[str, str
     return data.subset(np.isin(data.sha256.astype(str), list(stored.hashes)))
 
 
+# ---------------------------------------------------------------- audit
+
+
+def _audit(plan: Plan, log: Log) -> list[str]:
+    """The metadata audit of the experiment's sources (``reports/audit/``); its warnings go into every report."""
+    from fdt.features_store.store import FeatureStore
+    from fdt.pipelines.audit import audit_store, write_audit
+
+    audit = audit_store(FeatureStore(plan.store_root), plan.real, plan.fakes, plan.experiment.settings.seed)
+    write_audit(audit, plan.reports_dir / "audit")
+    for warning in audit.warnings():
+        log(f"warning: {warning}")
+    return [f"**WARNING: {warning}.**" for warning in audit.warnings()]
+
+
 # ---------------------------------------------------------------- studies
 
 
-def _study(plan: Plan, study: StudyConfig, features: dict[tuple[str, str], Features], record: RunRecord, progress: bool, log: Log) -> list[dict[str, Any]]:
+def _study(
+    plan: Plan, study: StudyConfig, features: dict[tuple[str, str], Features], record: RunRecord, progress: bool, log: Log, shortcuts: list[str]
+) -> list[dict[str, Any]]:
     """Tune and cross-validate each pipeline on each extractor and resolution; reuse models whose card matches."""
     from fdt.pipelines.cards import read_card
     from fdt.pipelines.evaluation import fingerprint
@@ -359,7 +382,7 @@ def _study(plan: Plan, study: StudyConfig, features: dict[tuple[str, str], Featu
                 fresh = not (card and card.get("experiment_settings") == wanted and model_path.is_file())
                 if fresh:
                     log(f"study {name}: tuning ({study.trials} trials, grouped {study.cv}-fold CV)")
-                    card = _tune(plan, name, data, spec, study, wanted, progress)
+                    card = _tune(plan, name, data, spec, study, wanted, progress, shortcuts)
                 assert card is not None
                 cv_auc, test_auc = card["cv"]["metrics"]["roc_auc"], card["test_metrics"]["roc_auc"]
                 record.add(
@@ -371,7 +394,7 @@ def _study(plan: Plan, study: StudyConfig, features: dict[tuple[str, str], Featu
     return cards
 
 
-def _tune(plan: Plan, name: str, data: Any, spec: Any, study: StudyConfig, wanted: dict, progress: bool) -> dict:
+def _tune(plan: Plan, name: str, data: Any, spec: Any, study: StudyConfig, wanted: dict, progress: bool, shortcuts: list[str]) -> dict:
     """Tune one condition with a persistent Optuna study and write its model and card (as ``fdt tune`` does)."""
     from fdt.pipelines.cards import save_model, tuned_card
     from fdt.pipelines.evaluation import study_name, tune_condition
@@ -382,6 +405,7 @@ def _tune(plan: Plan, name: str, data: Any, spec: Any, study: StudyConfig, wante
         data, spec, n_trials=study.trials, cv=study.cv, fractions=plan.fractions, random_state=settings.seed, storage=storage,
         study_name=study_name(name, data, spec, settings.seed, plan.fractions, study.cv), progress=progress, before_tuning=lambda: plan.models_dir.mkdir(parents=True, exist_ok=True),
     )
+    result.notes += shortcuts
     card = tuned_card(name, spec, result, data, plan.real, plan.fakes, settings.seed, study.cv, storage)
     card["experiment_settings"] = wanted
     return save_model(result.tuner.predictor_, card, plan.models_dir, name)[1]
@@ -390,7 +414,9 @@ def _tune(plan: Plan, name: str, data: Any, spec: Any, study: StudyConfig, wante
 # ---------------------------------------------------------------- matrices
 
 
-def _matrices(plan: Plan, matrix: MatrixConfig, features: dict[tuple[str, str], Features], record: RunRecord, progress: bool, log: Log) -> list[dict[str, Any]]:
+def _matrices(
+    plan: Plan, matrix: MatrixConfig, features: dict[tuple[str, str], Features], record: RunRecord, progress: bool, log: Log, shortcuts: list[str]
+) -> list[dict[str, Any]]:
     """A generalisation report per extractor: a matrix per resolution plus the cross-resolution matrix."""
     from fdt.pipelines.evaluation import fingerprint
     from fdt.pipelines.matrix import generalisation_matrices, write_report
@@ -406,11 +432,13 @@ def _matrices(plan: Plan, matrix: MatrixConfig, features: dict[tuple[str, str], 
         wanted = {
             "data": {res: fingerprint(fs) for res, fs in data.items()}, "spec": spec.to_dict(), "metric": matrix.metric,
             "trials": matrix.trials, "cv": matrix.cv, "split": list(plan.fractions), "seed": settings.seed, "real": plan.real, "fakes": plan.fakes,
+            "shortcuts": shortcuts,
         }
         fresh = read_stamp(folder / STAMP) != wanted or not (folder / "report.json").is_file()
         if fresh:
             log(f"matrix {label}/{matrix.pipeline}: training {len(plan.fakes) + (len(data) > 1)} conditions at {', '.join(resolutions)}")
             report = generalisation_matrices(data, plan.real, plan.fakes, spec, matrix.metric, matrix.trials, matrix.cv, plan.fractions, settings.seed, progress)
+            report.notes += shortcuts
             write_report(report, folder)
             write_json(folder / STAMP, wanted)
         report = json.loads((folder / "report.json").read_text(encoding="utf-8"))

@@ -17,6 +17,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from fdt.experiment.config import CorpusImages, FolderImages, GeneratedImages
+from fdt.pipelines.evaluation import INVERTED, TOO_FEW
+from fdt.pipelines.intervals import format_interval
+from fdt.pipelines.metrics import LOWER_IS_BETTER
 
 if TYPE_CHECKING:
     from fdt.experiment.runner import RunResult
@@ -158,15 +161,15 @@ def _mean(matrix: dict[str, Any]) -> float:
     return float(np.nanmean(np.array(matrix["values"], dtype=float)))
 
 
+def _sign(metric: str) -> float:
+    return -1.0 if metric in LOWER_IS_BETTER else 1.0
+
+
 def best_report(result: "RunResult") -> dict[str, Any] | None:
-    """The matrix report whose per-resolution matrices have the highest mean (lowest for error-like metrics)."""
+    """The matrix report whose per-resolution matrices have the best mean (lowest for error-like metrics)."""
     if not result.matrix_reports:
         return None
-    sign = -1.0 if result.matrix_reports[0]["metric"] in LOWER_IS_BETTER else 1.0
-    return max(result.matrix_reports, key=lambda e: sign * np.nanmean([_mean(m) for m in _per_resolution(e["report"])]))
-
-
-LOWER_IS_BETTER = frozenset({"eer", "brier", "ece"})
+    return max(result.matrix_reports, key=lambda e: _sign(e["metric"]) * np.nanmean([_mean(m) for m in _per_resolution(e["report"])]))
 
 
 def _per_resolution(report: dict[str, Any]) -> list[dict[str, Any]]:
@@ -177,8 +180,23 @@ def _cross(report: dict[str, Any]) -> dict[str, Any] | None:
     return next((m for m in report["matrices"] if m["title"].startswith("cross-resolution")), None)
 
 
+def _cells(matrix: dict[str, Any]) -> list[tuple[int, int, float, tuple[float, float] | None, list[str]]]:
+    """``(row, column, value, interval, flags)`` of every cell of a matrix as written by :meth:`Matrix.to_dict`."""
+    out = []
+    for i, row in enumerate(matrix["values"]):
+        for j, value in enumerate(row):
+            interval = (matrix.get("intervals") or [[None]])[i][j] if matrix.get("intervals") else None
+            cell = matrix["cells"][i][j] if "cells" in matrix else {}
+            out.append((i, j, np.nan if value is None else float(value), tuple(interval) if interval else None, list(cell.get("flags", []))))
+    return out
+
+
+def _overlap(a: tuple[float, float] | None, b: tuple[float, float] | None) -> bool:
+    return a is None or b is None or (a[0] <= b[1] and b[0] <= a[1])
+
+
 def reading(result: "RunResult") -> list[str]:
-    """Plain-language sentences drawn from this run's numbers."""
+    """Plain-language sentences drawn from this run's numbers, saying only what their intervals support."""
     sentences = []
     random = sorted({s["name"] for s in result.record.stages if s["stage"] == "extract" and s["weights"].startswith("random")})
     if random:
@@ -186,54 +204,106 @@ def reading(result: "RunResult") -> list[str]:
             f"{', '.join(random)} ran with seeded random weights (no ImageNet weights in the cache), so their features are "
             "the responses of an untrained network, not ImageNet features; place the weight files in the torch cache and re-run to compare."
         )
-    if result.cards:
-        best = max(result.cards, key=lambda c: c["cv"]["metrics"]["roc_auc"]["mean"])
-        worst = min(result.cards, key=lambda c: c["cv"]["metrics"]["roc_auc"]["mean"])
-        sentences.append(
-            f"Of the {len(result.cards)} tuned detectors, {best['name']} separates real from fake best in grouped cross-validation "
-            f"(ROC AUC {best['cv']['metrics']['roc_auc']['mean']:.3f}, {best['test_metrics']['roc_auc']:.3f} on held-out photos and fakes) "
-            f"and {worst['name']} worst ({worst['cv']['metrics']['roc_auc']['mean']:.3f})."
-        )
+    sentences += _tuned_reading(result.cards)
+    notes = [*result.shortcuts, *(note for entry in result.matrix_reports for note in entry["report"].get("notes", []))]
+    sentences += [f"**{note.strip('*')}**" for note in dict.fromkeys(notes)]
     best = best_report(result)
     if best is None:
         return sentences or ["No matrices were requested."]
+    sentences += _ranking_reading(result.matrix_reports, best)
+    sentences += _generalisation_reading(best)
+    sentences += _flag_reading(result.matrix_reports)
+    return sentences
+
+
+def _tuned_reading(cards: list[dict[str, Any]]) -> list[str]:
+    if not cards:
+        return []
+
+    def test_auc(card: dict[str, Any]) -> tuple[float, tuple[float, float] | None]:
+        test = card.get("test") or {}
+        interval = (test.get("intervals") or {}).get("roc_auc")
+        return card["test_metrics"]["roc_auc"], tuple(interval) if interval else None
+
+    ranked = sorted(cards, key=lambda c: -test_auc(c)[0])
+    best, worst = ranked[0], ranked[-1]
+    (b, b_int), (w, w_int) = test_auc(best), test_auc(worst)
+    text = f"Of the {len(cards)} tuned detectors, {best['name']} scores the highest held-out test ROC AUC, {format_interval(b, b_int)}"
+    if len(cards) > 1:
+        text += f", and {worst['name']} the lowest, {format_interval(w, w_int)}"
+        tied = [c["name"] for c in ranked[1:] if _overlap(test_auc(c)[1], b_int)]
+        if len(tied) == len(cards) - 1:
+            text += "; every interval overlaps the best one, so at this sample size they are indistinguishable"
+        elif tied:
+            text += f"; {', '.join(tied)} {'is' if len(tied) == 1 else 'are'} indistinguishable from it at this sample size"
+    return [text + " (95 % bootstrap intervals over held-out groups)."]
+
+
+def _ranking_reading(reports: list[dict[str, Any]], best: dict[str, Any]) -> list[str]:
     metric = best["metric"]
-    per_resolution = _per_resolution(best["report"])
-    diagonal, off = [], []
-    columns: dict[str, list[float]] = {}
-    for matrix in per_resolution:
-        values = np.array(matrix["values"], dtype=float)
-        diagonal += list(np.diag(values))
-        off += [values[i, j] for i in range(values.shape[0]) for j in range(values.shape[1]) if i != j]
-        for j, fake in enumerate(best["report"]["settings"]["fakes"]):
-            columns.setdefault(fake, []).extend(values[i, j] for i in range(values.shape[0]) if i != j)
-    ranking = ", ".join(f"{e['label']} {np.nanmean([_mean(m) for m in _per_resolution(e['report'])]):.3f}" for e in result.matrix_reports)
-    sentences.append(f"Mean {metric} over every train/test pair: {ranking}; {best['label']} generalises best.")
-    if off:
-        gap = np.nanmean(diagonal) - np.nanmean(off)
-        verdict = (
-            "detectors mostly learn their own generator's traces" if gap > 0.1
-            else "what they learn transfers between these generators" if gap > -0.1
-            else "unseen generators are easier here than the training one"
-        )
+    means = {e["label"]: float(np.nanmean([_mean(m) for m in _per_resolution(e["report"])])) for e in reports}
+    ranking = ", ".join(f"{label} {value:.3f}" for label, value in means.items())
+    text = f"Mean {metric} over every train/test pair: {ranking}."
+    others = [e for e in reports if e is not best and e["metric"] == metric]
+    if others:
+        mine = [c for m in _per_resolution(best["report"]) for c in _cells(m)]
+        indistinct = []
+        for other in others:
+            theirs = [c for m in _per_resolution(other["report"]) for c in _cells(m)]
+            if all(_overlap(a[3], b[3]) for a, b in zip(mine, theirs)):
+                indistinct.append(other["label"])
+        if len(indistinct) == len(others):
+            text += f" {best['label']} has the highest mean, but every one of its cells' intervals overlaps the same cell of every other extractor: at this sample size they are indistinguishable."
+        elif indistinct:
+            text += f" {best['label']} has the highest mean; it is indistinguishable from {', '.join(indistinct)} at this sample size (every cell's interval overlaps)."
+        else:
+            text += f" {best['label']} has the highest mean, and at least one of its cells is clearly apart (intervals disjoint) from each other extractor's."
+    return [text]
+
+
+def _generalisation_reading(best: dict[str, Any]) -> list[str]:
+    metric, sign = best["metric"], _sign(best["metric"])
+    sentences = []
+    lower, higher, same = 0, 0, 0
+    for matrix in _per_resolution(best["report"]):
+        cells = _cells(matrix)
+        diagonal = {i: (v, ci) for i, j, v, ci, _ in cells if i == j}
+        for i, j, value, interval, _ in cells:
+            if i == j or i not in diagonal:
+                continue
+            d_value, d_interval = diagonal[i]
+            if _overlap(interval, d_interval):
+                same += 1
+            elif sign * value < sign * d_value:
+                lower += 1
+            else:
+                higher += 1
+    total = lower + higher + same
+    if total:
         sentences.append(
-            f"With {best['label']}, detectors tested on the generator they were trained on score {np.nanmean(diagonal):.3f} {metric}, "
-            f"and {np.nanmean(off):.3f} on generators they never saw, so {verdict}."
+            f"With {best['label']}, of {total} cells testing a detector on a generator it never saw, {lower} score clearly worse than on its own "
+            f"generator (intervals disjoint), {higher} clearly better, and {same} are indistinguishable from it at this sample size."
         )
-        means = {c: float(np.nanmean(v)) for c, v in columns.items() if v}
-        sign = -1.0 if metric in LOWER_IS_BETTER else 1.0
-        hardest = min(means, key=lambda c: sign * means[c])
-        sentences.append(f"The hardest fakes to catch unseen are in '{hardest}' (mean {metric} {means[hardest]:.3f} for detectors trained on the other generators).")
     cross = _cross(best["report"])
     if cross is not None:
-        values = np.array(cross["values"], dtype=float)
-        same, other = np.nanmean(np.diag(values)), np.nanmean(values[~np.eye(len(values), dtype=bool)])
+        cells = _cells(cross)
+        apart = [(i, j) for i, j, v, ci, _ in cells if i != j and not _overlap(ci, next(c[3] for c in cells if c[0] == i and c[1] == i))]
         sentences.append(
-            f"Across resolutions ({', '.join(r.removeprefix('train ') for r in cross['rows'])}), a detector scores {same:.3f} {metric} at the resolution "
-            f"it was trained at and {other:.3f} at the other one{': resizing hides part of what it learnt' if same - other > 0.05 else ''}."
+            f"Across resolutions ({', '.join(r.removeprefix('train ') for r in cross['rows'])}), "
+            + (f"{len(apart)} of {len(cells) - len(cross['rows'])} cells tested at another resolution than the training one are clearly apart from the training resolution's score."
+               if apart else "no detector scores clearly differently at another resolution than at its own (intervals overlap).")
         )
-    test_rows = [count for row in per_resolution[0]["test_rows"] for count in row] if per_resolution and "test_rows" in per_resolution[0] else []
-    if test_rows:
-        counts = f"{min(test_rows)}" if min(test_rows) == max(test_rows) else f"{min(test_rows)} to {max(test_rows)}"
-        sentences.append(f"Each cell is scored on {counts} held-out images of held-out groups; with few groups, differences of a few hundredths are noise.")
+    return sentences
+
+
+def _flag_reading(reports: list[dict[str, Any]]) -> list[str]:
+    sentences = []
+    for entry in reports:
+        for matrix in entry["report"]["matrices"]:
+            inverted = [f"{matrix['rows'][i]} → {matrix['columns'][j]}" for i, j, _, _, flags in _cells(matrix) if INVERTED in flags]
+            if inverted:
+                sentences.append(f"**Shortcut warning** ({entry['label']}, {matrix['title']}): {', '.join(inverted)} score below 0.5 ROC AUC: {INVERTED}.")
+            few = sum(TOO_FEW in flags for *_, flags in _cells(matrix))
+            if few:
+                sentences.append(f"{entry['label']}, {matrix['title']}: {few} cell(s) {TOO_FEW}.")
     return sentences

@@ -1,8 +1,10 @@
 """Prompts for text-to-image: one per line of a text file, or the captions of a COCO annotations file.
 
-Each prompt carries the group its images belong to: the COCO image id for a
-caption (the five captions of one photo describe one scene, so their images
-must stay on one side of a split), the prompt text itself for a text file.
+Each prompt carries the group its images belong to: ``coco:<image id>`` for a
+caption (the five captions of one photo describe one scene, and the photo itself
+is grouped the same way by :func:`fdt.data.coco_image_group`, so a photo and the
+fakes made from its captions stay on one side of a split), the prompt text
+itself for a text file.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from fdt.data import coco_group
 from fdt.gen.errors import GenError
 
 
@@ -56,5 +59,5 @@ def read_coco_captions(path: str | os.PathLike) -> list[Prompt]:
             raise GenError(f"{path}: annotation {index} lacks 'caption' or 'image_id'")
         caption = " ".join(str(annotation["caption"]).split())
         if caption:
-            prompts.append(Prompt(caption, str(annotation["image_id"])))
+            prompts.append(Prompt(caption, coco_group(annotation["image_id"])))
     return prompts

@@ -245,11 +245,14 @@ def train_autoencoder(
         raise AutoencoderError(f"epochs and batch size must be at least 1 and lr positive, not {epochs}, {batch_size}, {lr}")
     target = resolve_device(device)
     records = load_image_set(records_or_folder) if isinstance(records_or_folder, (str, os.PathLike)) else list(records_or_folder)
-    records, hashes = _train_share(records, split)
     records, note = select_training_records(records)
     if note:
         logger.warning(note)
-    pixels, skipped = _decode_all(records, size, progress)
+    pixels, skipped, decoded = _decode_all(records, size, progress)
+    keep, hashes = _train_share(decoded, split)
+    pixels, records = pixels[torch.from_numpy(keep)], [r for r, k in zip(decoded, keep) if k]
+    if not records:
+        raise DataError(f"the train share of {split} holds none of the {len(decoded)} real images; lower the validation and test shares")
     config = {"latent_dim": int(latent_dim), "size": int(size), "channels": list(channels)}
     run = {
         "seed": int(seed),
@@ -314,19 +317,19 @@ def train_autoencoder(
     return out
 
 
-def _train_share(records: Sequence[ImageRecord], split: dict[str, Any] | None) -> tuple[list[ImageRecord], dict[str, str]]:
-    """The records of the train part (all of them without ``split``), and every record's content hash by path."""
-    hashes = {}
-    for record in records:
-        try:
-            hashes[str(record.path)] = sha256_file(record.path)
-        except OSError:
-            hashes[str(record.path)] = ""  # unreadable: _decode_all skips and counts it
+def _train_share(records: Sequence[ImageRecord], split: dict[str, Any] | None) -> tuple[np.ndarray, dict[str, str]]:
+    """Which decoded real records are in the train part (all of them without ``split``), and their content hashes.
+
+    Only the decoded real images take part in the assignment: a group's part
+    depends on the groups of its real rows' source (:func:`fdt.grouping.assign_groups`),
+    which are the rows with features that tuning and reports split the same way.
+    """
+    hashes = {str(r.path): sha256_file(r.path) for r in records}
     if split is None:
-        return list(records), hashes
+        return np.ones(len(records), bool), hashes
     groups = [group_of(r.group, hashes[str(r.path)]) for r in records]
     assignment = assign_groups(groups, [r.source for r in records], split["fractions"], int(split["seed"]), [r.label for r in records])
-    return [r for r, g in zip(records, groups) if assignment[g] == "train"], hashes
+    return np.array([assignment[g] == "train" for g in groups], bool), hashes
 
 
 def _write_model_file(model: ConvAutoencoder, run: dict[str, Any], losses: list[float], skipped: int, out: Path) -> None:
@@ -360,20 +363,22 @@ def resolve_device(device: str) -> torch.device:
     return target
 
 
-def _decode_all(records: Sequence[ImageRecord], size: int, progress: bool) -> tuple[torch.Tensor, int]:
-    """Every readable image as one ``uint8`` tensor ``(n, 3, size, size)``, and how many were skipped."""
+def _decode_all(records: Sequence[ImageRecord], size: int, progress: bool) -> tuple[torch.Tensor, int, list[ImageRecord]]:
+    """Every readable image as one ``uint8`` tensor ``(n, 3, size, size)``, how many were skipped, and the decoded records."""
     pixels: list[torch.Tensor] = []
     failures: list[str] = []
+    decoded: list[ImageRecord] = []
     for record in _progress_bar(records, desc="decoding", unit="img", disable=not progress):
         try:
             pixels.append(image_pixels(load_rgb(record.path), size))
+            decoded.append(record)
         except ImageDecodeError as error:
             failures.append(f"{record.path}: {error}")
     if failures:
         logger.warning("skipped %d unreadable image(s), first: %s", len(failures), failures[0])
     if not pixels:
         raise DataError(f"none of the {len(records)} images could be decoded; first: {failures[0]}")
-    return torch.stack(pixels), len(failures)
+    return torch.stack(pixels), len(failures), decoded
 
 
 def _restore_checkpoint(

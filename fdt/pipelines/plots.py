@@ -11,8 +11,10 @@ from pathlib import Path
 import numpy as np
 
 from fdt.features_store.featureset import FeatureSet
+from fdt.pipelines.evaluation import INVERTED, TOO_FEW
 
 MAX_POINTS_PER_SOURCE = 500
+FLAG_MARKS = {INVERTED: " †", TOO_FEW: " ‡"}
 
 
 def heatmap(matrix, path: Path, weights: dict[str, str]) -> Path:
@@ -20,7 +22,7 @@ def heatmap(matrix, path: Path, weights: dict[str, str]) -> Path:
     from matplotlib.figure import Figure
 
     values = matrix.values
-    figure = Figure(figsize=(1.6 + 1.3 * len(matrix.columns), 1.2 + 0.8 * len(matrix.rows)), layout="constrained")
+    figure = Figure(figsize=(1.8 + 1.5 * len(matrix.columns), 1.6 + 0.9 * len(matrix.rows)), layout="constrained")
     axes = figure.add_subplot()
     low, high = np.nanmin(values), np.nanmax(values)
     image = axes.imshow(values, cmap="viridis", vmin=low, vmax=high)
@@ -29,17 +31,21 @@ def heatmap(matrix, path: Path, weights: dict[str, str]) -> Path:
         fontsize=8, rotation=30, ha="right", rotation_mode="anchor",
     )
     axes.set_yticks(range(len(matrix.rows)), [f"{r}\nmean {m:.3f}" for r, m in zip(matrix.rows, matrix.row_means)], fontsize=8)
-    axes.set_xlabel("tested on (bold: the diagonal, on held-out groups)")
+    axes.set_xlabel("tested on (bold: the diagonal, on held-out groups; [95% bootstrap interval])")
     axes.set_ylabel("trained on")
     for i in range(values.shape[0]):
         for j in range(values.shape[1]):
             bright = high > low and (values[i, j] - low) / (high - low) > 0.6  # viridis turns yellow: dark text there
+            interval = matrix.interval(i, j)
+            text = f"{values[i, j]:.3f}" if not interval or np.isnan(interval[0]) else f"{values[i, j]:.2f}\n[{interval[0]:.2f}, {interval[1]:.2f}]"
+            text += "".join(mark for flag, mark in FLAG_MARKS.items() if flag in matrix.flags(i, j))
             axes.text(
-                j, i, f"{values[i, j]:.3f}", ha="center", va="center", fontsize=9,
+                j, i, text, ha="center", va="center", fontsize=8,
                 color="black" if bright else "white", fontweight="bold" if i == j else "normal",
             )
     figure.colorbar(image, ax=axes, label=matrix.metric)
-    axes.set_title(f"{matrix.title}\nweights: {', '.join(sorted(set(weights.values())))}", fontsize=9)
+    used = [f"{mark} {flag}" for flag, mark in FLAG_MARKS.items() if any(flag in matrix.flags(i, j) for i in range(values.shape[0]) for j in range(values.shape[1]))]
+    axes.set_title("\n".join([matrix.title, f"weights: {', '.join(sorted(set(weights.values())))}", *used]), fontsize=9)
     figure.savefig(path, dpi=100)
     return path
 

@@ -106,24 +106,36 @@ def test_imagenet_if_cached_is_refused_for_extractors_without_imagenet_weights(t
         make_plan(experiment, tmp_path / "ws")
 
 
-def test_corpus_is_grouped_by_photo_and_reproducible(tmp_path):
-    first = build_corpus(tmp_path / "a", "photos", crops=40, size=16, seed=1, progress=False)
-    second = build_corpus(tmp_path / "b", "photos", crops=40, size=16, seed=1, progress=False)
+def test_corpus_is_grouped_by_non_overlapping_photo_regions_and_reproducible(tmp_path):
+    from fdt.experiment.corpus import regions
+
+    first = build_corpus(tmp_path / "a", "photos", crops=120, size=16, seed=1, progress=False)
+    second = build_corpus(tmp_path / "b", "photos", crops=120, size=16, seed=1, progress=False)
     records = load_image_set(first)
-    assert len(records) == 40 and {r.label for r in records} == {0} and {r.source for r in records} == {"photos"}
-    assert {r.group for r in records} == set(sorted(PHOTOS)[: len({r.group for r in records})])
-    assert len({r.group for r in records}) == min(40, len(PHOTOS))
+    assert len(records) == 120 and {r.label for r in records} == {0} and {r.source for r in records} == {"photos"}
+    assert {r.group.split("/")[0] for r in records} == set(PHOTOS)
+    assert len({r.group for r in records}) > 4 * len(PHOTOS)  # many groups, not one per photo
+    boxes = {}
+    for r in records:  # every crop lies inside its group's region, so crops of two groups share no pixel
+        photo, region = r.group.split("/")
+        left, top, side = map(int, r.extra["box"].split(","))
+        boxes.setdefault(r.group, []).append((left, top, side))
+        image = PHOTOS[photo][1]()
+        x0, y0, x1, y1 = regions(image.shape[1], image.shape[0], 16)[int(region[1:])]
+        assert x0 <= left and left + side <= x1 and y0 <= top and top + side <= y1
     assert first.read_text() == second.read_text()
     assert [Path(r.path).read_bytes() for r in records[:5]] == [Path(r.path).read_bytes() for r in load_image_set(second)[:5]]
-    assert corpus_is_built(tmp_path / "a", 40, 16, 1) and not corpus_is_built(tmp_path / "a", 41, 16, 1)
+    assert corpus_is_built(tmp_path / "a", 120, 16, 1) and not corpus_is_built(tmp_path / "a", 121, 16, 1)
     assert not list(tmp_path.glob(".*building"))
 
 
 def test_embedded_demo_meets_the_brief():
-    """At least 1000 real 64 px crops, three generators, five extractor families, two tuned pipelines, two resolutions."""
+    """At least 1000 real crops, three generators at the reals' size (no resolution cue), five extractor families, two pipelines, two resolutions."""
     experiment = demo_experiment()
     corpus = [s for s in experiment.images.values() if isinstance(s, CorpusImages)]
-    assert len(corpus) == 1 and corpus[0].crops >= 1000 and corpus[0].size == 64
+    assert len(corpus) == 1 and corpus[0].crops >= 1000 and corpus[0].size == 32
+    trained = [s for s in experiment.images.values() if isinstance(s, GeneratedImages) and s.train]
+    assert trained and all(s.train["size"] == corpus[0].size for s in trained)
     assert sorted(s.generator for s in experiment.images.values() if isinstance(s, GeneratedImages)) == ["dcgan", "ddpm", "ddpm-inpaint"]
     assert sorted(c.extractor for c in experiment.extractors.values()) == ["autoencoder", "fft", "mobilenet_v2", "vgg16", "xception"]
     assert all(c.params.get("weights") == "imagenet-if-cached" for c in experiment.extractors.values() if c.extractor in ("vgg16", "mobilenet_v2", "xception"))

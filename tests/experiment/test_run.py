@@ -118,3 +118,49 @@ def test_changed_trials_retune_the_studies_and_reuse_everything_upstream(tmp_pat
     computed = {(entry["stage"], entry["name"]) for entry in run_record(workspace)["stages"] if entry["action"] == "computed"}
     assert computed == {("study", f"{x}-32-{p}") for x in ("fft", "autoencoder") for p in ("logreg", "svm-linear")}
     assert all(entry["trials_in_study"] == 5 for entry in run_record(workspace)["stages"] if entry["stage"] == "study")
+
+
+def test_the_autoencoder_never_saw_the_groups_studies_score(tiny_runs):
+    """fdt run trains the autoencoder on the train share of the assignment its studies and matrices use."""
+    import json
+
+    import numpy as np
+
+    from fdt.features_store.store import FeatureStore
+    from fdt.grouping import assign_groups, holdout_masks, record_path
+    from fdt.pipelines.evaluation import load_condition
+
+    workspace = tiny_runs["workspace"]
+    record = json.loads(record_path(workspace / "models" / "autoencoder.pt").read_text(encoding="utf-8"))
+    assert record["split"] == {"seed": 0, "fractions": [0.8, 0.1, 0.1]} and record["images"]
+    store = FeatureStore(workspace / "features_store")
+    data = load_condition(store, "autoencoder", "32", ["photos"], ["noise", "dcgan", "ddpm", "ddpm-inpaint"])
+    masks = holdout_masks(data.groups, assign_groups(data.groups, data.sources, (0.8, 0.1, 0.1), 0, data.y))
+    scored = masks["val"] | masks["test"]
+    assert not set(data.groups[scored]) & set(record["groups"])
+    assert not set(data.sha256[scored]) & set(record["images"])
+    trained_reals = set(data.groups[masks["train"] & (data.y == 0)])
+    assert set(record["groups"]) == trained_reals
+    assert np.isin(data.groups, record["groups"]).sum() > 0
+
+
+def test_scoring_the_autoencoder_on_its_training_groups_is_refused(tiny_runs, tmp_path):
+    from fdt.features_store.store import FeatureStore
+    from fdt.pipelines.evaluation import load_condition, tune_condition
+    from fdt.pipelines.leakage import TrainedRowsError
+    from fdt.pipelines.specs import get_spec
+
+    workspace = tiny_runs["workspace"]
+    data = load_condition(FeatureStore(workspace / "features_store"), "autoencoder", "32", ["photos"], ["dcgan"])
+    with pytest.raises(TrainedRowsError, match="trained on \\(seed 0, split 0.8/0.1/0.1\\); use the seed and split"):
+        tune_condition(data, get_spec("logreg"), n_trials=1, cv=2, random_state=3)
+    forced = tune_condition(data, get_spec("logreg"), n_trials=1, cv=2, random_state=3, allow_trained_groups=True)
+    assert any(note.startswith("**LEAK:") for note in forced.notes)
+    honest = tune_condition(data, get_spec("logreg"), n_trials=1, cv=2, random_state=0)
+    assert not any("LEAK" in note for note in honest.notes) and any("optimistic" in note for note in honest.notes)
+    # the CLI says it in one line with exit code 2
+    from tests.experiment.conftest import invoke
+
+    result = invoke("tune", "--extractor", "autoencoder", "--resolution", "32", "--pipeline", "logreg", "--real", "photos", "--fake", "dcgan",
+                    "--trials", "1", "--cv", "2", "--seed", "3", "--store", str(workspace / "features_store"), "--models", str(tmp_path / "m"), "--no-progress")
+    assert result.exit_code == 2 and "trained on (seed 0" in result.output and "Traceback" not in result.output

@@ -25,11 +25,11 @@ def test_coco_captions(tmp_path: Path) -> None:
     path = tmp_path / "captions_val2017.json"
     path.write_text(json.dumps(COCO))
     assert read_prompts(path) == [
-        Prompt("A black Honda motorcycle parked in front of a garage.", "179765"),
-        Prompt("An office cubicle with four different types of computers.", "190236"),
-        Prompt("A Honda motorcycle parked in a grass driveway", "179765"),
+        Prompt("A black Honda motorcycle parked in front of a garage.", "coco:179765"),
+        Prompt("An office cubicle with four different types of computers.", "coco:190236"),
+        Prompt("A Honda motorcycle parked in a grass driveway", "coco:179765"),
     ]
-    assert [p.group for p in read_prompts(path, max_captions=2)] == ["179765", "190236"]
+    assert [p.group for p in read_prompts(path, max_captions=2)] == ["coco:179765", "coco:190236"]
 
 
 def test_text_file_prompts_group_by_text(tmp_path: Path) -> None:

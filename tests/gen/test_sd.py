@@ -43,7 +43,7 @@ def test_text_to_image_from_coco_captions(pipelines: dict[str, Path], tmp_path: 
 
     records = load_image_set(out / "manifest.csv")
     assert [Path(r.path).name for r in records] == [f"{i:06d}.png" for i in range(9)]
-    assert [r.group for r in records] == ["139", "139", "285"] + ["139"] * 4 + ["285"] * 2
+    assert [r.group for r in records] == ["coco:139", "coco:139", "coco:285"] + ["coco:139"] * 4 + ["coco:285"] * 2
     assert [r.extra["prompt"] for r in records[:3]] == ["a cat on the mat", "the cat sits", "a dog."]
     assert [r.extra["seed"] for r in records] == [str(i) for i in range(9)]
     assert {(r.source, r.label, r.extra["model_id"], r.extra["mask_path"]) for r in records} == {("sd21", 1, str(pipelines["t2i"]), "")}

@@ -45,3 +45,17 @@ def test_model_file_round_trip_and_card(tmp_path):
     assert read == json.loads((tmp_path / "models" / "m.json").read_text()) == card
     assert loaded.predict([[1.0]])[0] == 1 and len(card["model_sha256"]) == 64
     assert sorted(p.name for p in (tmp_path / "models").iterdir()) == ["m.joblib", "m.json"]  # no temp files left
+
+
+def test_a_model_of_real_vs_several_fakes_reports_each_fake_source_with_intervals(featureset_factory):
+    sources = {"real": (0, np.zeros(4)), "near": (1, np.array([0.5, 0, 0, 0])), "far": (1, np.array([3.0, 0, 0, 0]))}
+    data = featureset_factory(sources, per_source=60, dim=4)
+    result = tune_condition(data, get_spec("logreg"), n_trials=1, cv=3, random_state=0)
+    per_source = result.test["per_source"]
+    assert set(per_source) == {"near", "far"}
+    assert per_source["far"]["metrics"]["roc_auc"] > per_source["near"]["metrics"]["roc_auc"]
+    for scored in (result.test, *per_source.values()):
+        low, high = scored["intervals"]["roc_auc"]
+        assert low <= scored["metrics"]["roc_auc"] <= high
+    assert result.thresholds["chosen_on"] == "validation rows"
+    assert "too few groups" in " ".join(result.test["flags"])  # 6 real groups in the test share: fewer than 10

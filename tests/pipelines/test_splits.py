@@ -67,3 +67,35 @@ def test_bad_fractions_are_refused(text, message):
 def test_single_class_is_refused_before_folding():
     with pytest.raises(SplitError, match="only one class \\(real images\\)"):
         grouped_folds(np.zeros(10, int), np.arange(10), 2)
+
+
+def test_a_groups_part_ignores_other_sources_row_order_and_the_fakes_made_from_it():
+    photos = [f"photo{i}" for i in range(40)]
+    alone = assign_groups(photos, ["coco"] * 40, random_state=5, labels=[0] * 40)
+    # add another source, fakes that share their photo's group, and shuffle the rows
+    groups = photos + [f"gan{i}" for i in range(30)] + photos[:20]
+    strata = ["coco"] * 40 + ["dcgan"] * 30 + ["sd-inpaint"] * 20
+    labels = [0] * 40 + [1] * 70
+    order = np.random.default_rng(0).permutation(len(groups))
+    together = assign_groups([groups[i] for i in order], [strata[i] for i in order], random_state=5, labels=[labels[i] for i in order])
+    assert {g: together[g] for g in photos} == alone
+    assert sum(part == "test" for part in alone.values()) == 4
+
+
+def test_two_seeds_never_share_a_study(featureset_factory, tmp_path):
+    import optuna
+
+    from fdt.pipelines.evaluation import study_name, tune_condition
+    from fdt.pipelines.specs import get_spec
+
+    data = featureset_factory({"real": (0, np.zeros(3)), "fake": (1, np.array([2.0, 0, 0]))}, per_source=20, dim=3)
+    spec = get_spec("logreg")
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    names = {seed: study_name("m", data, spec, seed, (0.8, 0.1, 0.1), 3) for seed in (0, 1)}
+    assert names[0] != names[1]
+    assert study_name("m", data, spec, 0, (0.8, 0.1, 0.1), 3) != study_name("m", data, spec, 0, (0.7, 0.1, 0.2), 3)
+    assert study_name("m", data, spec, 0, (0.8, 0.1, 0.1), 3) != study_name("m", data, spec, 0, (0.8, 0.1, 0.1), 4)
+    for seed in (0, 1):
+        tune_condition(data, spec, n_trials=2, cv=3, random_state=seed, storage=storage, study_name=names[seed])
+    studies = {s.study_name: s.n_trials for s in optuna.get_all_study_summaries(storage)}
+    assert studies == {names[0]: 2, names[1]: 2}

@@ -1,0 +1,79 @@
+"""The metadata audit: a pure format shortcut (identical pixels, JPEG vs PNG) is found and named everywhere."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from fdt.cli import cli
+from fdt.pipelines.audit import jpeg_quality, read_metadata
+
+
+def _photo_crops(count: int, size: int = 48) -> list[Image.Image]:
+    from skimage import data
+
+    photo = Image.fromarray(data.astronaut())
+    rng = np.random.default_rng(0)
+    crops = []
+    for _ in range(count):
+        x, y = rng.integers(0, photo.width - size), rng.integers(0, photo.height - size)
+        crops.append(photo.crop((int(x), int(y), int(x) + size, int(y) + size)))
+    return crops
+
+
+@pytest.fixture(scope="module")
+def format_shortcut(tmp_path_factory) -> Path:
+    """The same pixels twice: reals saved as JPEG (quality 75), fakes saved as PNG."""
+    root = tmp_path_factory.mktemp("shortcut")
+    (root / "real").mkdir()
+    (root / "fake").mkdir()
+    for i, crop in enumerate(_photo_crops(40)):
+        crop.save(root / "real" / f"{i:03d}.jpg", quality=75)
+        Image.open(root / "real" / f"{i:03d}.jpg").convert("RGB").save(root / "fake" / f"{i:03d}.png")
+    return root
+
+
+@pytest.mark.parametrize("quality", [30, 50, 75, 90, 95])
+def test_jpeg_quality_is_read_from_the_quantisation_tables(tmp_path, quality):
+    path = tmp_path / "a.jpg"
+    _photo_crops(1)[0].save(path, quality=quality)
+    meta = read_metadata(path)
+    assert meta["format"] == "JPEG" and abs(meta["jpeg_quality"] - quality) <= 1
+    assert meta["subsampling"] == "4:2:0" and meta["width"] == 48
+
+
+def test_a_pure_format_shortcut_is_flagged_by_fdt_audit(format_shortcut, tmp_path):
+    result = CliRunner().invoke(cli, ["audit", str(format_shortcut), "--out", str(tmp_path / "audit")])
+    assert result.exit_code == 0, result.output
+    assert "WARNING: metadata alone separates real from fake at ROC AUC 1.00" in result.output
+    report = (tmp_path / "audit" / "audit.md").read_text()
+    assert "format: real JPEG 100%, fake PNG 100%" in report
+    assert (tmp_path / "audit" / "audit.png").stat().st_size > 0
+
+
+def test_no_warning_when_both_classes_share_the_format(format_shortcut, tmp_path):
+    root = tmp_path / "same"
+    for name in ("real", "fake"):
+        (root / name).mkdir(parents=True)
+    for i, crop in enumerate(_photo_crops(40)):
+        crop.save(root / ("real" if i % 2 else "fake") / f"{i:03d}.png")
+    result = CliRunner().invoke(cli, ["audit", str(root), "--out", str(tmp_path / "audit")])
+    assert result.exit_code == 0 and "WARNING" not in result.output
+
+
+def test_the_report_of_a_matrix_over_those_sources_carries_the_warning(format_shortcut, tmp_path):
+    runner = CliRunner()
+    store = str(tmp_path / "store")
+    assert runner.invoke(cli, ["extract", str(format_shortcut), "-e", "fft", "-p", "size=8", "--store", store, "--workers", "0", "-q"]).exit_code == 0
+    result = runner.invoke(cli, ["report", "matrix", "--extractor", "fft", "--real", "real", "--fake", "fake", "--cv", "2",
+                                 "--store", store, "--out", str(tmp_path / "report"), "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert "metadata alone separates real from fake" in result.output
+    assert "**WARNING: metadata alone separates real from fake" in (tmp_path / "report" / "report.md").read_text()
+    tuned = runner.invoke(cli, ["tune", "--extractor", "fft", "--real", "real", "--fake", "fake", "--cv", "2", "--trials", "1",
+                                "--store", store, "--models", str(tmp_path / "models"), "--no-progress"])
+    assert tuned.exit_code == 0, tuned.output
+    card = next((tmp_path / "models").glob("*.json")).read_text()
+    assert "metadata alone separates real from fake" in card
