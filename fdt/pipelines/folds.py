@@ -8,7 +8,9 @@ runs past the budget gets its workers killed and :class:`TrialTimeout` raised.
 The rows travel once per fit, as ``.npy`` files the workers memory-map, never
 pickled per fold.
 
-Results come back in fold order whatever the number of workers, and a fold's
+A daemonic process (a Dask worker) cannot start workers; there folds run inline
+and the budget is checked between folds instead, each fit bounded by its
+iteration cap. Results come back in fold order whatever the number of workers, and a fold's
 result depends only on its inputs, so ``n_jobs=2`` gives the same scores as
 ``n_jobs=1``.
 """
@@ -129,8 +131,13 @@ class FoldRunner:
     """
 
     def __init__(self, X: np.ndarray, y: np.ndarray, n_jobs: int = 1, timeout: float | None = None) -> None:
+        import multiprocessing
+
         self.X, self.y, self.n_jobs, self.timeout = X, y, n_jobs, timeout
-        self.workers = n_jobs > 1 or timeout is not None
+        # A daemonic process (a Dask worker) may not start children: folds then run
+        # inline and the budget is checked between folds, with the iteration caps
+        # bounding each fit. The timeout message says which.
+        self.workers = (n_jobs > 1 or timeout is not None) and not multiprocessing.current_process().daemon
         self._folder: Path | None = None
 
     def __enter__(self) -> "FoldRunner":
@@ -171,7 +178,12 @@ class FoldRunner:
     ) -> Iterator[FoldResult]:
         """Yield each fold's :class:`FoldResult` in fold order; raise :class:`TrialTimeout` past ``deadline`` (``time.monotonic``)."""
         if not self.workers:
-            for (train, test), state in zip(folds, warm):
+            for index, ((train, test), state) in enumerate(zip(folds, warm)):
+                if deadline is not None and time.monotonic() > deadline:
+                    raise TrialTimeout(
+                        f"time budget of {self.timeout:g} s exceeded after fold {index}/{len(folds)} "
+                        "(checked between folds: this process cannot start workers to kill a fit)"
+                    )
                 yield fit_fold(estimator, self.X, self.y, train, test, scoring, state, random_state)
             return
         pool = self._pool()

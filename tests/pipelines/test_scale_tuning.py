@@ -87,8 +87,9 @@ class SlowClassifier(ClassifierMixin, BaseEstimator):
 
     def fit(self, X, y):
         if self.delay:
-            with open(self.pid_file, "a") as handle:
-                handle.write(f"{os.getpid()}\n")
+            if self.pid_file:
+                with open(self.pid_file, "a") as handle:
+                    handle.write(f"{os.getpid()}\n")
             time.sleep(self.delay)
         self.classes_ = np.unique(y)
         return self
@@ -120,6 +121,20 @@ def test_a_trial_over_its_time_budget_is_killed_and_recorded(tmp_path):
         time.sleep(0.1)
     assert not any(map(_alive, pids)), "the slow fit's worker was not killed"
     assert tuner.n_trials_ == 0 and tuner.best_params_ == {}  # defaults refit: delay 0
+
+
+def test_in_a_daemonic_process_the_budget_is_checked_between_folds(monkeypatch):
+    import multiprocessing
+
+    class Daemon:
+        daemon = True
+
+    monkeypatch.setattr(multiprocessing, "current_process", lambda: Daemon())
+    X, y = data()
+    slow = SlowClassifier()  # delay 0.3 s per fit, in this process
+    tuner = OptunaSearchCV(slow, {"delay": CategoricalDistribution([0.3])}, n_trials=1, cv=3, random_state=0, trial_timeout=0.1).fit(X, y)
+    stopped = tuner.study_.trials[0].user_attrs["stopped"]
+    assert "exceeded after fold 1/3 (checked between folds" in stopped and tuner.trial_counts_["timed_out"] == 1
 
 
 def _study_record(tuner):
