@@ -49,4 +49,6 @@ def audit(data: tuple[str, ...], real: str, out: str, seed: int, extractor: str 
         click.echo(f"{extractor} at {row['resolution']}, equalised: {row['equalised']}: ROC AUC {row['roc_auc']:.2f} [{row['interval'][0]:.2f}, {row['interval'][1]:.2f}]")
     for warning in result.warnings():
         click.echo(f"WARNING: {warning}", err=True)
+    for note in result.notes():
+        click.echo(f"note: {note}")
     click.echo(f"wrote {', '.join(str(p) for p in written)}")

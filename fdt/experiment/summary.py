@@ -235,7 +235,7 @@ def _tuned_reading(cards: list[dict[str, Any]]) -> list[str]:
         if len(tied) == len(cards) - 1:
             text += "; every interval overlaps the best one, so at this sample size they are indistinguishable"
         elif tied:
-            text += f"; {', '.join(tied)} {'is' if len(tied) == 1 else 'are'} indistinguishable from it at this sample size"
+            text += f"; {', '.join(tied)} {'is' if len(tied) == 1 else 'are'} indistinguishable from the best at this sample size"
     return [text + " (95 % bootstrap intervals over held-out groups)."]
 
 

@@ -7,7 +7,10 @@ generator. The audit reads every image's header only (no pixel decoding): format
 JPEG quality (estimated from the quantisation tables), chroma subsampling,
 width, height, aspect, mode and bit depth, EXIF and ICC presence, and bytes per
 pixel; then it trains a classifier on those properties alone (grouped CV, the
-same protocol as the detectors) for real vs each fake source. Where that
+same protocol as the detectors) for real vs each fake source. When every image
+of a condition is lossless, bytes per pixel is left out of that classifier: a
+PNG's size is a function of its pixels (their entropy), so a pixel detector
+cannot "win by" it; a separation by it is reported as a note about content. Where that
 metadata-only classifier reaches ROC AUC ≥ 0.8, every report of the condition
 carries a bold warning naming the property that separates the classes.
 """
@@ -28,6 +31,9 @@ SHORTCUT_AUC = 0.8
 CATEGORICAL = ("format", "mode", "subsampling")
 NUMERIC = ("jpeg_quality", "width", "height", "aspect", "bit_depth", "has_exif", "has_icc", "bytes_per_pixel")
 PROPERTIES = CATEGORICAL + NUMERIC
+CONTENT_DERIVED = ("bytes_per_pixel",)
+"""Properties that, for lossless files, are a function of the pixels (a PNG's size is its content's entropy)."""
+LOSSLESS = frozenset({"PNG", "BMP", "PPM", "TIFF", "GIF"})
 MAX_PER_SOURCE = 5000
 BITS = {"1": 1, "L": 8, "P": 8, "RGB": 8, "RGBA": 8, "CMYK": 8, "YCbCr": 8, "LA": 8, "I;16": 16, "I;16B": 16, "I;16L": 16, "I": 32, "F": 32}
 SUBSAMPLING = {-1: "none", 0: "4:4:4", 1: "4:2:2", 2: "4:2:0"}
@@ -101,10 +107,22 @@ class Condition:
     strongest: str
     description: str
     per_property: dict[str, float] = field(default_factory=dict)
+    lossless: bool = False
+    """Every image of the condition is in a lossless format: its size says what its pixels say, so it is no shortcut."""
 
     @property
     def shortcut(self) -> bool:
         return self.roc_auc >= SHORTCUT_AUC
+
+    def content_note(self) -> str | None:
+        """For lossless files, a separation by bytes per pixel is a property of the content (noise, detail), said plainly."""
+        auc = max(self.per_property.get(p, 0.0) for p in CONTENT_DERIVED)
+        if not self.lossless or auc < SHORTCUT_AUC:
+            return None
+        return (
+            f"bytes per pixel alone separates real from {self.fake} at ROC AUC {auc:.2f}; every image is lossless, so this "
+            "measures the content's entropy (noise, fine detail), which a pixel detector may use legitimately: not a file-handling shortcut"
+        )
 
     def warning(self) -> str:
         return (
@@ -128,6 +146,9 @@ class Audit:
     def warnings(self) -> list[str]:
         return [c.warning() for c in self.conditions if c.shortcut]
 
+    def notes(self) -> list[str]:
+        return [note for c in self.conditions if (note := c.content_note())]
+
     def to_dict(self) -> dict[str, Any]:
         summary = {}
         for source in self.sources:
@@ -139,16 +160,18 @@ class Audit:
             "sources": summary,
             "conditions": [
                 {"fake": c.fake, "roc_auc": c.roc_auc, "interval": list(c.interval), "rows": c.rows, "strongest": c.strongest,
-                 "description": c.description, "per_property_auc": c.per_property, "shortcut": c.shortcut}
+                 "description": c.description, "per_property_auc": c.per_property, "lossless": c.lossless, "shortcut": c.shortcut}
                 for c in self.conditions
             ],
             "warnings": self.warnings(),
+            "notes": self.notes(),
             "detector_by_equalisation": self.detector,
         }
 
     def to_markdown(self) -> str:
         lines = ["# Metadata audit", "", "Can real and fake be told apart from file headers alone (no pixels)?", ""]
         lines += [f"**WARNING: {w}.**" for w in self.warnings()] or ["No metadata shortcut found (every metadata-only ROC AUC below 0.8)."]
+        lines += [f"Note: {n}." for n in self.notes()]
         lines += ["", "| real vs | metadata-only ROC AUC [95 %] | most separating property |", "|---|---|---|"]
         for c in self.conditions:
             lines.append(f"| {c.fake} | {c.roc_auc:.2f} [{c.interval[0]:.2f}, {c.interval[1]:.2f}] | {c.description} |")
@@ -248,14 +271,16 @@ def _condition(table: dict[str, np.ndarray], name: str, fakes: list[str], random
         model = RandomForestClassifier(n_estimators=50, max_depth=6, random_state=random_state, n_jobs=1)
         return cross_val_predict(model, _encode(table, rows, names), y, groups=groups, cv=splitter, method="predict_proba")[:, 1]
 
-    scores = out_of_fold(PROPERTIES)
+    lossless = set(table["format"][rows].astype(str)) <= LOSSLESS
+    used = [p for p in PROPERTIES if not (lossless and p in CONTENT_DERIVED)]
+    scores = out_of_fold(used)
     auc = compute_metrics(y, scores)["roc_auc"]
     interval = bootstrap_metrics(y, scores, groups, n_resamples=n_resamples, random_state=random_state)["roc_auc"]
     per_property = {prop: float(compute_metrics(y, out_of_fold([prop]))["roc_auc"]) for prop in PROPERTIES}
-    strongest = max(per_property, key=lambda p: per_property[p])
+    strongest = max(used, key=lambda p: per_property[p])
     real_values, fake_values = table[strongest][rows][y == 0], table[strongest][rows][y == 1]
     description = f"{strongest}: real {_describe(real_values, strongest)}, {name} {_describe(fake_values, strongest)}"
-    return Condition(name, float(auc), (float(interval[0]), float(interval[1])), int(rows.size), strongest, description, per_property)
+    return Condition(name, float(auc), (float(interval[0]), float(interval[1])), int(rows.size), strongest, description, per_property, lossless)
 
 
 def audit_store(store: Any, real: Sequence[str], fakes: Sequence[str], random_state: int = 0) -> Audit:
@@ -343,12 +368,15 @@ def _plot(audit: Audit, path: Path) -> None:
             axes.legend(fontsize=7)
             axes.set_ylabel("share")
         else:
+            plotted = False
             for source in sources:
                 values = audit.table[name][audit.table["source"] == source].astype(float)
                 values = values[~np.isnan(values)]
                 if values.size:
                     axes.hist(values, bins=20, alpha=0.5, label=source)
-            axes.legend(fontsize=7)
+                    plotted = True
+            if plotted:
+                axes.legend(fontsize=7)
         axes.set_title(name, fontsize=9)
         axes.tick_params(labelsize=7)
         for label in axes.get_xticklabels():

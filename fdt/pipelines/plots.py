@@ -31,7 +31,7 @@ def heatmap(matrix, path: Path, weights: dict[str, str]) -> Path:
         fontsize=8, rotation=30, ha="right", rotation_mode="anchor",
     )
     axes.set_yticks(range(len(matrix.rows)), [f"{r}\nmean {m:.3f}" for r, m in zip(matrix.rows, matrix.row_means)], fontsize=8)
-    axes.set_xlabel("tested on (bold: the diagonal, on held-out groups; [95% bootstrap interval])")
+    axes.set_xlabel("tested on\n(bold: diagonal, held-out groups; [95% interval])", fontsize=8)
     axes.set_ylabel("trained on")
     for i in range(values.shape[0]):
         for j in range(values.shape[1]):
