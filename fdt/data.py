@@ -313,9 +313,23 @@ def _parse_label(value: str, manifest: Path, line: int) -> int:
     raise DataError(f"{manifest}:{line}: label must be 0/1 or real/fake, not {value!r}")
 
 
-def load_image_set(data: str | os.PathLike, real_sources: Iterable[str] = ("real",), label: int | None = None) -> list[ImageRecord]:
-    """An image set from a folder or a ``.csv`` manifest, whichever ``data`` is."""
+def load_image_set(
+    data: str | os.PathLike, real_sources: Iterable[str] = ("real",), label: int | None = None, layout: str = "plain"
+) -> list[ImageRecord]:
+    """An image set from a folder or a ``.csv`` manifest, whichever ``data`` is.
+
+    ``layout`` names a public dataset's folder layout (:mod:`fdt.layouts`; ``auto``
+    detects one and falls back to a plain folder or manifest); ``plain`` reads
+    folders and manifests as fdt writes them.
+    """
     path = Path(data)
+    if layout != "plain":
+        from fdt.layouts import read_layout
+
+        if layout != "auto" and not path.exists():
+            raise DataError(f"no such folder: {path}")
+        if path.exists() and (records := read_layout(path, layout)) is not None:
+            return records
     if path.suffix.lower() == ".csv":
         return from_manifest(path)
     if not path.exists():

@@ -25,8 +25,11 @@ from fdt.cli.common import UserError, parse_params, split_list, user_errors
 @click.option("--scheduler", default=None, metavar="ADDRESS", help="Run on a Dask cluster (tcp://host:8786), one task per shard.")
 @click.option("--shards", default=None, type=click.IntRange(min=1), help="With --scheduler: number of tasks [default: one per worker thread].")
 @click.option("--rehash", is_flag=True, help="Hash every file again instead of trusting remembered hashes of unchanged files.")
+@click.option("--perturb", "perturb", multiple=True, metavar="OP:K=V", help="Perturb every image before the resolution step (jpeg:quality=75, blur:sigma=1, ...); repeat to chain. Part of the feature key.")
+@click.option("--sweep", "sweeps", multiple=True, metavar="OP:K=V1,V2", help="Extract every level of a robustness sweep (jpeg:quality=100,90,75), decoding each image once; repeatable.")
+@click.option("--layout", default="auto", show_default=True, help="How DATA folders are organised: auto, plain, or a dataset layout (genimage, cnndetection, ...).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def extract(data, extractor, params, resolution, batch_size, device, workers, store_root, real, label, max_pixels, wait, flush_every, shard, scheduler, shards, rehash, quiet):
+def extract(data, extractor, params, resolution, batch_size, device, workers, store_root, real, label, max_pixels, wait, flush_every, shard, scheduler, shards, rehash, perturb, sweeps, layout, quiet):
     """Extract features of the images in DATA (folders or CSV manifests) into the feature store.
 
     A folder with sub-folders is one source per sub-folder; sources named in
@@ -40,17 +43,27 @@ def extract(data, extractor, params, resolution, batch_size, device, workers, st
         resolutions = [parse_resolution(r) for r in split_list(resolution)]
         records = []
         for item in data:
-            records += load_image_set(item, real_sources=split_list(real), label=None if label is None else int(label == "fake"))
+            records += load_image_set(item, real_sources=split_list(real), label=None if label is None else int(label == "fake"), layout=layout)
+        from fdt.layouts import split_note
+        from fdt.perturb import parse_chain, parse_sweep
+
+        if note := split_note(records):
+            click.echo(f"note: {note}", err=True)
+
+        base = parse_chain(perturb)
+        levels = list(dict.fromkeys(base.then(chain) for spec in sweeps for chain in parse_sweep(spec).chains)) or [base]
     if not resolutions:
         raise UserError("--resolution is empty")
     from fdt.features_store.sharding import parse_shard
 
     with user_errors(ValueError):
         shard_spec = parse_shard(shard) if shard else None
+    if scheduler and len(levels) > 1:
+        raise UserError("--sweep runs on one machine; with --scheduler, extract one --perturb level at a time")
     if shard_spec and scheduler:
         raise UserError("--shard and --scheduler exclude each other: the scheduler runs every shard")
 
-    from fdt.features_store.extraction import extract_records
+    from fdt.features_store.extraction import extract_levels
     from fdt.models.autoencoder import AutoencoderError
 
     import warnings
@@ -69,9 +82,10 @@ def extract(data, extractor, params, resolution, batch_size, device, workers, st
                 if scheduler:
                     from fdt.features_store.distributed import extract_on_dask
 
-                    summary = extract_on_dask(records, extractor, parse_params(params), res, store_root, scheduler, shards=shards, **options)
+                    summaries = [extract_on_dask(records, extractor, parse_params(params), res, store_root, scheduler, shards=shards, perturb=levels[0], **options)]
                 else:
-                    summary = extract_records(records, extractor, parse_params(params), res, store_root, workers=workers, shard=shard_spec, rehash=rehash, **options)
-            for index, reason in sorted(summary.failures.items()):
-                click.echo(f"skipped {records[index].path}: {reason}", err=True)
-            click.echo(summary.line())
+                    summaries = extract_levels(records, extractor, parse_params(params), res, store_root, levels, workers=workers, shard=shard_spec, rehash=rehash, **options)
+            for summary in summaries:
+                for index, reason in sorted(summary.failures.items()):
+                    click.echo(f"skipped {records[index].path}: {reason}", err=True)
+                click.echo(summary.line())

@@ -110,3 +110,48 @@ def matrix(
     for note in result.notes:
         click.echo(f"warning: {note.strip('*').removeprefix('WARNING: ')}", err=True)
     click.echo(f"wrote {folder}/ (CSV, JSON, Markdown, heatmap, ROC and PCA PNGs)")
+
+
+@report.command()
+@click.option("--extractor", required=True, help="Extractor whose stored features to use.")
+@click.option("--resolution", default="native", show_default=True, help="Resolution of the stored features.")
+@click.option("--param", "params", multiple=True, metavar="KEY=VALUE", help="Extractor parameter narrowing the stored key; repeatable.")
+@click.option("--weights", default=None, help="Weights identity prefix narrowing the stored key.")
+@click.option("--pipeline", "pipeline_name", default="logreg", show_default=True, help="Pipeline spec (fdt pipelines ls).")
+@SPECS_OPTION
+@click.option("--real", required=True, help="Real source(s), comma-separated.")
+@click.option("--fake", required=True, help="Fake sources, comma-separated: one line each in the plots.")
+@click.option("--sweep", "sweeps", multiple=True, required=True, metavar="OP:K=V1,V2", help="Levels to test at, e.g. jpeg:quality=100,90,75,50,30; repeatable.")
+@click.option("--train-perturb", "train_perturb", multiple=True, metavar="OP:K=V", help="Train on perturbed features (e.g. blurjpeg:prob=0.5); repeat to chain.")
+@click.option("--trials", default=0, show_default=True, type=click.IntRange(min=0), help="Optuna trials (0: spec defaults).")
+@click.option("--cv", default=5, show_default=True, type=click.IntRange(min=2), help="Grouped folds for tuning and calibration.")
+@click.option("--split", default="80/10/10", show_default=True, help="Train/validation/test shares of the groups.")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--resamples", default=1000, show_default=True, type=click.IntRange(min=10), help="Bootstrap resamples per interval.")
+@click.option("--store", "store_root", default="features_store", show_default=True, type=click.Path(file_okay=False))
+@click.option("--out", default=None, type=click.Path(file_okay=False), help="Output folder (default: reports/robustness-EXTRACTOR-PIPELINE).")
+@click.option("--progress/--no-progress", default=True, show_default=True)
+def robustness(extractor, resolution, params, weights, pipeline_name, specs, real, fake, sweeps, train_perturb, trials, cv, split, seed, resamples, store_root, out, progress) -> None:
+    """Train once (clean, or --train-perturb), test held-out groups at every level of each --sweep.
+
+    Needs the levels' features in the store: fdt extract DATA -e EXTRACTOR --sweep SPEC.
+    """
+    import optuna
+
+    from fdt.data import parse_resolution
+    from fdt.features_store.store import FeatureStore
+    from fdt.pipelines.robustness import robustness_report, write_robustness
+    from fdt.pipelines.specs import get_spec
+    from fdt.pipelines.splits import parse_fractions
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    with user_errors(*user_error_types()):
+        spec = get_spec(pipeline_name, specs)
+        result = robustness_report(
+            FeatureStore(store_root), extractor, spec, split_list(real), split_list(fake), list(sweeps), list(train_perturb),
+            parse_resolution(resolution), parse_params(params), weights, trials, cv, parse_fractions(split), seed, resamples, progress,
+        )
+    folder = Path(out or Path("reports") / f"robustness-{extractor}-{pipeline_name}")
+    write_robustness(result, folder)
+    click.echo(result.to_markdown())
+    click.echo(f"wrote {folder}/ (CSV, JSON, Markdown, one PNG per sweep)")

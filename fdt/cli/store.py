@@ -71,6 +71,7 @@ def info(key_id: str | None, store_root: str) -> None:
             click.echo(f"  params:     {json.dumps(key.params, sort_keys=True)}")
             click.echo(f"  weights:    {key.weights}{'  (RANDOM: not ImageNet features)' if key.weights.startswith('random') else ''}")
             click.echo(f"  resolution: {key.resolution}")
+            click.echo(f"  perturb:    {key.perturb or 'none (clean images)'}")
             click.echo(f"  rows:       {sum(s.rows for s in shards)} in {len(shards)} shard(s), {len(fs.failures(key))} failed images")
             click.echo(f"  features:   {shards[0].num_features if shards else '?'} per row")
             click.echo(f"  written:    {newest.get('created')} by fdt {newest.get('fdt_version')}, torch {newest.get('torch_version', '-')}")

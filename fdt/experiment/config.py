@@ -8,6 +8,7 @@ The file has five kinds of tables (see the README for a full example)::
     [extractors.LABEL]      an extractor with its parameters (the autoencoder with its training)
     [[studies]]             tuned, cross-validated detectors (real vs every fake) per resolution
     [[matrices]]            generalisation matrices per resolution plus the cross-resolution one
+    [[robustness]]          robustness sweeps (JPEG, blur, resize, ...) on held-out groups
 
 Parsing is purely structural: unknown keys, wrong types and dangling references
 between tables are errors naming the key and its table. Whether folders exist,
@@ -146,6 +147,19 @@ class MatrixConfig:
 
 
 @dataclass(frozen=True)
+class RobustnessConfig:
+    """``[[robustness]]``: per extractor, train once (clean or ``train_perturb``), test held-out groups at every sweep level."""
+
+    pipeline: str
+    sweeps: tuple[str, ...]
+    extractors: tuple[str, ...] = ()
+    resolution: str = "native"
+    train_perturb: tuple[str, ...] = ()
+    trials: int = 0
+    cv: int = 5
+
+
+@dataclass(frozen=True)
 class Experiment:
     """A parsed experiment file; relative paths are already resolved against the file's folder."""
 
@@ -155,12 +169,13 @@ class Experiment:
     studies: tuple[StudyConfig, ...] = ()
     matrices: tuple[MatrixConfig, ...] = ()
     path: str = ""
+    robustness: tuple[RobustnessConfig, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
 
-_TOP_LEVEL = ("experiment", "images", "extractors", "studies", "matrices")
+_TOP_LEVEL = ("experiment", "images", "extractors", "studies", "matrices", "robustness")
 _IMAGE_KINDS: dict[str, type] = {"folder": FolderImages, "manifest": ManifestImages, "corpus": CorpusImages, "generator": GeneratedImages}
 
 
@@ -197,7 +212,8 @@ def parse_experiment(text: str, base: Path, source: str = "<experiment>") -> Exp
         raise ExperimentError("the experiment has no [extractors.LABEL] table")
     studies = tuple(_build(StudyConfig, table, f"[[studies]] #{i}") for i, table in enumerate(_array(data, "studies"), 1))
     matrices = tuple(_build(MatrixConfig, table, f"[[matrices]] #{i}") for i, table in enumerate(_array(data, "matrices"), 1))
-    experiment = Experiment(settings, images, extractors, studies, matrices, source)
+    robustness = tuple(_build(RobustnessConfig, table, f"[[robustness]] #{i}") for i, table in enumerate(_array(data, "robustness"), 1))
+    experiment = Experiment(settings, images, extractors, studies, matrices, source, robustness)
     _check_references(experiment)
     return experiment
 
@@ -290,7 +306,7 @@ def _check_references(experiment: Experiment) -> None:
     for label, config in extractors.items():
         if config.train_on is not None and config.train_on not in images:
             raise ExperimentError(f"[extractors.{label}] train_on = {config.train_on!r} names no [images.{config.train_on}] table")
-    for kind, entries in (("studies", experiment.studies), ("matrices", experiment.matrices)):
+    for kind, entries in (("studies", experiment.studies), ("matrices", experiment.matrices), ("robustness", experiment.robustness)):
         for index, entry in enumerate(entries, 1):
             for label in entry.extractors:
                 if label not in extractors:

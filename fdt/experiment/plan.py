@@ -153,6 +153,12 @@ def make_plan(experiment: Experiment, workspace: str | os.PathLike) -> Plan:
         check(f"[[matrices]] #{index}", lambda: check_metric(matrix.metric))
         _check_counts(f"[[matrices]] #{index}", matrix.trials, matrix.cv, (matrix.pipeline,))
         _check_resolutions(f"[[matrices]] #{index}", matrix.resolutions)
+    for index, entry in enumerate(experiment.robustness, 1):
+        where = f"[[robustness]] #{index}"
+        check(where, lambda: get_spec(entry.pipeline, settings.pipelines_file))
+        _check_counts(where, entry.trials, entry.cv, (entry.pipeline,))
+        _check_resolutions(where, (entry.resolution,))
+        _check_perturbations(where, entry.sweeps, entry.train_perturb)
     return Plan(experiment, workspace, sources, real, fakes, resolutions, fractions, extractor_params, weights_choice, static_records)
 
 
@@ -161,6 +167,19 @@ def _check_counts(where: str, trials: int, cv: int, pipelines: tuple[str, ...]) 
         raise ExperimentError(f"{where} needs trials >= 0 and cv >= 2, not {trials} and {cv}")
     if not pipelines:
         raise ExperimentError(f"{where} names no pipeline")
+
+
+def _check_perturbations(where: str, sweeps: tuple[str, ...], train_perturb: tuple[str, ...]) -> None:
+    from fdt.perturb import parse_chain, parse_sweep
+
+    if not sweeps:
+        raise ExperimentError(f"{where} names no sweep (sweeps = [\"jpeg:quality=100,75,50\"])")
+    try:
+        for sweep in sweeps:
+            parse_sweep(sweep)
+        parse_chain(list(train_perturb))
+    except DataError as error:
+        raise ExperimentError(f"{where}: {error}") from None
 
 
 def _check_resolutions(where: str, resolutions: tuple[str, ...]) -> None:

@@ -30,7 +30,7 @@ import numpy as np
 
 from fdt import __version__
 from fdt.data import ImageRecord, load_image_set
-from fdt.experiment.config import CorpusImages, GeneratedImages, MatrixConfig, StudyConfig
+from fdt.experiment.config import CorpusImages, GeneratedImages, MatrixConfig, RobustnessConfig, StudyConfig
 from fdt.experiment.plan import GENERATOR_APIS, Plan
 
 STAMP = "fdt-run.json"
@@ -85,6 +85,7 @@ class RunResult:
     cards: list[dict[str, Any]]
     shortcuts: list[str] = field(default_factory=list)
     summary_path: Path | None = None
+    robustness_reports: list[dict[str, Any]] = field(default_factory=list)
 
 
 def run_experiment(plan: Plan, progress: bool = True, log: Log = print) -> RunResult:
@@ -109,7 +110,8 @@ def run_experiment(plan: Plan, progress: bool = True, log: Log = print) -> RunRe
         warnings.simplefilter("ignore", ConvergenceWarning)
         cards = [card for study in plan.experiment.studies for card in _study(plan, study, features, record, progress, log, shortcuts)]
         matrices = [report for matrix in plan.experiment.matrices for report in _matrices(plan, matrix, features, record, progress, log, shortcuts)]
-    result = RunResult(plan, record, records, matrices, cards, shortcuts)
+        robustness = [report for entry in plan.experiment.robustness for report in _robustness(plan, entry, features, record, progress, log, shortcuts)]
+    result = RunResult(plan, record, records, matrices, cards, shortcuts, robustness_reports=robustness)
     record.seconds = time.perf_counter() - started
     result.summary_path = write_summary(result)
     record.seconds = time.perf_counter() - started
@@ -299,6 +301,9 @@ def _extract(
     for entry in (*plan.experiment.studies, *plan.experiment.matrices):
         for label in plan.extractors_of(entry.extractors):
             needed[label] += [r for r in plan.resolutions_of(entry.resolutions) if r not in needed[label]]
+    for entry in plan.experiment.robustness:
+        for label in plan.extractors_of(entry.extractors):
+            needed[label] += [r for r in plan.resolutions_of((entry.resolution,)) if r not in needed[label]]
     features = {}
     for label, resolutions in needed.items():
         config = plan.experiment.extractors[label]
@@ -321,7 +326,38 @@ def _extract(
             )
             log(f"extract {label}@{resolution}: {summary.line()}")
             features[label, resolution] = Features(summary.key, {h for h in summary.hashes if h})
+    for entry in plan.experiment.robustness:
+        _extract_levels(plan, entry, everything, autoencoders, record, progress, log)
     return features
+
+
+def _extract_levels(
+    plan: Plan, entry: RobustnessConfig, everything: list[ImageRecord], autoencoders: dict[str, Path], record: RunRecord, progress: bool, log: Log
+) -> None:
+    """Every perturbed level a ``[[robustness]]`` entry scores or trains on, each image decoded once for all levels."""
+    from fdt.features_store.extraction import extract_levels
+    from fdt.perturb import parse_chain, parse_sweep
+
+    settings = plan.experiment.settings
+    levels = [chain for sweep in entry.sweeps for chain in parse_sweep(sweep).chains] + [parse_chain(list(entry.train_perturb))]
+    levels = [chain for chain in dict.fromkeys(levels) if chain]
+    (resolution,) = plan.resolutions_of((entry.resolution,))
+    for label in plan.extractors_of(entry.extractors):
+        config = plan.experiment.extractors[label]
+        params = dict(plan.extractor_params[label])
+        if label in autoencoders:
+            params["model"] = str(autoencoders[label])
+        summaries = extract_levels(
+            everything, config.extractor, params, resolution, plan.store_root, levels=levels, batch_size=settings.batch_size,
+            device=settings.device, workers=settings.workers, progress=progress,
+        )
+        for summary in summaries:
+            record.add(
+                "extract", label, summary.new_rows > 0, extractor=config.extractor, resolution=resolution, perturb=summary.key.perturb,
+                new_rows=summary.new_rows, reused_rows=summary.reused_rows, failed=summary.failed, key=summary.key.describe(),
+                weights=summary.key.weights, weights_choice=plan.weights_choice[label],
+            )
+            log(f"extract {label}@{resolution} {summary.key.perturb}: {summary.line()}")
 
 
 def _load(plan: Plan, label: str, resolution: str, features: dict[tuple[str, str], Features]):
@@ -445,4 +481,45 @@ def _matrices(
         means = {m["title"]: float(np.nanmean(np.array(m["values"], dtype=float))) for m in report["matrices"]}
         record.add("matrix", f"{label}-{matrix.pipeline}", fresh, extractor=label, pipeline=matrix.pipeline, folder=str(folder), mean_metric=means)
         reports.append({"label": label, "pipeline": matrix.pipeline, "metric": matrix.metric, "folder": folder, "report": report})
+    return reports
+
+
+# ---------------------------------------------------------------- robustness
+
+
+def _robustness(
+    plan: Plan, entry: RobustnessConfig, features: dict[tuple[str, str], Features], record: RunRecord, progress: bool, log: Log, shortcuts: list[str]
+) -> list[dict[str, Any]]:
+    """A robustness report per extractor; reused when its data, pipeline, sweeps and protocol are unchanged."""
+    from fdt.features_store.store import FeatureStore
+    from fdt.pipelines.evaluation import fingerprint
+    from fdt.pipelines.robustness import robustness_report, write_robustness
+    from fdt.pipelines.specs import get_spec
+
+    settings = plan.experiment.settings
+    spec = get_spec(entry.pipeline, settings.pipelines_file)
+    (resolution,) = plan.resolutions_of((entry.resolution,))
+    reports = []
+    for label in plan.extractors_of(entry.extractors):
+        stored = features[label, resolution]
+        folder = plan.reports_dir / f"robustness-{label}-{entry.pipeline}"
+        wanted = {
+            "data": fingerprint(_load(plan, label, resolution, features)), "spec": spec.to_dict(), "sweeps": list(entry.sweeps),
+            "train_perturb": list(entry.train_perturb), "trials": entry.trials, "cv": entry.cv, "split": list(plan.fractions),
+            "seed": settings.seed, "real": plan.real, "fakes": plan.fakes, "shortcuts": shortcuts,
+        }
+        fresh = read_stamp(folder / STAMP) != wanted or not (folder / "robustness.json").is_file()
+        if fresh:
+            log(f"robustness {label}/{entry.pipeline}: {', '.join(entry.sweeps)}")
+            report = robustness_report(
+                FeatureStore(plan.store_root), stored.key.extractor, spec, plan.real, plan.fakes, list(entry.sweeps), list(entry.train_perturb),
+                resolution, stored.key.params, stored.key.weights, entry.trials, entry.cv, plan.fractions, settings.seed, progress=progress,
+                images=stored.hashes,
+            )
+            report.notes += shortcuts
+            write_robustness(report, folder)
+            write_json(folder / STAMP, wanted)
+        record.add("robustness", f"{label}-{entry.pipeline}", fresh, extractor=label, pipeline=entry.pipeline, folder=str(folder))
+        report = json.loads((folder / "robustness.json").read_text(encoding="utf-8"))
+        reports.append({"label": label, "pipeline": entry.pipeline, "folder": folder, "sweeps": list(entry.sweeps), "report": report})
     return reports

@@ -57,6 +57,9 @@ def write_summary(result: "RunResult") -> Path:
     if result.matrix_reports:
         lines += ["", "## Generalisation (train on one generator, test on each)", ""]
         lines += _matrices_section(result, reports)
+    if result.robustness_reports:
+        lines += ["", "## Robustness (held-out test groups, real vs all fakes)", ""]
+        lines += _robustness_section(result, reports)
     lines += ["", "## Reading", ""]
     lines += [f"- {sentence}" for sentence in reading(result)]
     path = reports / SUMMARY_NAME
@@ -64,6 +67,32 @@ def write_summary(result: "RunResult") -> Path:
     temporary.write_text("\n".join(lines) + "\n", encoding="utf-8")
     os.replace(temporary, path)
     return path
+
+
+def _robustness_section(result: "RunResult", reports: Path) -> list[str]:
+    """Per report and sweep: ROC AUC at the first and last level, with intervals, and links to the plots."""
+    from fdt.perturb import parse_sweep
+    from fdt.pipelines.intervals import format_interval
+
+    lines = ["| detector | sweep | ROC AUC at the first level | at the last level | plot |", "|---|---|---|---|---|"]
+    for entry in result.robustness_reports:
+        relative = Path(entry["folder"]).relative_to(reports)
+        rows = entry["report"]["rows"]
+        for spec in entry["sweeps"]:
+            mine = [r for r in rows if r["sweep"] == spec]
+            pooled = [r for r in mine if r["source"] == "all fakes"] or mine
+            first, last = pooled[0], pooled[-1]
+            sweep = parse_sweep(spec)
+
+            def auc(row: dict[str, Any]) -> str:
+                value = row["metrics"]["roc_auc"]
+                return f"{format_interval(float('nan') if value is None else value, tuple(row['intervals']['roc_auc']))} ({sweep.param}={row['level']})"
+
+            lines.append(
+                f"| [{entry['label']} + {entry['pipeline']}]({relative}/robustness.md) | `{spec}` | {auc(first)} | {auc(last)} | "
+                f"[png]({relative}/robustness-{sweep.name}.png) |"
+            )
+    return lines
 
 
 def _short(value: Any) -> str:

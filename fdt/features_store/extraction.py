@@ -41,6 +41,7 @@ from fdt.features_store.featureset import ExtractorKey
 from fdt.features_store.registry import create_extractor, extractor_class
 from fdt.features_store.sharding import claim_name, shard_of
 from fdt.features_store.store import FeatureStore, release_inherited_locks
+from fdt.perturb import Chain, parse_chain
 
 
 @dataclass
@@ -112,35 +113,46 @@ def hash_files(paths: Sequence[str], threads: int = 4, cache_root: Path | None =
 
 
 class _DecodeDataset:
-    """Map-style dataset over (sha256, path): read, check the hash, decode, resize, preprocess.
+    """Map-style dataset over (sha256, path, levels): read, check the hash, decode once, then per level perturb, resize, preprocess.
 
-    Decoding failures are returned, not raised, so one bad file never stops a run;
-    any other exception is a bug and propagates.
+    Each item is decoded once and every perturbation level it needs is applied in
+    memory, so a sweep of five levels costs one read and one decode per image.
+    Decoding and perturbation failures are returned, not raised, so one bad file
+    never stops a run; any other exception is a bug and propagates.
     """
 
-    def __init__(self, items: list[tuple[str, str]], resolution: str, prepare: Any, max_pixels: int) -> None:
+    def __init__(self, items: list[tuple[str, str, tuple[int, ...]]], resolution: str, prepare: Any, max_pixels: int, levels: Sequence[Chain] = (Chain(),)) -> None:
         self.items = items
         self.resolution = resolution
         self.prepare = prepare
         self.max_pixels = max_pixels
+        self.levels = list(levels)
 
     def __len__(self) -> int:
         return len(self.items)
 
-    def __getitem__(self, index: int) -> tuple[str, str, np.ndarray | None, str]:
-        sha, path = self.items[index]
+    def __getitem__(self, index: int) -> tuple[str, str, list[tuple[int, np.ndarray | None, str]]]:
+        sha, path, needed = self.items[index]
         try:
             with open(path, "rb") as handle:
                 data = handle.read()
         except OSError as error:
-            return sha, path, None, f"cannot read file ({error.strerror or error})"
+            return sha, path, [(level, None, f"cannot read file ({error.strerror or error})") for level in needed]
         if hashlib.sha256(data).hexdigest() != sha:
-            return sha, path, None, "file changed while it was being extracted"
+            return sha, path, [(level, None, "file changed while it was being extracted") for level in needed]
         try:
-            image = apply_resolution(load_rgb(data, self.max_pixels), self.resolution, sha)
+            decoded = load_rgb(data, self.max_pixels)
         except ImageDecodeError as error:
-            return sha, path, None, str(error)
-        return sha, path, self.prepare(image), ""
+            return sha, path, [(level, None, str(error)) for level in needed]
+        outputs = []
+        for level in needed:
+            try:
+                image = apply_resolution(self.levels[level].apply(decoded, sha), self.resolution, sha)
+            except ImageDecodeError as error:
+                outputs.append((level, None, str(error)))
+                continue
+            outputs.append((level, self.prepare(image), ""))
+        return sha, path, outputs
 
 
 def _as_list(batch: list) -> list:
@@ -160,6 +172,26 @@ def extract_records(
     params: dict[str, Any] | None = None,
     resolution: str | int = "native",
     store_root: str | os.PathLike = "features_store",
+    perturb: Chain | Sequence[str] | str | None = None,
+    **options: Any,
+) -> ExtractSummary:
+    """Extract features of ``records`` with one extractor at one resolution (and perturbation) into the store.
+
+    ``perturb`` is a :class:`fdt.perturb.Chain` or its specs (``["jpeg:quality=75"]``),
+    applied after decoding and before the resolution step; it is part of the
+    rows' key. Other options are those of :func:`extract_levels`.
+    """
+    chain = perturb if isinstance(perturb, Chain) else parse_chain(perturb)
+    return extract_levels(records, extractor, params, resolution, store_root, levels=[chain], **options)[0]
+
+
+def extract_levels(
+    records: Sequence[ImageRecord],
+    extractor: str,
+    params: dict[str, Any] | None = None,
+    resolution: str | int = "native",
+    store_root: str | os.PathLike = "features_store",
+    levels: Sequence[Chain] = (Chain(),),
     batch_size: int = 32,
     device: str = "auto",
     workers: int | None = None,
@@ -171,10 +203,13 @@ def extract_records(
     shard: tuple[int, int] | None = None,
     hashes: Sequence[str] | None = None,
     rehash: bool = False,
-) -> ExtractSummary:
-    """Extract features of ``records`` with one extractor at one resolution into the store.
+) -> list[ExtractSummary]:
+    """Extract features of ``records`` with one extractor at one resolution, at every perturbation level, into the store.
 
-    Returns an :class:`ExtractSummary`; unreadable images are recorded in the
+    ``levels`` are perturbation chains (a robustness sweep: ``parse_sweep(...).chains``);
+    each image is read and decoded once and perturbed in memory per level, and
+    each level's rows go under their own key. Returns one :class:`ExtractSummary`
+    per level; unreadable images are recorded in the
     store with their reason and skipped, never fatal. With ``catalog=False`` the
     records' source and label are not recorded (images of unknown origin, as in
     ``fdt predict``): their features are cached and read back by hash.
@@ -201,7 +236,10 @@ def extract_records(
     model = create_extractor(extractor, **params)
     if "device" in model.param_names():
         model.set_params(device=device)
-    key = ExtractorKey(extractor, model.key_params(), model.weights_identity(), resolution)
+    levels = list(levels) or [Chain()]
+    keys = [ExtractorKey(extractor, model.key_params(), model.weights_identity(), resolution, chain.key) for chain in levels]
+    if len({key.id for key in keys}) != len(keys):
+        raise ValueError("perturbation levels repeat: " + ", ".join(key.perturb or "clean" for key in keys))
     num_features = model.num_features
     attrs = {"extractor_info": json.dumps(model.info(), sort_keys=True), "torch_version": torch.__version__}
 
@@ -218,23 +256,29 @@ def extract_records(
         # each shard's job reports the unreadable files of its share of the list, so N jobs report each once
         unreadable = {i: reason for i, reason in unreadable.items() if i % shard[1] == shard[0]}
         hashes = [h if h and shard_of(h, shard[1]) == shard[0] else "" for h in hashes]
-    summary = ExtractSummary(key, hashes, dict(unreadable), weights_note=model.weights_note())
+    summaries = [ExtractSummary(key, hashes, dict(unreadable), weights_note=model.weights_note()) for key in keys]
     with store.writer(wait=wait, shared=shard is not None) as writer:
         if shard is not None:
-            writer.claim(claim_name(key.id, shard))
+            for key in keys:
+                writer.claim(claim_name(key.id, shard))
         if fresh:
             hashcache.remember(store.root, [paths[i] for i in fresh], list(fresh.values()), [all_hashes[i] for i in fresh])
         writer.flush_rows = flush_rows
         if catalog:
             writer.add_catalog(records, hashes)
-        extracted, failed_before = writer.stored_hashes(key)
-        todo: dict[str, str] = {}
-        for record, sha in zip(records, hashes):
-            if sha and sha not in extracted and sha not in failed_before:
-                todo.setdefault(sha, str(record.path))
-        summary.reused_rows = len({h for h in hashes if h} & extracted)
+        todo: dict[str, tuple[str, list[int]]] = {}
+        present = {h for h in hashes if h}
+        for level, (key, summary) in enumerate(zip(keys, summaries)):
+            extracted, failed_before = writer.stored_hashes(key)
+            for record, sha in zip(records, hashes):
+                if sha and sha not in extracted and sha not in failed_before:
+                    needed = todo.setdefault(sha, (str(record.path), []))[1]
+                    if level not in needed:
+                        needed.append(level)
+            summary.reused_rows = len(present & extracted)
 
-        dataset = _DecodeDataset(list(todo.items()), resolution, model.preprocessor(), max_pixels)
+        items = [(sha, path, tuple(needed)) for sha, (path, needed) in todo.items()]
+        dataset = _DecodeDataset(items, resolution, model.preprocessor(), max_pixels, levels)
         count = default_workers() if workers is None else workers
         count = min(count, -(-len(dataset) // batch_size)) if len(dataset) > 1 else 0
         loader = DataLoader(
@@ -245,21 +289,27 @@ def extract_records(
             worker_init_fn=_worker_init if count else None,
             prefetch_factor=4 if count else None,
         )
-        with tqdm(total=len(dataset), unit="img", desc=f"{extractor}@{resolution}", disable=not progress) as bar:
+        what = f"{extractor}@{resolution}" + (f" x{len(levels)} levels" if len(levels) > 1 else f" {keys[0].perturb}" if keys[0].perturb else "")
+        with tqdm(total=len(dataset), unit="img", desc=what, disable=not progress) as bar:
             for batch in loader:
-                ok = [(sha, array) for sha, _, array, _ in batch if array is not None]
-                bad = [(sha, path, reason) for sha, path, array, reason in batch if array is None]
-                for shape in {array.shape for _, array in ok}:
-                    same = [(sha, array) for sha, array in ok if array.shape == shape]
-                    features = model.forward(np.stack([array for _, array in same]))
-                    writer.add_rows(key, num_features, [sha for sha, _ in same], features, attrs)
-                if bad:
-                    writer.add_failures(key, num_features, bad, attrs)
-                summary.new_rows += len(ok)
+                for level, (key, summary) in enumerate(zip(keys, summaries)):
+                    outputs = [(sha, path, array, reason) for sha, path, results in batch for at, array, reason in results if at == level]
+                    ok = [(sha, array) for sha, _, array, _ in outputs if array is not None]
+                    bad = [(sha, path, reason) for sha, path, array, reason in outputs if array is None]
+                    for shape in {array.shape for _, array in ok}:
+                        same = [(sha, array) for sha, array in ok if array.shape == shape]
+                        for start in range(0, len(same), batch_size):
+                            chunk = same[start : start + batch_size]
+                            features = model.forward(np.stack([array for _, array in chunk]))
+                            writer.add_rows(key, num_features, [sha for sha, _ in chunk], features, attrs)
+                    if bad:
+                        writer.add_failures(key, num_features, bad, attrs)
+                    summary.new_rows += len(ok)
                 bar.update(len(batch))
-    recorded = {sha: reason for sha, _, reason in store.failures(key)}
-    for index, sha in enumerate(hashes):
-        if sha in recorded:
-            summary.failures[index] = recorded[sha]
-    summary.seconds = time.perf_counter() - started
-    return summary
+    for key, summary in zip(keys, summaries):
+        recorded = {sha: reason for sha, _, reason in store.failures(key)}
+        for index, sha in enumerate(hashes):
+            if sha in recorded:
+                summary.failures[index] = recorded[sha]
+        summary.seconds = time.perf_counter() - started
+    return summaries

@@ -22,12 +22,16 @@ class ExtractorKey:
     ``params`` holds only the parameters that change the features (never device or
     batch size). ``weights`` is the weights identity: ``imagenet:sha256:<hex>``,
     ``file:sha256:<hex>``, ``random:seed=<n>``, or ``none`` for weight-free extractors.
+    ``perturb`` is the canonical key of the perturbation chain applied before the
+    resolution step (:mod:`fdt.perturb`); ``""`` (clean) leaves the key id as it
+    was before perturbations existed, so stores written then are reused.
     """
 
     extractor: str
     params: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
     weights: str = "none"
     resolution: str = "native"
+    perturb: str = ""
     params_json: str = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -36,19 +40,22 @@ class ExtractorKey:
     @property
     def id(self) -> str:
         """A short stable hash of the key, used as the key's folder name in the store."""
-        text = canonical_json([self.extractor, self.params_json, self.weights, self.resolution])
+        fields = [self.extractor, self.params_json, self.weights, self.resolution] + ([self.perturb] if self.perturb else [])
+        text = canonical_json(fields)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def describe(self) -> str:
         params = ",".join(f"{k}={v}" for k, v in sorted(self.params.items()))
-        return f"{self.extractor}({params}) weights={self.weights} resolution={self.resolution}"
+        text = f"{self.extractor}({params}) weights={self.weights} resolution={self.resolution}"
+        return f"{text} perturb={self.perturb}" if self.perturb else text
 
     def to_dict(self) -> dict[str, Any]:
-        return {"extractor": self.extractor, "params": self.params, "weights": self.weights, "resolution": self.resolution}
+        data = {"extractor": self.extractor, "params": self.params, "weights": self.weights, "resolution": self.resolution}
+        return dict(data, perturb=self.perturb) if self.perturb else data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "ExtractorKey":
-        return cls(data["extractor"], dict(data.get("params") or {}), data.get("weights", "none"), str(data.get("resolution", "native")))
+        return cls(data["extractor"], dict(data.get("params") or {}), data.get("weights", "none"), str(data.get("resolution", "native")), str(data.get("perturb", "")))
 
 
 @dataclass

@@ -333,7 +333,7 @@ class FeatureStore:
         found: dict[str, ExtractorKey] = {}
         for shard in self.live_shards():
             found.setdefault(shard.key.id, shard.key)
-        return sorted(found.values(), key=lambda k: (k.extractor, k.resolution, k.weights, k.params_json))
+        return sorted(found.values(), key=lambda k: (k.extractor, k.resolution, k.weights, k.params_json, k.perturb))
 
     def catalog(self) -> Catalog:
         """All image-set rows, one per (sha256, source), the latest record winning."""
@@ -358,9 +358,12 @@ class FeatureStore:
     # ---- reading features
 
     def find_key(
-        self, extractor: str, resolution: str = "native", params: dict | None = None, weights: str | None = None
+        self, extractor: str, resolution: str = "native", params: dict | None = None, weights: str | None = None, perturb: str = ""
     ) -> ExtractorKey:
         """The one stored key matching the request; params and weights narrow the match.
+
+        ``perturb`` is a chain's canonical key (:attr:`fdt.perturb.Chain.key`) and
+        matches exactly; the default ``""`` asks for features of clean images.
 
         ``weights`` matches a prefix of the identity, so ``"random"`` or ``"imagenet"``
         is enough. Raises :class:`MissingFeaturesError` with the command that would
@@ -374,20 +377,23 @@ class FeatureStore:
             and key.resolution == resolution
             and all(key.params.get(name) == value for name, value in (params or {}).items())
             and (weights is None or key.weights.startswith(weights))
+            and key.perturb == perturb
         ]
         if not candidates:
+            what = f" perturbed by {perturb}" if perturb else ""
             raise MissingFeaturesError(
-                f"no {extractor} features at resolution {resolution} in {self.root}; run: "
-                f"{self.extract_command(extractor, resolution, params)}"
+                f"no {extractor} features at resolution {resolution}{what} in {self.root}; run: "
+                f"{self.extract_command(extractor, resolution, params, perturb=perturb)}"
             )
         if len(candidates) > 1:
             listing = "; ".join(key.describe() for key in candidates)
             raise StoreError(f"{len(candidates)} stored keys match {extractor} at {resolution}; narrow with params or weights: {listing}")
         return candidates[0]
 
-    def extract_command(self, extractor: str, resolution: str, params: dict | None = None, data: str = "DATA") -> str:
+    def extract_command(self, extractor: str, resolution: str, params: dict | None = None, data: str = "DATA", perturb: str = "") -> str:
         parts = ["fdt extract", data, f"--extractor {extractor}", f"--resolution {resolution}"]
         parts += [f"--param {name}={value}" for name, value in sorted((params or {}).items())]
+        parts += [f"--perturb {operation}" for operation in filter(None, perturb.split("|"))]
         if self.root != Path("features_store"):
             parts.append(f"--store {self.root}")
         return " ".join(parts)
@@ -435,6 +441,7 @@ class FeatureStore:
         sources: Sequence[str] | None = None,
         params: dict | None = None,
         weights: str | None = None,
+        perturb: str = "",
     ) -> FeatureSet:
         """``X, y, groups`` (and row metadata) for an extractor, resolution and sources.
 
@@ -442,7 +449,7 @@ class FeatureStore:
         failed extraction are left out (``failures`` lists them). With ``sources``
         unset, every source that has features for the key is included.
         """
-        key = self.find_key(extractor, str(resolution), params, weights)
+        key = self.find_key(extractor, str(resolution), params, weights, perturb)
         catalog = self.catalog()
         known = set(catalog.source.tolist())
         if sources is not None:
@@ -463,7 +470,7 @@ class FeatureStore:
                     folder = os.path.commonpath([str(p) for p in catalog.path[in_source]]) or "DATA"
                     raise MissingFeaturesError(
                         f"source {source!r} has no {key.describe()} features; run: "
-                        f"{self.extract_command(extractor, key.resolution, key.params, folder)}"
+                        f"{self.extract_command(extractor, key.resolution, key.params, folder, key.perturb)}"
                     )
             rows = has_features & np.isin(catalog.source, list(sources))
         else:
