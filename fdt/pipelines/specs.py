@@ -244,7 +244,8 @@ BUILTIN_SPECS: dict[str, PipelineSpec] = {
         PipelineSpec(
             "logreg",
             "logistic-regression",
-            {"C": 1e-3, "tol": 1e-4, "max_iter": 1000, "warm_start": True},
+            # untuned default: sklearn's C = 1 (lbfgs is fast there); tuning searches LINEAR_C
+            {"C": 1.0, "tol": 1e-4, "max_iter": 1000, "warm_start": True},
             {"classifier__C": LINEAR_C},
             description="L2 logistic regression; lbfgs or newton-cholesky by shape, warm-started across trials",
             cost="O(n·d) per iteration",
