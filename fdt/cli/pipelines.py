@@ -47,16 +47,19 @@ def pipelines() -> None:
 @SPECS_OPTION
 def ls(specs: str | None) -> None:
     """Show every pipeline spec: steps, default parameters and search space."""
-    from fdt.pipelines.specs import BUILTIN_SPECS, CLASSIFIERS, load_specs
+    from fdt.pipelines.specs import BUILTIN_SPECS, CLASSIFIERS, FEATURE_MAPS, load_specs
 
     with user_errors(specs):
         found = load_specs(specs)
     for name, spec in found.items():
         origin = "built-in" if name in BUILTIN_SPECS else specs
         click.echo(f"{name}  [{origin}]  {spec.description}")
+        click.echo(f"  cost: {spec.cost or 'not stated'}" + ("  (time estimate before tuning)" if spec.quadratic else ""))
         click.echo(f"  steps: {' -> '.join(spec.steps)}  ({CLASSIFIERS.get(spec.classifier, spec.classifier)})")
         if spec.pca is not None:
-            click.echo(f"  pca: n_components={spec.pca}")
+            click.echo(f"  pca: n_components={spec.pca}" + (", whitened" if spec.whiten else ""))
+        if spec.features is not None:
+            click.echo(f"  features: {FEATURE_MAPS.get(spec.features, spec.features)} {dict(spec.features_params)}")
         defaults = ", ".join(f"{k}={v}" for k, v in spec.params.items()) or "library defaults"
         click.echo(f"  defaults: {defaults}")
         for parameter, dimension in spec.space.items():

@@ -8,6 +8,7 @@ import click
 
 from fdt.cli.common import equalise_key, parse_params, split_list, user_errors
 from fdt.cli.pipelines import SPECS_OPTION
+from fdt.cli.tune import tuning_options, tuning_settings, warn_if_slow
 
 
 @click.group()
@@ -35,6 +36,7 @@ def report() -> None:
 @click.option("--scheduler", default=None, metavar="ADDRESS", help="Tune the training conditions as tasks on a Dask cluster (tcp://host:8786).")
 @click.option("--progress/--no-progress", default=True, show_default=True)
 @click.option("--equalise", "equalise", multiple=True, metavar="OP:K=V", help="Use the features extracted with this --equalise chain (as given to fdt extract).")
+@tuning_options
 @click.option("--allow-trained-groups", is_flag=True, help="Score features of a trained network on images it trained on anyway (flagged as a leak).")
 def matrix(
     extractor: str,
@@ -55,6 +57,11 @@ def matrix(
     out: str | None,
     scheduler: str | None,
     progress: bool,
+    jobs: int,
+    trial_timeout: float,
+    pruner: str,
+    fidelity: float | None,
+    time_warning: float,
     allow_trained_groups: bool,
     equalise: tuple[str, ...],
 ) -> None:
@@ -79,17 +86,21 @@ def matrix(
         wanted = [parse_resolution(r) for r in (split_list(resolutions) if resolutions else [resolution])]
         store = FeatureStore(store_root)
         data = {res: load_condition(store, extractor, res, real_sources, fake_sources, parse_params(params), weights, equalise_key(equalise)) for res in wanted}
+        tuning = tuning_settings(jobs, trial_timeout, pruner, fidelity)
+        conditions = len(fake_sources) + (len(wanted) > 1)
+        for res, fs in data.items():  # a condition trains on about (train share) of the rows, once per fake source
+            warn_if_slow(spec, fs, max(trials, 1) * conditions, cv, time_warning, seed)
         if scheduler:
             from fdt.features_store.distributed import connect
 
             with connect(scheduler) as client:
                 result = generalisation_matrices(
                     data, real_sources, fake_sources, spec, metric, trials, cv, fractions, seed, progress, client=client,
-                    allow_trained_groups=allow_trained_groups,
+                    allow_trained_groups=allow_trained_groups, **tuning,
                 )
         else:
             result = generalisation_matrices(
-                data, real_sources, fake_sources, spec, metric, trials, cv, fractions, seed, progress, allow_trained_groups=allow_trained_groups
+                data, real_sources, fake_sources, spec, metric, trials, cv, fractions, seed, progress, allow_trained_groups=allow_trained_groups, **tuning
             )
     result.notes += shortcut_warnings(store, real_sources, fake_sources, seed)
     folder = Path(out or Path("reports") / f"matrix-{extractor}-{pipeline_name}")

@@ -11,6 +11,49 @@ from fdt.cli.pipelines import SPECS_OPTION
 from fdt.errors import check_name
 
 
+def tuning_options(command):
+    """``--jobs``, ``--trial-timeout``, ``--pruner``, ``--fidelity``, ``--time-warning``: shared by fdt tune and fdt report matrix."""
+    options = [
+        click.option("--jobs", default=1, show_default=True, type=click.IntRange(min=1), help="Folds (fdt tune) or training conditions (fdt report) run at once on local cores; results equal --jobs 1."),
+        click.option("--trial-timeout", default=600.0, show_default=True, type=click.FloatRange(min=0), help="Seconds a trial may take before its fit is killed and the trial recorded as pruned (0: no budget)."),
+        click.option("--pruner", default="wilcoxon", show_default=True, type=click.Choice(["wilcoxon", "median", "halving", "none"]), help="Stop hopeless trials after a fold."),
+        click.option("--fidelity", default=None, type=click.FloatRange(min=0, max=1, min_open=True, max_open=True), help="Multi-fidelity: score each trial on this share of the training groups first; only promising ones get all rows."),
+        click.option("--time-warning", default=30.0, show_default=True, type=click.FloatRange(min=0), help="Minutes above which an O(n²) spec's time estimate prints a warning (never refuses)."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def tuning_settings(jobs: int, trial_timeout: float, pruner: str, fidelity: float | None) -> dict:
+    """The :class:`~fdt.pipelines.tuning.OptunaSearchCV` settings of the shared tuning options."""
+    if fidelity is not None and pruner == "none":
+        from fdt.cli.common import UserError
+
+        raise UserError("--fidelity needs a pruner to decide which trials get all rows; drop --pruner none")
+    return {"n_jobs": jobs, "trial_timeout": trial_timeout or None, "pruner": None if pruner == "none" else pruner, "fidelity": fidelity}
+
+
+def warn_if_slow(spec, data, trials: int, cv: int, minutes: float, seed: int) -> None:
+    """Print :func:`~fdt.pipelines.estimate.time_warning`'s line (stderr) when the estimate passes ``minutes``."""
+    from fdt.pipelines.estimate import time_warning
+
+    line = time_warning(spec, data.X, data.y, trials, cv, minutes * 60, seed)
+    if line:
+        click.echo(line, err=True)
+
+
+def format_counts(counts: dict) -> str:
+    """``3 complete, 2 pruned (1 by the time budget), 1 not converged``."""
+    parts = [f"{counts.get(state, 0)} {state}" for state in ("complete", "pruned")]
+    parts += [f"{n} {state}" for state, n in sorted(counts.items()) if state not in ("complete", "pruned", "timed_out", "not_converged") and n]
+    if counts.get("timed_out"):
+        parts[1] += f" ({counts['timed_out']} by the time budget)"
+    if counts.get("not_converged"):
+        parts.append(f"{counts['not_converged']} with a non-converged fold")
+    return ", ".join(parts)
+
+
 @click.command()
 @click.option("--extractor", required=True, help="Extractor whose stored features to use (vgg16, fft, ...).")
 @click.option("--resolution", default="native", show_default=True, help="native, N (resized to NxN), crop:N or randcrop:N.")
@@ -31,6 +74,7 @@ from fdt.errors import check_name
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bar over trials.")
 @click.option("--status", is_flag=True, help="Print the study's trials by state and its best trial, then exit without tuning.")
 @click.option("--equalise", "equalise", multiple=True, metavar="OP:K=V", help="Use the features extracted with this --equalise chain (as given to fdt extract).")
+@tuning_options
 @click.option("--allow-trained-groups", is_flag=True, help="Score features of a trained network on images it trained on anyway (flagged as a leak).")
 def tune(
     extractor: str,
@@ -51,6 +95,11 @@ def tune(
     name: str | None,
     progress: bool,
     status: bool,
+    jobs: int,
+    trial_timeout: float,
+    pruner: str,
+    fidelity: float | None,
+    time_warning: float,
     allow_trained_groups: bool,
     equalise: tuple[str, ...],
 ) -> None:
@@ -82,6 +131,7 @@ def tune(
         click.echo(study_status(study_storage, study_name))
         return
     with user_errors(store_root, models_dir, specs):
+        warn_if_slow(spec, data, trials, cv, time_warning, seed)
         result = tune_condition(
             data,
             spec,
@@ -93,6 +143,7 @@ def tune(
             study_name=study_name,
             progress=progress,
             before_tuning=lambda: models.mkdir(parents=True, exist_ok=True),
+            **tuning_settings(jobs, trial_timeout, pruner, fidelity),
             allow_trained_groups=allow_trained_groups,
         )
     tuner = result.tuner
@@ -101,10 +152,10 @@ def tune(
     model_path, card = save_model(tuner.predictor_, card, models, name)
     click.echo(f"features: {data.key.describe()}")
     click.echo(f"best {tuner.scoring} (grouped {cv}-fold CV, {tuner.n_trials_} trials in study): {tuner.best_score_:.4f}  {tuner.best_params_}")
+    click.echo(f"trials: {format_counts(tuner.trial_counts_)}; final fit {'converged' if tuner.refit_converged_ else 'did NOT converge (iteration cap)'}")
     click.echo(f"probabilities: {tuner.calibration_}")
     click.echo("cross-validation, mean ± std:")
     click.echo(format_summary(result.cv_summary))
-    test = result.test_metrics
     click.echo(f"held-out test ({result.rows['test']} rows), 95% bootstrap interval over groups:")
     click.echo(format_scored(result.test))
     click.echo(f"thresholds of best_threshold_accuracy and tpr_at_fpr_*: chosen on {result.thresholds['chosen_on']}")
@@ -116,16 +167,16 @@ def tune(
 def study_status(storage: str, study_name: str) -> str:
     """Trials by state and the best trial of a stored study, as a few lines (``fdt tune --status``)."""
     import optuna
-    from collections import Counter
 
     from fdt.cli.common import UserError
+    from fdt.pipelines.tuning import count_trials
 
     try:
         study = optuna.load_study(study_name=study_name, storage=storage)
     except KeyError:
         raise UserError(f"no study {study_name!r} in {storage} yet; run fdt tune without --status first") from None
-    states = Counter(trial.state.name.lower() for trial in study.trials)
-    lines = [f"study {study_name} in {storage}", "trials: " + ", ".join(f"{n} {state}" for state, n in sorted(states.items()))]
+    states = count_trials(study.trials)
+    lines = [f"study {study_name} in {storage}", "trials: " + format_counts(states)]
     if states.get("complete"):
         best = study.best_trial
         lines.append(f"best: trial {best.number}, value {best.value:.4f}, params {best.params}")

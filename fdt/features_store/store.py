@@ -41,6 +41,7 @@ from fdt.features_store.errors import (
     StoreLockedError,
     UnknownSourceError,
 )
+from fdt.features_store.gather import gather_rows
 from fdt.features_store.featureset import ExtractorKey, FeatureSet, canonical_json
 
 STORE_TYPE, STORE_VERSION = "fdt.feature_store", "1"
@@ -420,6 +421,24 @@ def catalog_checksum(sha256: np.ndarray, path: Sequence[str], source: Sequence[s
     return digest.hexdigest()
 
 
+def _stored_rows(shards: list[Shard]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(sha256, shard index, row in shard)`` of every stored row, reading hashes only; a hash twice keeps its first row.
+
+    An interrupted compaction can leave one row in two shards; shards come oldest first.
+    """
+    if not shards:
+        return np.array([], dtype=_HASH_DTYPE), np.array([], dtype=np.int64), np.array([], dtype=np.int64)
+    hashes = [shard.read_hashes()[0] for shard in shards]
+    sha = np.concatenate(hashes)
+    shard_of = np.concatenate([np.full(len(h), i) for i, h in enumerate(hashes)])
+    row_of = np.concatenate([np.arange(len(h)) for h in hashes])
+    _, first = np.unique(sha, return_index=True)
+    if len(first) != len(sha):
+        first.sort()
+        sha, shard_of, row_of = sha[first], shard_of[first], row_of[first]
+    return sha, shard_of, row_of
+
+
 # --------------------------------------------------------------------------- the store
 
 
@@ -628,8 +647,11 @@ class FeatureStore:
                 raise UnknownSourceError(
                     f"unknown source(s) {', '.join(unknown)} in {self.root}; known: {', '.join(sorted(known)) or 'none'}"
                 )
-        stored, features = self.read_features(key)
-        has_features = np.isin(catalog.sha256, stored)
+        shards = self.live_shards(key.id)
+        stored, shard_of, row_of = _stored_rows(shards)
+        order = np.argsort(stored)
+        found = np.searchsorted(stored, catalog.sha256, sorter=order)
+        has_features = stored[order[np.minimum(found, len(stored) - 1)]] == catalog.sha256 if len(stored) else np.zeros(len(catalog), bool)
         if sources is not None:
             for source in sources:
                 in_source = catalog.source == source
@@ -642,10 +664,11 @@ class FeatureStore:
             rows = has_features & np.isin(catalog.source, list(sources))
         else:
             rows = has_features
-        order = np.argsort(stored)
-        position = order[np.searchsorted(stored, catalog.sha256[rows], sorter=order)]
+        position = order[found[rows]]
+        width = shards[0].num_features if shards else 0
+        parts = [(shard.path, row_of[position][shard_of[position] == i], np.flatnonzero(shard_of[position] == i)) for i, shard in enumerate(shards)]
         return FeatureSet(
-            X=features[position],
+            X=gather_rows(parts, len(position), width),
             y=catalog.label[rows].astype(np.int64),
             groups=catalog.group[rows],
             sources=catalog.source[rows],

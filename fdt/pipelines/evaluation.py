@@ -92,17 +92,23 @@ def fit_predictor(estimator: Any, X: np.ndarray, y: np.ndarray, groups: np.ndarr
 
 
 def cross_validate_metrics(
-    estimator: Any, X: np.ndarray, y: np.ndarray, groups: np.ndarray, folds: list, cv: int, random_state: int | None
+    estimator: Any, X: np.ndarray, y: np.ndarray, groups: np.ndarray, folds: list, cv: int, random_state: int | None, n_jobs: int = 1
 ) -> tuple[dict[str, dict[str, float]], list[dict[str, float]], np.ndarray]:
     """Every metric on every grouped fold for fixed parameters: ``(mean ± std, per-fold metrics, out-of-fold scores)``.
 
     Metrics that pick an operating point use thresholds chosen on the other folds'
-    out-of-fold scores, never on the fold they score.
+    out-of-fold scores, never on the fold they score. ``n_jobs`` folds are fitted at
+    once (joblib); a fold's scores depend only on its rows, so any ``n_jobs`` gives the same numbers.
     """
+    from joblib import Parallel, delayed
+
+    def fold_scores(train: np.ndarray, test: np.ndarray) -> np.ndarray:
+        return fit_predictor(estimator, X[train], y[train], groups[train], cv, random_state).predict_proba(X[test])[:, 1]
+
     scores = np.full(len(y), np.nan)
-    for train, test in folds:
-        model = fit_predictor(estimator, X[train], y[train], groups[train], cv, random_state)
-        scores[test] = model.predict_proba(X[test])[:, 1]
+    fitted = Parallel(n_jobs=n_jobs)(delayed(fold_scores)(train, test) for train, test in folds)
+    for (_, test), fold in zip(folds, fitted):
+        scores[test] = fold
     per_fold = []
     for _, test in folds:
         others = np.ones(len(y), bool)
@@ -189,6 +195,7 @@ def tune_condition(
     before_tuning: Callable[[], None] | None = None,
     allow_trained_groups: bool = False,
     n_resamples: int = DEFAULT_RESAMPLES,
+    **tuning: Any,
 ) -> TuneResult:
     """Split by group, tune on the train part, report grouped-CV (mean ± std), validation and test metrics.
 
@@ -200,7 +207,8 @@ def tune_condition(
     Test metrics carry 95 % bootstrap intervals over groups and are given per fake
     source as well as pooled; the thresholds of ``best_threshold_accuracy`` and
     ``tpr_at_fpr_K`` are chosen on the validation rows (or, without them, on the
-    out-of-fold scores of the train part), never on the test rows.
+    out-of-fold scores of the train part), never on the test rows. ``tuning`` goes to
+    :class:`~fdt.pipelines.tuning.OptunaSearchCV` (``pruner``, ``fidelity``, ``n_jobs``, ``trial_timeout``).
     """
     fractions = tuple(float(f) for f in fractions)
     check_binary(data.y, "data")
@@ -215,10 +223,10 @@ def tune_condition(
     ) if note]
     if before_tuning is not None:
         before_tuning()
-    tuner = make_tuner(spec, random_state, n_trials=n_trials, cv=cv, storage=storage, study_name=study_name, progress=progress)
+    tuner = make_tuner(spec, random_state, n_trials=n_trials, cv=cv, storage=storage, study_name=study_name, progress=progress, **tuning)
     tuner.fit(train.X, train.y, train.groups)
     best = spec.build(random_state).set_params(**tuner.best_params_)
-    cv_summary, cv_folds, oof = cross_validate_metrics(best, train.X, train.y, train.groups, folds, cv, random_state)
+    cv_summary, cv_folds, oof = cross_validate_metrics(best, train.X, train.y, train.groups, folds, cv, random_state, tuning.get("n_jobs", 1))
     oof_thresholds = choose_thresholds(train.y, oof)
     cv_pooled = _scored(train.y, oof, train.groups, oof_thresholds, random_state, n_resamples)
     scores = {part: tuner.predict_proba(data.X[masks[part]])[:, 1] for part in ("val", "test") if masks[part].any()}

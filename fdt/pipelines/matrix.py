@@ -171,6 +171,8 @@ def generalisation_matrices(
     client: Any = None,
     allow_trained_groups: bool = False,
     n_resamples: int = DEFAULT_RESAMPLES,
+    n_jobs: int = 1,
+    **tuning: Any,
 ) -> MatrixReport:
     """Per-resolution generalisation matrices, plus the cross-resolution matrix when ``data`` has several resolutions.
 
@@ -187,6 +189,10 @@ def generalisation_matrices(
     client : distributed.Client, optional
         Tune the training conditions as parallel tasks on a Dask cluster; results
         are the same as without it.
+    n_jobs : int
+        Training conditions tuned at once on local cores (joblib); results are the same as with 1.
+    tuning
+        More :class:`~fdt.pipelines.tuning.OptunaSearchCV` settings (``pruner``, ``trial_timeout``, ...).
     allow_trained_groups : bool
         Score features of a network fdt trained on the test groups anyway, with a
         bold warning (by default that is refused).
@@ -225,11 +231,21 @@ def generalisation_matrices(
         for name, sources in conditions:
             train = masks[res]["train"] & np.isin(fs.sources, sources)
             training[res, name] = (fs.X[train], fs.y[train], fs.groups[train])
-    if client is None:
-        models = {cell: _fit_condition(spec, random_state, n_trials, cv, progress, *rows) for cell, rows in training.items()}
-    else:  # one task per training condition; they are independent
-        futures = {cell: client.submit(_fit_condition, spec, random_state, n_trials, cv, False, *rows, pure=False) for cell, rows in training.items()}
+    if client is not None:  # one task per training condition; they are independent
+        futures = {cell: client.submit(_fit_condition, spec, random_state, n_trials, cv, False, *rows, pure=False, **tuning) for cell, rows in training.items()}
         models = dict(zip(futures, client.gather(list(futures.values()))))
+    elif n_jobs > 1:
+        from joblib import Parallel, delayed
+
+        import optuna
+
+        level = optuna.logging.get_verbosity()  # workers start at Optuna's default; keep the caller's
+        fitted = Parallel(n_jobs=n_jobs)(
+            delayed(_fit_condition)(spec, random_state, n_trials, cv, False, *rows, optuna_verbosity=level, **tuning) for rows in training.values()
+        )
+        models = dict(zip(training, fitted))
+    else:
+        models = {cell: _fit_condition(spec, random_state, n_trials, cv, progress, *rows, **tuning) for cell, rows in training.items()}
     best_params = {f"{name} @ {res}": model.best_params_ for (res, name), model in models.items()}
 
     thresholds = {}
@@ -274,6 +290,7 @@ def generalisation_matrices(
             "seed": random_state,
             "intervals": f"95 % percentile bootstrap over test groups, stratified, {n_resamples} resamples",
             "thresholds": "best_threshold_accuracy and tpr_at_fpr_* use thresholds chosen on the training condition's validation rows",
+            **({"tuning": dict(tuning)} if tuning else {}),
         },
         best_params=best_params,
         data=dict(data),
@@ -281,9 +298,16 @@ def generalisation_matrices(
     )
 
 
-def _fit_condition(spec: PipelineSpec, random_state: int, n_trials: int, cv: int, progress: bool, X: np.ndarray, y: np.ndarray, groups: np.ndarray):
-    """Tune and fit one training condition (a row of the matrix); runs locally or as a Dask task."""
-    return make_tuner(spec, random_state, n_trials=n_trials, cv=cv, progress=progress).fit(X, y, groups)
+def _fit_condition(
+    spec: PipelineSpec, random_state: int, n_trials: int, cv: int, progress: bool, X: np.ndarray, y: np.ndarray, groups: np.ndarray,
+    optuna_verbosity: int | None = None, **tuning: Any
+):
+    """Tune and fit one training condition (a row of the matrix); runs locally, in a joblib worker or as a Dask task."""
+    if optuna_verbosity is not None:
+        import optuna
+
+        optuna.logging.set_verbosity(optuna_verbosity)
+    return make_tuner(spec, random_state, n_trials=n_trials, cv=cv, progress=progress, **tuning).fit(X, y, groups)
 
 
 def _matrix(title: str, rows: list[str], columns: list[str], metric: str, scored: list[list[tuple]]) -> Matrix:

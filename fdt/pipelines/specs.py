@@ -1,6 +1,6 @@
 """Pipeline specs as data: named steps plus an Optuna search space per parameter.
 
-A spec is ``scaler?`` → ``pca?`` → ``classifier``, with fixed parameters and a
+A spec is ``scaler?`` → ``pca?`` → ``features?`` (a kernel map) → ``classifier``, with fixed parameters and a
 search space keyed by scikit-learn's ``step__param`` names. Built-in specs live in
 :data:`BUILTIN_SPECS`; users add their own in a TOML file without editing fdt::
 
@@ -8,7 +8,12 @@ search space keyed by scikit-learn's ``step__param`` names. Built-in specs live 
     description = "SVM with a polynomial kernel"
     scaler = true
     pca = 0.95                       # optional: PCA(n_components=0.95) before the classifier
+    whiten = false                   # optional: PCA(whiten=true)
+    features = "nystroem"            # optional kernel map: nystroem, rbf-sampler, or module.Class
+    features_params = { n_components = 300 }
     classifier = "svc"               # a short name below, a scikit-learn "module.Class", or one allowed by allow_class
+    cost = "O(n²·d) per fit"         # shown in fdt pipelines ls
+    cost_exponent = 2                # fit time grows as n^cost_exponent (drives the time estimate)
     params = { kernel = "poly", degree = 3 }
     [pipelines.svm-poly.space]
     "classifier__C" = { type = "float", low = 1e-3, high = 1e3, log = true }
@@ -41,6 +46,8 @@ CLASSIFIERS: dict[str, str] = {
     "logistic-regression": "sklearn.linear_model.LogisticRegression",
     "random-forest": "sklearn.ensemble.RandomForestClassifier",
     "knn": "sklearn.neighbors.KNeighborsClassifier",
+    "sgd": "sklearn.linear_model.SGDClassifier",
+    "hist-gradient-boosting": "sklearn.ensemble.HistGradientBoostingClassifier",
 }
 """Short classifier names a spec may use; any scikit-learn ``module.Class`` works too, and classes allowed by :func:`allow_class`."""
 
@@ -62,8 +69,17 @@ def allow_class(dotted: str) -> None:
         raise SpecError(f"--allow-class takes module.Class, not {dotted!r}")
     _ALLOWED_CLASSES.add(dotted)
 
+FEATURE_MAPS: dict[str, str] = {
+    "nystroem": "sklearn.kernel_approximation.Nystroem",
+    "rbf-sampler": "sklearn.kernel_approximation.RBFSampler",
+}
+"""Short names of kernel maps for a spec's ``features`` step; any importable transformer ``module.Class`` works too."""
+
+QUADRATIC = 1.5
+"""Specs whose ``cost_exponent`` exceeds this are the O(n²) kind the time estimate watches."""
+
 SPACE_TYPES = ("float", "int", "categorical")
-_SPEC_KEYS = {"description", "scaler", "pca", "classifier", "params", "space"}
+_SPEC_KEYS = {"description", "scaler", "pca", "whiten", "features", "features_params", "classifier", "params", "space", "cost", "cost_exponent"}
 
 
 class SpecError(PipelineError):
@@ -123,7 +139,18 @@ class PipelineSpec:
     scaler : bool
         Put a ``StandardScaler`` first.
     pca : int, float or None
-        ``n_components`` of a ``PCA`` step, or no PCA.
+        ``n_components`` of a ``PCA`` step, or no PCA (searchable as ``pca__n_components``).
+    whiten : bool
+        Whiten the PCA step's components (unit variance each).
+    features : str or None
+        A kernel map (:data:`FEATURE_MAPS` or ``module.Class``) between PCA and the classifier.
+    features_params : dict
+        Fixed parameters of the ``features`` step.
+    cost : str
+        The cost class people read in ``fdt pipelines ls``.
+    cost_exponent : float
+        Fit time grows as ``n ** cost_exponent``; above :data:`QUADRATIC` ``fdt tune``
+        estimates the time before it starts.
     """
 
     name: str
@@ -133,10 +160,21 @@ class PipelineSpec:
     scaler: bool = True
     pca: int | float | None = None
     description: str = ""
+    whiten: bool = False
+    features: str | None = None
+    features_params: Mapping[str, Any] = field(default_factory=dict)
+    cost: str = ""
+    cost_exponent: float = 1.0
 
     @property
     def steps(self) -> list[str]:
-        return [s for s, on in (("scaler", self.scaler), ("pca", self.pca is not None), ("classifier", True)) if on]
+        switches = (("scaler", self.scaler), ("pca", self.pca is not None), ("features", self.features is not None), ("classifier", True))
+        return [s for s, on in switches if on]
+
+    @property
+    def quadratic(self) -> bool:
+        """Whether fit time grows like n² (or worse): the specs the time estimate warns about."""
+        return self.cost_exponent > QUADRATIC
 
     def build(self, random_state: int | None = None) -> Pipeline:
         """A fresh, unfitted ``Pipeline`` with the spec's defaults; ``random_state`` goes to every step that takes one."""
@@ -147,12 +185,11 @@ class PipelineSpec:
         if self.scaler:
             steps.append(("scaler", StandardScaler()))
         if self.pca is not None:
-            steps.append(("pca", PCA(n_components=self.pca, random_state=random_state)))
+            steps.append(("pca", PCA(n_components=self.pca, whiten=self.whiten, random_state=random_state)))
+        if self.features is not None:
+            steps.append(("features", _with_seed(_class(self.features, FEATURE_MAPS, self.name, "kernel map"), self.features_params, random_state)))
         cls = _classifier_class(self.classifier, self.name)
-        params = dict(self.params)
-        if "random_state" in inspect.signature(cls).parameters and "random_state" not in params:
-            params["random_state"] = random_state
-        steps.append(("classifier", cls(**params)))
+        steps.append(("classifier", _with_seed(cls, self.params, random_state)))
         return Pipeline(steps)
 
     def distributions(self) -> dict[str, Any]:
@@ -170,7 +207,12 @@ class PipelineSpec:
             "description": self.description,
             "scaler": self.scaler,
             "pca": self.pca,
+            "whiten": self.whiten,
+            "features": FEATURE_MAPS.get(self.features, self.features) if self.features else None,
+            "features_params": dict(self.features_params),
             "classifier": CLASSIFIERS.get(self.classifier, self.classifier),
+            "cost": self.cost,
+            "cost_exponent": self.cost_exponent,
             "params": dict(self.params),
             "space": {k: {"type": d.type, "low": d.low, "high": d.high, "log": d.log, "choices": list(d.choices)} for k, d in self.space.items()},
         }
@@ -180,15 +222,34 @@ def _float(low: float, high: float, log: bool = True) -> Dimension:
     return Dimension("float", low, high, log)
 
 
+LINEAR_C = _float(1e-5, 0.1)
+"""C of a linear SVM or logistic regression on standardised features.
+
+Every standardised row has ``‖x‖² ≈ d``. Below C ≈ 1/(d + √(n·d)) every row sits
+inside the margin and the weights are C times the class-mean difference: smaller C
+only rescales them, so the ranking (and ROC AUC) stops changing; 1e-5 is below
+that point for fdt's extractors (d ≤ 4096) up to ~100k rows. Above C ≈ 10/d the
+fit is a hard margin on separable data: larger C moves nothing but costs
+iterations (the slow fits of issue 17: 800 dual iterations at C = 0.1 against 40
+at C = 1e-3, same ROC AUC); 0.1 is past that point for every d ≥ 100.
+"""
+
+LINEAR_PARAMS = {"tol": 1e-3, "max_iter": 1000}
+"""liblinear/lbfgs stopping rules: tol 1e-3 (sklearn's 1e-4 moved ROC AUC by < 1e-3 while
+costing up to 70× the iterations in our measurements); an iteration cap so a hopeless fit
+ends, recorded as not converged."""
+
+
 BUILTIN_SPECS: dict[str, PipelineSpec] = {
     spec.name: spec
     for spec in (
         PipelineSpec(
             "svm-linear",
             "linear-svc",
-            {"C": 1.0, "max_iter": 5000},
-            {"classifier__C": _float(1e-4, 1e2)},
-            description="Linear SVM (the seed study's head); calibrated with a sigmoid",
+            {"C": 1e-3, **LINEAR_PARAMS},
+            {"classifier__C": LINEAR_C},
+            description="Linear SVM (the seed study's head); dual or primal solver by shape; calibrated with a sigmoid",
+            cost="O(n·d) per iteration; primal when n > 3·d, dual otherwise",
         ),
         PipelineSpec(
             "svm-rbf",
@@ -196,13 +257,17 @@ BUILTIN_SPECS: dict[str, PipelineSpec] = {
             {"kernel": "rbf", "C": 1.0, "gamma": "scale"},
             {"classifier__C": _float(1e-2, 1e3), "classifier__gamma": _float(1e-6, 1e-1)},
             description="RBF-kernel SVM; calibrated with a sigmoid",
+            cost="O(n²·d) per fit: up to ~5k rows",
+            cost_exponent=2.0,
         ),
         PipelineSpec(
             "logreg",
             "logistic-regression",
-            {"C": 1.0, "max_iter": 2000},
-            {"classifier__C": _float(1e-4, 1e2)},
-            description="L2 logistic regression",
+            # untuned default: sklearn's C = 1 (lbfgs is fast there); tuning searches LINEAR_C
+            {"C": 1.0, "tol": 1e-4, "max_iter": 1000, "warm_start": True},
+            {"classifier__C": LINEAR_C},
+            description="L2 logistic regression; lbfgs or newton-cholesky by shape, warm-started across trials",
+            cost="O(n·d) per iteration",
         ),
         PipelineSpec(
             "random-forest",
@@ -216,6 +281,7 @@ BUILTIN_SPECS: dict[str, PipelineSpec] = {
             },
             scaler=False,
             description="Random forest (no scaling: trees do not need it)",
+            cost="O(trees·n·log n·√d) per fit",
         ),
         PipelineSpec(
             "knn",
@@ -227,6 +293,67 @@ BUILTIN_SPECS: dict[str, PipelineSpec] = {
                 "classifier__metric": Dimension("categorical", choices=("euclidean", "cosine")),
             },
             description="k-nearest neighbours",
+            cost="O(n²·d) to score a fold: up to ~10k rows",
+            cost_exponent=2.0,
+        ),
+        PipelineSpec(
+            "svm-nystroem",
+            "linear-svc",
+            {"C": 1.0, **LINEAR_PARAMS},
+            {
+                "features__n_components": Dimension("int", 64, 1024, log=True),
+                "features__gamma": _float(1e-6, 1e-1),
+                # Nystroem features have ‖φ(x)‖² ≈ k(x, x) = 1, so C's useful range is C ≈ 1 give or take three decades.
+                "classifier__C": _float(1e-3, 1e2),
+            },
+            features="nystroem",
+            features_params={"kernel": "rbf", "n_components": 256},
+            description="RBF kernel approximated by Nystroem (components and gamma tuned) + linear SVM",
+            cost="O(n·m·d) per fit (m components)",
+        ),
+        PipelineSpec(
+            "logreg-rff",
+            "logistic-regression",
+            {"C": 1.0, "tol": 1e-4, "max_iter": 1000},
+            {
+                "features__n_components": Dimension("int", 64, 1024, log=True),
+                "features__gamma": _float(1e-6, 1e-1),
+                "classifier__C": _float(1e-3, 1e2),
+            },
+            features="rbf-sampler",
+            features_params={"n_components": 256},
+            description="RBF kernel approximated by random Fourier features (RBFSampler) + logistic regression",
+            cost="O(n·m·d) per fit (m components)",
+        ),
+        PipelineSpec(
+            "sgd-hinge",
+            "sgd",
+            {"loss": "hinge", "alpha": 1e-3, "early_stopping": True, "n_iter_no_change": 3, "max_iter": 50, "tol": 1e-3},
+            # alpha = 1/(C·n) in SVM terms: the linear C range above at n from 1k to 100k
+            {"classifier__alpha": _float(1e-5, 1.0)},
+            description="Linear SVM by stochastic gradient descent (hinge loss, early stopping on 10% of the fold); calibrated",
+            cost="O(n·d) per epoch, few epochs",
+        ),
+        PipelineSpec(
+            "sgd-log",
+            "sgd",
+            {"loss": "log_loss", "alpha": 1e-3, "early_stopping": True, "n_iter_no_change": 3, "max_iter": 50, "tol": 1e-3},
+            {"classifier__alpha": _float(1e-5, 1.0)},
+            description="Logistic regression by stochastic gradient descent (log loss, early stopping on 10% of the fold)",
+            cost="O(n·d) per epoch, few epochs",
+        ),
+        PipelineSpec(
+            "hgb",
+            "hist-gradient-boosting",
+            {"max_iter": 200, "early_stopping": True, "learning_rate": 0.1},
+            {
+                "classifier__learning_rate": _float(0.02, 0.5),
+                "classifier__max_leaf_nodes": Dimension("int", 8, 64, log=True),
+                "classifier__l2_regularization": _float(1e-4, 10.0),
+            },
+            pca=64,
+            description="Histogram gradient boosting on 64 PCA components (early stopping on 10% of the fold)",
+            cost="O(n·k) per tree after an O(n·d·k) PCA (k = 64)",
         ),
     )
 }
@@ -282,6 +409,11 @@ def spec_from_dict(name: str, table: Mapping[str, Any], where: str = "") -> Pipe
         scaler=bool(table.get("scaler", True)),
         pca=pca,
         description=str(table.get("description", "")),
+        whiten=bool(table.get("whiten", False)),
+        features=str(table["features"]) if table.get("features") else None,
+        features_params=dict(table.get("features_params", {})),
+        cost=str(table.get("cost", "")),
+        cost_exponent=_exponent(table.get("cost_exponent", 1.0), where),
     )
     for key in spec.space:
         step = key.split("__", 1)[0]
@@ -310,6 +442,31 @@ def _dimension(key: str, value: Any, where: str) -> Dimension:
     if value["type"] == "int" and (low != math.floor(low) or high != math.floor(high)):
         raise SpecError(f"{where}: {key} is an int range, so low and high must be integers")
     return Dimension(value["type"], low, high, log)
+
+
+def _exponent(value: Any, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 4:
+        raise SpecError(f"{where}: cost_exponent must be a number in (0, 4], not {value!r}")
+    return float(value)
+
+
+def _with_seed(cls: type, params: Mapping[str, Any], random_state: int | None) -> Any:
+    params = dict(params)
+    if "random_state" in inspect.signature(cls).parameters and "random_state" not in params:
+        params["random_state"] = random_state
+    return cls(**params)
+
+
+def _class(name: str, short: Mapping[str, str], spec_name: str, what: str) -> type:
+    dotted = short.get(name, name)
+    module, _, attribute = dotted.rpartition(".")
+    try:
+        cls = getattr(importlib.import_module(module), attribute) if module else None
+    except (ImportError, AttributeError):
+        cls = None
+    if cls is None or not inspect.isclass(cls) or not hasattr(cls, "transform"):
+        raise SpecError(f"pipeline {spec_name!r}: {what} {name!r} is not a short name ({', '.join(short)}) or an importable transformer class")
+    return cls
 
 
 def _classifier_class(classifier: str, spec_name: str) -> type:

@@ -11,22 +11,30 @@ out-of-fold scores so every model yields probabilities for the metrics.
 from __future__ import annotations
 
 import os
+import time
 import warnings
-
 from typing import Any, Mapping
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, MetaEstimatorMixin, clone
 from sklearn.calibration import CalibratedClassifierCV
-from sklearn.model_selection import cross_val_score
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from fdt.pipelines.errors import PipelineError
+from fdt.pipelines.folds import FoldRunner, TrialTimeout
+from fdt.pipelines.solvers import configure
 from fdt.pipelines.splits import check_binary, grouped_folds
 
 CALIBRATION_METHODS = ("sigmoid", "isotonic")
+PRUNERS = ("wilcoxon", "median", "halving")
+"""Pruners by name: ``wilcoxon`` (Optuna's ``WilcoxonPruner``: a signed-rank test of this
+trial's fold scores against the best trial's, made for cross-validation), ``median``
+(the running mean is below the median of earlier trials at the same fold) and
+``halving`` (asynchronous successive halving over folds). None of them draws random
+numbers, so with a seeded sampler the same seed prunes the same trials."""
 
 
 def _delegate_has(method: str):
@@ -65,6 +73,19 @@ class OptunaSearchCV(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
         Seeds the folds and the TPE sampler: the same seed gives the same trials.
     progress : bool, default=False
         Show a tqdm bar over trials.
+    pruner : {"wilcoxon", "median", "halving"} or None, default=None
+        Stop a trial after a fold when it is unlikely to beat the best one
+        (:data:`PRUNERS`); every fold's score is reported to Optuna as it comes.
+    fidelity : float or None, default=None
+        Multi-fidelity: each trial first fits every fold on this share of the
+        fold's training groups; only trials the pruner lets through get the full
+        rows. Needs a ``pruner``.
+    n_jobs : int, default=1
+        Folds fitted at once, in worker processes; results equal ``n_jobs=1``.
+    trial_timeout : float or None, default=None
+        Seconds a trial may take. Folds then run in worker processes, and a trial
+        past its budget has its fit killed and is recorded as pruned with the
+        reason (user attribute ``stopped``). None: no budget.
 
     Attributes
     ----------
@@ -81,7 +102,15 @@ class OptunaSearchCV(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
     study_ : optuna.Study
         The study, holding every trial of this and earlier fits.
     n_trials_ : int
-        Trials in the study after this fit.
+        Completed trials in the study after this fit.
+    trial_counts_ : dict
+        Trials in the study by state (``complete``, ``pruned``, ``fail``, ...) plus
+        ``timed_out`` (pruned by the time budget) and ``not_converged`` (a fold's
+        solver hit its iteration cap).
+    refit_converged_ : bool
+        Whether the final refit's solver converged.
+    solver_ : dict
+        Solver parameters chosen for the final refit's shape (:mod:`fdt.pipelines.solvers`).
     classes_ : ndarray of shape (2,)
     n_features_in_ : int
     """
@@ -99,6 +128,10 @@ class OptunaSearchCV(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
         study_name: str | None = None,
         random_state: int | None = None,
         progress: bool = False,
+        pruner: str | None = None,
+        fidelity: float | None = None,
+        n_jobs: int = 1,
+        trial_timeout: float | None = None,
     ) -> None:
         self.estimator = estimator
         self.param_distributions = param_distributions
@@ -110,6 +143,10 @@ class OptunaSearchCV(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
         self.study_name = study_name
         self.random_state = random_state
         self.progress = progress
+        self.pruner = pruner
+        self.fidelity = fidelity
+        self.n_jobs = n_jobs
+        self.trial_timeout = trial_timeout
 
     def fit(self, X: Any, y: Any, groups: Any = None) -> "OptunaSearchCV":
         """Run ``n_trials`` more trials, then refit the best parameters on all rows.
@@ -128,6 +165,14 @@ class OptunaSearchCV(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
             raise ValueError(f"calibration must be one of {CALIBRATION_METHODS}, not {self.calibration!r}")
         if not isinstance(self.n_trials, int | np.integer) or self.n_trials < 0:
             raise ValueError(f"n_trials must be a non-negative integer, not {self.n_trials!r}")
+        if self.pruner is not None and self.pruner not in PRUNERS:
+            raise PipelineError(f"pruner must be one of {', '.join(PRUNERS)} or None, not {self.pruner!r}")
+        if self.fidelity is not None and not (0 < self.fidelity < 1 and self.pruner is not None):
+            raise PipelineError(f"fidelity must be a share in (0, 1) and needs a pruner, not {self.fidelity!r} with pruner {self.pruner!r}")
+        if not isinstance(self.n_jobs, int | np.integer) or self.n_jobs < 1:
+            raise PipelineError(f"n_jobs must be a positive integer, not {self.n_jobs!r}")
+        if self.trial_timeout is not None and not self.trial_timeout > 0:
+            raise PipelineError(f"trial_timeout must be positive seconds or None, not {self.trial_timeout!r}")
         X, y = validate_data(self, X, y)
         check_classification_targets(y)
         check_binary(y)
@@ -142,8 +187,13 @@ class OptunaSearchCV(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
             storage=open_storage(self.storage), study_name=self.study_name, direction="maximize", load_if_exists=True
         )
         self.study_.sampler = optuna.samplers.TPESampler(seed=sampler_seed(self.random_state, self.storage, len(self.study_.trials)))
+        self.study_.pruner = make_pruner(self.pruner)
         if self.n_trials:
-            self._optimize(X, y, folds)
+            rungs = [folds]
+            if self.fidelity is not None:
+                rungs.insert(0, subsample_folds(folds, y, groups, self.fidelity, self.random_state))
+            self._optimize(X, y, rungs)
+        self.trial_counts_ = count_trials(self.study_.trials)
         completed = [t for t in self.study_.trials if t.state == optuna.trial.TrialState.COMPLETE]
         self.n_trials_ = len(completed)
         if completed:
@@ -153,26 +203,69 @@ class OptunaSearchCV(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
             self.best_params_, self.best_score_ = {}, float("nan")
 
         best = clone(self.estimator).set_params(**self.best_params_)
-        if hasattr(best, "predict_proba"):
-            self.best_estimator_ = best.fit(X, y)
-            self.calibrated_, self.calibration_ = None, "native"
-        else:
-            self.calibrated_ = CalibratedClassifierCV(best, method=self.calibration, cv=folds, ensemble=False).fit(X, y)
-            self.best_estimator_ = self.calibrated_.calibrated_classifiers_[0].estimator
-            self.calibration_ = self.calibration
+        self.solver_ = configure(best, len(y), X.shape[1], self.random_state)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", ConvergenceWarning)
+            if hasattr(best, "predict_proba"):
+                self.best_estimator_ = best.fit(X, y)
+                self.calibrated_, self.calibration_ = None, "native"
+            else:
+                calibrated = CalibratedClassifierCV(best, method=self.calibration, cv=folds, ensemble=False, n_jobs=self.n_jobs)
+                self.calibrated_ = calibrated.fit(X, y)
+                self.best_estimator_ = self.calibrated_.calibrated_classifiers_[0].estimator
+                self.calibration_ = self.calibration
+        self.refit_converged_ = not any(issubclass(w.category, ConvergenceWarning) for w in caught)
+        for warning in caught:
+            if not issubclass(warning.category, ConvergenceWarning):
+                warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
         return self
 
-    def _optimize(self, X: np.ndarray, y: np.ndarray, folds: list) -> None:
+    def _optimize(self, X: np.ndarray, y: np.ndarray, rungs: list[list]) -> None:
+        import optuna
         from tqdm.auto import tqdm
+
+        per_fold = self.pruner == "wilcoxon"  # Wilcoxon pairs fold scores; the others expect a running mean
+        warm: dict[tuple[int, int], Any] = {}
+        total = sum(len(folds) for folds in rungs)
 
         def objective(trial) -> float:
             params = {name: _suggest(trial, name, dist) for name, dist in self.param_distributions.items()}
             estimator = clone(self.estimator).set_params(**params)
-            scores = cross_val_score(estimator, X, y, cv=folds, scoring=self.scoring, error_score="raise")
+            deadline = None if self.trial_timeout is None else time.monotonic() + self.trial_timeout
+            step, not_converged, seconds = 0, 0, []
+            try:
+                for rung, folds in enumerate(rungs):
+                    scores: list[float] = []
+                    states = [warm.get((rung, i)) for i in range(len(folds))]
+                    results = runner.run(estimator, folds, self.scoring, states, deadline, self.random_state)
+                    try:
+                        for index, result in enumerate(results):
+                            scores.append(result.score)
+                            not_converged += not result.converged
+                            seconds.append(round(result.seconds, 3))
+                            if result.warm is not None:
+                                warm[rung, index] = result.warm
+                            if step == 0:
+                                trial.set_user_attr("solver", result.solver)
+                            trial.report(result.score if per_fold else float(np.mean(scores)), step)
+                            step += 1
+                            if step < total and trial.should_prune():  # a trial with every fold scored is complete
+                                trial.set_user_attr("stopped", f"pruned after {step} fold fit(s)")
+                                raise optuna.TrialPruned(f"pruned after {step} fold fit(s)")
+                    finally:
+                        results.close()
+            except TrialTimeout as error:
+                trial.set_user_attr("stopped", str(error))
+                raise optuna.TrialPruned(str(error)) from None
+            finally:
+                trial.set_user_attr("not_converged_folds", not_converged)
+                trial.set_user_attr("fit_seconds", seconds)
             trial.set_user_attr("cv_std", float(np.std(scores)))
             return float(np.mean(scores))
 
-        with tqdm(total=self.n_trials, desc="trials", unit="trial", disable=not self.progress, leave=False) as bar:
+        with FoldRunner(X, y, self.n_jobs, self.trial_timeout) as runner, tqdm(
+            total=self.n_trials, desc="trials", unit="trial", disable=not self.progress, leave=False
+        ) as bar:
 
             def advance(study, trial) -> None:
                 bar.update(1)
@@ -271,6 +364,46 @@ def _suggest(trial, name: str, distribution) -> Any:
     if isinstance(distribution, CategoricalDistribution):
         return trial.suggest_categorical(name, distribution.choices)
     raise TypeError(f"{name}: unsupported distribution {distribution!r}")
+
+
+def make_pruner(name: str | None):
+    """The Optuna pruner called ``name`` (:data:`PRUNERS`), or one that never prunes."""
+    import optuna
+
+    if name == "wilcoxon":
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.pruners.WilcoxonPruner(p_threshold=0.1, n_startup_steps=2)
+    if name == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=4, n_warmup_steps=1)
+    if name == "halving":
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3)
+    return optuna.pruners.NopPruner()
+
+
+def subsample_folds(folds: list, y: np.ndarray, groups: np.ndarray, share: float, random_state: int | None) -> list:
+    """The same folds with each training side cut to ``share`` of its groups (whole groups, seeded); test sides kept.
+
+    A cut that would lose a class keeps the fold's full training side.
+    """
+    rng = np.random.default_rng(random_state)
+    cut = []
+    for train, test in folds:
+        names = np.unique(groups[train])
+        keep = rng.choice(names, size=max(2, int(round(share * len(names)))), replace=False)
+        rows = train[np.isin(groups[train], keep)]
+        cut.append((rows if len(np.unique(y[rows])) == 2 else train, test))
+    return cut
+
+
+def count_trials(trials: list) -> dict[str, int]:
+    """Trials by state, plus those the time budget stopped and those with a non-converged fold."""
+    from collections import Counter
+
+    counts = Counter(trial.state.name.lower() for trial in trials)
+    counts["timed_out"] = sum("time budget" in str(trial.user_attrs.get("stopped", "")) for trial in trials)
+    counts["not_converged"] = sum(bool(trial.user_attrs.get("not_converged_folds")) for trial in trials)
+    return dict(counts)
 
 
 def make_tuner(spec, random_state: int | None = None, **params: Any) -> OptunaSearchCV:
