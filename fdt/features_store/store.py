@@ -246,20 +246,35 @@ class Shard:
                 _decode(failed["path"][()]),
                 _decode(failed["reason"][()]),
             )
-        if check:
-            try:
-                info = self.path.stat()
-                identity = (str(self.path), info.st_size, info.st_mtime_ns, info.st_ino, info.st_ctime_ns)
-            except OSError:
-                identity = None
-            if identity is None or identity not in _CHECKED:  # shards are immutable: once per process is enough
-                if shard_checksum(rows[0], rows[1]) != self.attrs.get("checksum"):
-                    raise _damaged(self.path, "checksum mismatch")
-                if not np.isfinite(rows[1].sum(dtype=np.float64)):  # one pass, no mask; float64 cannot overflow on finite float32 rows
-                    raise _damaged(self.path, "features contain NaN or infinity")
-                if identity is not None:
-                    _CHECKED.add(identity)
+        if check and not self._checked():
+            self._check(rows[0], rows[1])
         return rows
+
+    def _identity(self) -> tuple | None:
+        try:
+            info = self.path.stat()
+        except OSError:
+            return None
+        return (str(self.path), info.st_size, info.st_mtime_ns, info.st_ino, info.st_ctime_ns)
+
+    def _checked(self) -> bool:
+        """Whether this process already verified this (immutable) shard: once per process is enough."""
+        identity = self._identity()
+        return identity is not None and identity in _CHECKED
+
+    def _check(self, sha256: np.ndarray, features: np.ndarray) -> None:
+        if shard_checksum(sha256, features) != self.attrs.get("checksum"):
+            raise _damaged(self.path, "checksum mismatch")
+        if not np.isfinite(features.sum(dtype=np.float64)):  # one pass, no mask; float64 cannot overflow on finite float32 rows
+            raise _damaged(self.path, "features contain NaN or infinity")
+        if (identity := self._identity()) is not None:
+            _CHECKED.add(identity)
+
+    def ensure_checked(self) -> None:
+        """Verify the shard's checksum (reading it whole) unless this process already did."""
+        if not self._checked():
+            with _h5_open(self.path) as handle:
+                self._check(handle["sha256"][()], handle["features"][()])
 
 
 def _write_shard(
@@ -648,6 +663,8 @@ class FeatureStore:
                     f"unknown source(s) {', '.join(unknown)} in {self.root}; known: {', '.join(sorted(known)) or 'none'}"
                 )
         shards = self.live_shards(key.id)
+        for shard in shards:  # gather_rows reads slices; damage is found on the whole shard, once per process
+            shard.ensure_checked()
         stored, shard_of, row_of = _stored_rows(shards)
         order = np.argsort(stored)
         found = np.searchsorted(stored, catalog.sha256, sorter=order)
