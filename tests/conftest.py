@@ -77,8 +77,16 @@ def session_processes() -> list[tuple[int, str]]:
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """Fail the run if any test left a process behind (a leaked DataLoader worker, a Dask scheduler)."""
+    import sys
     import time
 
+    if "joblib.externals.loky" in sys.modules:
+        # joblib keeps its loky worker pool warm between calls on purpose (idle workers exit after 300 s);
+        # shut it down as a program ending would, then check that nothing else was left
+        from joblib.externals.loky import reusable_executor
+
+        if reusable_executor._executor is not None:
+            reusable_executor._executor.shutdown(wait=True, kill_workers=True)
     deadline = time.monotonic() + 15
     while (left := session_processes()) and time.monotonic() < deadline:
         time.sleep(0.5)
