@@ -27,12 +27,13 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 import h5py
 import numpy as np
 
 from fdt import __version__
+from fdt.atomic import disk_full, fsync_folder, write_bytes, write_json
 from fdt.data import ImageRecord, display_path
 from fdt.features_store.errors import (
     MissingFeaturesError,
@@ -87,14 +88,6 @@ def _now() -> str:
 
 def _stamp() -> str:
     return f"{time.time_ns():020d}-{uuid.uuid4().hex[:8]}"
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 _OWN_NAMES = (".tmp", ".lock", ".locks", "catalog", "features", MARKER, ".hash-cache.sqlite")
@@ -328,59 +321,29 @@ def shard_checksum(sha256: np.ndarray, features: np.ndarray) -> str:
     return digest.hexdigest()
 
 
-_FULL = {errno.ENOSPC: "no space left on device", errno.EDQUOT: "disk quota exceeded", errno.EFBIG: "file size limit exceeded"}
-
-
-def disk_full(error: BaseException) -> str | None:
-    """"no space left on device" (or quota, or file-size limit) if ``error`` says so, else ``None``.
-
-    HDF5 reports a failed write as an ``OSError`` or ``RuntimeError`` without ``errno``
-    whose text holds ``errno = 28``; the operating system's errors carry it in ``errno``.
-    """
-    import re
-
-    if isinstance(error, OSError) and error.errno in _FULL:
-        return _FULL[error.errno]
-    found = re.search(r"errno = (\d+)", str(error))
-    return _FULL.get(int(found.group(1))) if found else None
-
-
-def full_disk_error(error: BaseException, path: Path) -> StoreError:
+def full_disk_error(reason: str, path: Path) -> StoreError:
     """The one-line error of a write cut short by a full disk; rows saved before are kept."""
-    return StoreError(f"{disk_full(error)} while writing {path}: the run was cut short; rows already saved are kept, free space and run again to resume")
+    return StoreError(f"{reason} while writing {path}: the run was cut short; rows already saved are kept, free space and run again to resume")
 
 
 def _atomic_h5(root: Path, final: Path, fill) -> None:
-    """Write an HDF5 file under ``.tmp/``, fsync it, then rename it into place; a full disk is a :class:`StoreError`."""
-    try:
-        _write_atomic_h5(root, final, fill)
-    except (OSError, RuntimeError) as error:  # HDF5 raises either when a write fails
-        if disk_full(error):
-            raise full_disk_error(error, final.parent) from None
-        raise
-
-
-def _write_atomic_h5(root: Path, final: Path, fill) -> None:
+    """Write an HDF5 file through ``.tmp/`` and rename it into place; a full disk is a :class:`StoreError`."""
     tmp_dir = root / ".tmp"
-    tmp_dir.mkdir(exist_ok=True)
+    try:
+        tmp_dir.mkdir(exist_ok=True)
+    except OSError as error:
+        if reason := disk_full(error):
+            raise full_disk_error(reason, final.parent) from None
+        raise
     if tmp_dir.is_symlink() or final.parent.is_symlink():
         refuse_symlinks(root)
-    tmp = tmp_dir / f"{final.name}.{os.getpid()}.tmp"
     # HDF5 builds the file in memory and fdt writes the bytes: a write that fails (a
     # full disk) is then a plain OSError here, not a half-closed HDF5 file whose
     # clean-up fails again later and crashes the interpreter at exit.
     image = io.BytesIO()
     with h5py.File(image, "w") as handle:
         fill(handle)
-    try:
-        with os.fdopen(_open_regular(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC), "wb") as raw:
-            raw.write(image.getbuffer())
-            raw.flush()
-            os.fsync(raw.fileno())
-        os.replace(tmp, final)
-        _fsync_dir(final.parent)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_bytes(final, image.getbuffer(), temp_dir=tmp_dir, full=lambda reason, _: full_disk_error(reason, final.parent))
 
 
 # --------------------------------------------------------------------------- catalog
@@ -751,8 +714,8 @@ class StoreWriter:
             return self._enter()
         except OSError as error:
             self._release()
-            if disk_full(error):
-                raise full_disk_error(error, self.root) from None
+            if reason := disk_full(error):
+                raise full_disk_error(reason, self.root) from None
             raise
 
     def _enter(self) -> "StoreWriter":
@@ -762,9 +725,10 @@ class StoreWriter:
         self._lock(self.root / ".lock", fcntl.LOCK_SH if self.shared else fcntl.LOCK_EX, self.wait, self._store_busy)
         marker = self.root / MARKER
         if not marker.exists():
-            tmp = self.root / f".{MARKER}.{os.getpid()}.tmp"
-            tmp.write_text(json.dumps({"encoding-type": STORE_TYPE, "encoding-version": STORE_VERSION, "created": _now()}) + "\n")
-            os.replace(tmp, marker)
+            write_json(
+                marker, {"encoding-type": STORE_TYPE, "encoding-version": STORE_VERSION, "created": _now()}, indent=None,
+                full=lambda reason, _: full_disk_error(reason, self.root),
+            )
         if not self.shared:
             self._clean()
         return self
@@ -996,7 +960,7 @@ class StoreWriter:
         )
         for shard in small:
             shard.path.unlink(missing_ok=True)
-        _fsync_dir(self.root / "features" / key_id)
+        fsync_folder(self.root / "features" / key_id)
         return True
 
     def _clean(self) -> None:
