@@ -32,6 +32,7 @@ from torch import nn
 
 from fdt import __version__
 from fdt.atomic import atomic_path, write_text
+from fdt.devices import resolve_device
 from fdt.data import REAL, DataError, ImageDecodeError, ImageRecord, apply_resolution, load_image_set, load_rgb, sha256_file
 from fdt.errors import FdtError
 from fdt.grouping import assign_groups, group_of, training_record, write_training_record
@@ -349,19 +350,6 @@ def _write_model_file(model: ConvAutoencoder, run: dict[str, Any], losses: list[
         },
         out,
     )
-
-
-def resolve_device(device: str) -> torch.device:
-    """``"auto"`` means CUDA where present; asking for CUDA without it is an error, never a silent CPU run."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        target = torch.device(device)
-    except RuntimeError:
-        raise AutoencoderError(f"unknown device {device!r}; use auto, cpu or cuda") from None
-    if target.type == "cuda" and not torch.cuda.is_available():
-        raise AutoencoderError("CUDA is not available on this machine; use --device cpu or auto")
-    return target
 
 
 def _decode_all(records: Sequence[ImageRecord], size: int, progress: bool) -> tuple[torch.Tensor, int, list[ImageRecord]]:
