@@ -23,6 +23,7 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from fdt.extras import postgres_driver
 from fdt.pipelines.errors import PipelineError
 from fdt.pipelines.folds import FoldRunner, TrialTimeout
 from fdt.pipelines.solvers import configure
@@ -319,6 +320,7 @@ def open_storage(url: str | None, attempts: int = 8) -> Any:
     """
     if url is None:
         return None
+    postgres_driver(url)
     import random
     import time
 
