@@ -44,7 +44,7 @@ class ImageRecord:
 
     ``group`` ties images that must stay on one side of a split (the source photo
     of an inpainting, the caption of a generation). An empty group means the
-    image is its own group; :func:`resolve_groups` fills it with the content hash.
+    image is its own group; :func:`fdt.grouping.group_of` fills it with the content hash.
     """
 
     path: str
@@ -396,11 +396,6 @@ def load_image_set(
     if not path.exists():
         raise DataError(f"no such folder or manifest: {path}")
     return from_folder(path, real_sources=real_sources, label=label)
-
-
-def resolve_groups(records: Sequence[ImageRecord], hashes: Sequence[str]) -> list[str]:
-    """Each record's group, defaulting to its content hash (an image is its own group)."""
-    return [record.group or f"sha256:{digest}" for record, digest in zip(records, hashes)]
 
 
 def write_manifest(path: str | os.PathLike, rows: Iterable[dict[str, object]], columns: Sequence[str]) -> None:
