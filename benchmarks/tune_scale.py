@@ -91,7 +91,9 @@ def stop_joblib_workers() -> None:
         reusable_executor._executor.shutdown(wait=True)
 
 
-def tune_once(spec, X, y, groups, trials: int, cv: int, pruner: str | None, seed: int, jobs: int, timeout: float | None) -> tuple[float, float, int, float, dict]:
+def tune_once(
+    spec, X, y, groups, trials: int, cv: int, pruner: str | None, seed: int, jobs: int, timeout: float | None, storage: str | None = None
+) -> tuple[float, float, int, float, dict]:
     """One timed ``OptunaSearchCV.fit``: wall seconds, CPU seconds (this process plus its fold workers), fits, best score, trial counts.
 
     The fold workers (``--jobs`` > 1 or a ``--trial-timeout``) are stopped after
@@ -102,7 +104,8 @@ def tune_once(spec, X, y, groups, trials: int, cv: int, pruner: str | None, seed
 
     folds.stop_workers()
     started, cpu = time.perf_counter(), time.process_time() + children_cpu()
-    tuner = make_tuner(spec, seed, n_trials=trials, cv=cv, pruner=pruner, n_jobs=jobs, trial_timeout=timeout).fit(X, y, groups)
+    study = f"{spec.name}-n{len(y)}-d{X.shape[1]}-{time.time_ns()}" if storage else None
+    tuner = make_tuner(spec, seed, n_trials=trials, cv=cv, pruner=pruner, n_jobs=jobs, trial_timeout=timeout, storage=storage, study_name=study).fit(X, y, groups)
     seconds = time.perf_counter() - started
     folds.stop_workers()
     stop_joblib_workers()  # the calibration's folds ran there with --jobs > 1
@@ -133,6 +136,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=None, help="cap BLAS/OpenMP threads (threadpoolctl); OpenMP spins badly on a loaded machine")
     parser.add_argument("--plot", type=Path, default=None, help="write a log-log PNG of time vs n here")
+    parser.add_argument("--storage", default=None, help="keep each point's study here (e.g. sqlite:///tune-scale.db) to watch a long run's trials as they finish")
     args = parser.parse_args()
 
     import optuna
@@ -160,7 +164,7 @@ def main() -> None:
             for n in sizes:
                 X, y, groups = X_all[:n], y_all[:n], g_all[:n]
                 with threadpool_limits(args.threads):
-                    seconds, cpu, fits, auc, states = tune_once(spec, X, y, groups, args.trials, args.cv, pruner, args.seed, args.jobs, args.trial_timeout)
+                    seconds, cpu, fits, auc, states = tune_once(spec, X, y, groups, args.trials, args.cv, pruner, args.seed, args.jobs, args.trial_timeout, args.storage)
                 points.append((n, seconds, cpu, fits, auc))
                 print(f"d={dim} {name:14} n={n:>6}: {seconds:8.1f} s wall {cpu:8.1f} s CPU  {fits:4d} fits  best CV AUC {auc:.4f}  "
                       f"trials {states}  load {os.getloadavg()[0]:.2f}", flush=True)
