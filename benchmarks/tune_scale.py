@@ -1,8 +1,10 @@
 """Tuning time vs rows, per pipeline spec, side by side: wall time, fits, best grouped-CV ROC AUC, fitted exponent.
 
-    python benchmarks/tune_scale.py                                  # every default spec, n = 1k..32k, d = 4096
-    python benchmarks/tune_scale.py --specs svm-linear,logreg --sizes 2000,4000,8000,16000,32000 --budget 120
-    python benchmarks/tune_scale.py --specs sgd-hinge --sizes 32000 --trials 30 --cv 5   # issue 13's 15-minute target
+    python benchmarks/tune_scale.py                                  # every default spec, n = 1k..32k, d = 4096 and 1280
+    python benchmarks/tune_scale.py --specs svm-linear,logreg --sizes 2000,4000,8000,16000,32000 --dims 4096 --budget 120
+    python benchmarks/tune_scale.py --specs svm-linear --sizes 8000 --dims 4096 --jobs 2      # issue 17's 60-second target
+    python benchmarks/tune_scale.py --specs logreg --sizes 32000 --dims 4096 --trials 30 --cv 5 --threads 1   # issue 13's 15 minutes
+    python benchmarks/tune_scale.py --specs svm-nystroem,svm-rbf --sizes 1000,2000,4000 --dims 4096     # approximation vs exact
 
 Features are SYNTHETIC, read back from a feature store this script writes to a
 temporary folder: rows in groups of two near-duplicates (a real image and its
@@ -126,7 +128,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--specs", default=DEFAULT_SPECS)
     parser.add_argument("--sizes", default="1000,2000,4000,8000,16000,32000")
-    parser.add_argument("--dims", default="4096", help="comma-separated, e.g. 4096,1280")
+    parser.add_argument("--dims", default="4096,1280", help="feature widths, comma-separated: VGG16 fc7 is 4096-d, MobileNetV2 1280-d")
     parser.add_argument("--trials", type=int, default=4)
     parser.add_argument("--cv", type=int, default=3)
     parser.add_argument("--pruner", default="wilcoxon", help="wilcoxon, median, halving or none")
