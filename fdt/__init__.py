@@ -3,13 +3,13 @@
 Importing ``fdt`` is cheap on purpose: torch, diffusers and timm are imported only
 where a network runs, so ``fdt --help``, ``fdt tune`` and ``fdt report`` start fast.
 The notebook API (:mod:`fdt.api`: ``fdt.open_store``, ``fdt.load``, ``fdt.extract``,
-``fdt.build_pipeline``, ``fdt.tune``, ``fdt.matrix``) is resolved on first use
+``fdt.build_pipeline``, ``fdt.tune``, ``fdt.matrix``, ``fdt.run``) is resolved on first use
 (PEP 562), so ``import fdt`` pays for none of it.
 """
 
 __version__ = "0.1.0"
 
-__all__ = ["build_pipeline", "extract", "load", "matrix", "open_store", "tune"]
+__all__ = ["build_pipeline", "extract", "load", "matrix", "open_store", "run", "tune"]
 
 
 def __getattr__(name: str) -> object:

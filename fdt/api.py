@@ -30,11 +30,12 @@ if TYPE_CHECKING:
     from fdt.features_store.extraction import ExtractSummary
     from fdt.features_store.featureset import FeatureSet
     from fdt.features_store.store import FeatureStore
+    from fdt.experiment.runner import RunResult
     from fdt.pipelines.evaluation import TuneResult
     from fdt.pipelines.matrix import MatrixReport
     from fdt.pipelines.specs import PipelineSpec
 
-__all__ = ["build_pipeline", "extract", "load", "matrix", "open_store", "tune"]
+__all__ = ["build_pipeline", "extract", "load", "matrix", "open_store", "run", "tune"]
 
 DEFAULT_SPLIT = (0.8, 0.1, 0.1)
 
@@ -124,14 +125,15 @@ def load(
     params: dict[str, Any] | None = None,
     weights: str | None = None,
     equalise: Sequence[str] = (),
+    perturb: Sequence[str] = (),
     return_X_y: bool = False,
 ) -> FeatureSet | tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The stored rows of the ``real`` and ``fake`` sources for one extractor and resolution (``fdt tune``'s input).
 
     A source the store labels otherwise than asked is refused, as is a source on
     both sides. ``params`` and ``weights`` (an identity prefix such as
-    ``"random"``) narrow the key when several are stored; ``equalise`` selects
-    the rows extracted after that re-encoding.
+    ``"random"``) narrow the key when several are stored; ``equalise`` and
+    ``perturb`` select the rows extracted with those chains, as given to :func:`extract`.
 
     Returns
     -------
@@ -145,7 +147,7 @@ def load(
 
     data = load_condition(
         _store(store), extractor, parse_resolution(resolution), _names(real, "real"), _names(fake, "fake"),
-        params, weights, _chain_key(equalise),
+        params, weights, _chain_key([*equalise, *perturb]),
     )
     return (data.X, data.y, data.groups) if return_X_y else data
 
@@ -273,6 +275,18 @@ def matrix(
     if out is not None:
         write_report(report, Path(out))
     return report
+
+
+def run(experiment: str | os.PathLike[str], workspace: str | os.PathLike[str] = ".", *, progress: bool = True) -> RunResult:
+    """Run every stage of an experiment file into ``workspace``, reusing what is done (``fdt run``).
+
+    The whole file is checked before anything is written; a second call with the
+    same file computes nothing. ``result.record`` lists every stage and whether it
+    was computed or reused; ``result.summary_path`` is the Markdown summary.
+    """
+    from fdt.experiment import load_experiment, make_plan, run_experiment
+
+    return run_experiment(make_plan(load_experiment(experiment), workspace), progress=progress)
 
 
 def _store(store: str | os.PathLike[str] | FeatureStore) -> FeatureStore:

@@ -52,7 +52,7 @@ def test_import_fdt_imports_no_heavy_library_and_lists_the_api():
         "print(json.dumps({'heavy': heavy, 'all': fdt.__all__, 'dir': [n for n in dir(fdt) if n in fdt.__all__]}))\n"
     )
     out = json.loads(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
-    names = ["build_pipeline", "extract", "load", "matrix", "open_store", "tune"]
+    names = ["build_pipeline", "extract", "load", "matrix", "open_store", "run", "tune"]
     assert out == {"heavy": [], "all": names, "dir": names}
 
 
