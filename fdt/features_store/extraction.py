@@ -376,20 +376,39 @@ def extract_levels(
         dataset = _DecodeDataset(items, resolution, model.preprocessor(), max_pixels, levels, skip, frozenset(todo), shard)
         count = default_workers() if workers is None else workers
         count = min(count, -(-len(dataset) // batch_size)) if len(dataset) > 1 else 0
+        # workers hand over small chunks, so the last images of a run are not left to one worker while the
+        # others idle; the main process gathers them into full network batches
+        chunk = max(size for size in range(1, min(batch_size, 8) + 1) if batch_size % size == 0)
         loader = DataLoader(
             dataset,
-            batch_size=batch_size,
+            batch_size=chunk,
             num_workers=count,
             collate_fn=_as_list,
             worker_init_fn=functools.partial(_worker_init, parent=os.getpid()) if count else None,
-            prefetch_factor=4 if count else None,
+            prefetch_factor=4 * batch_size // chunk if count else None,
         )
+
+        def run(items: list[_Decoded]) -> None:
+            for level, (key, summary) in enumerate(zip(keys, summaries)):
+                outputs = [(item.sha, item.path, array, reason) for item in items for at, array, reason in item.outputs if at == level]
+                ok = [(sha, array) for sha, _, array, _ in outputs if array is not None]
+                bad = [(sha, path, reason) for sha, path, array, reason in outputs if array is None]
+                for shape in {array.shape for _, array in ok}:
+                    same = [(sha, array) for sha, array in ok if array.shape == shape]
+                    for start in range(0, len(same), batch_size):
+                        rows = same[start : start + batch_size]
+                        features = model.forward(np.stack([array for _, array in rows]))
+                        writer.add_rows(key, num_features, [sha for sha, _ in rows], features, attrs)
+                if bad:
+                    writer.add_failures(key, num_features, bad, attrs)
+                summary.new_rows += len(ok)
+
         done: set[str] = set()
+        pending: list[_Decoded] = []
         what = f"{extractor}@{resolution}" + (f" x{len(levels)} levels" if len(levels) > 1 else f" {keys[0].perturb}" if keys[0].perturb else "")
         with tqdm(total=len(dataset), unit="img", desc=what, disable=not progress) as bar:
-            for batch in loader:
-                fresh: list[_Decoded] = []
-                for item in batch:
+            for part in loader:
+                for item in part:
                     if item.sha:
                         all_hashes[item.index] = item.sha
                     elif item.unreadable:
@@ -397,21 +416,13 @@ def extract_levels(
                     # two files of one content, neither hash known before, are both read; one row is kept
                     if item.outputs and item.sha not in done:
                         done.add(item.sha)
-                        fresh.append(item)
-                for level, (key, summary) in enumerate(zip(keys, summaries)):
-                    outputs = [(item.sha, item.path, array, reason) for item in fresh for at, array, reason in item.outputs if at == level]
-                    ok = [(sha, array) for sha, _, array, _ in outputs if array is not None]
-                    bad = [(sha, path, reason) for sha, path, array, reason in outputs if array is None]
-                    for shape in {array.shape for _, array in ok}:
-                        same = [(sha, array) for sha, array in ok if array.shape == shape]
-                        for start in range(0, len(same), batch_size):
-                            chunk = same[start : start + batch_size]
-                            features = model.forward(np.stack([array for _, array in chunk]))
-                            writer.add_rows(key, num_features, [sha for sha, _ in chunk], features, attrs)
-                    if bad:
-                        writer.add_failures(key, num_features, bad, attrs)
-                    summary.new_rows += len(ok)
-                bar.update(len(batch))
+                        pending.append(item)
+                if len(pending) >= batch_size:
+                    run(pending[:batch_size])
+                    del pending[:batch_size]
+                bar.update(len(part))
+            if pending:
+                run(pending)
         hashed = [i for i in unknown if all_hashes[i] and stats[i] is not None]
         if hashed:
             hashcache.remember(store.root, [paths[i] for i in hashed], [stats[i] for i in hashed], [all_hashes[i] for i in hashed])
