@@ -166,7 +166,7 @@ def _matrices_section(result: "RunResult", reports: Path) -> list[str]:
         for matrix in report["matrices"]:
             mine = files.get(matrix["title"], {})
             links = ", ".join(f"[{kind}]({relative}/{path.name})" for kind, path in mine.items() if path.is_file())
-            lines.append(f"- {matrix['title']}: mean {_mean(matrix):.3f}; {links}")
+            lines.append(f"- {matrix['title']}: mean {_metric(entry).format(_mean(matrix))}; {links}")
         if pca:
             lines.append(f"- PCA scatter: {', '.join(f'[{p.stem}]({relative}/{p.name})' for p in pca)}")
         lines.append("")
@@ -293,7 +293,7 @@ def _ranking_reading(reports: list[dict[str, Any]], best: dict[str, Any]) -> lis
     """How the reports of one metric rank, and whether the best one is apart from the others at this sample size."""
     metric = _metric(best)
     extreme = "highest" if metric.higher_is_better else "lowest"
-    ranking = ", ".join(f"{e['label']} {_report_mean(e):.3f}" for e in reports)
+    ranking = ", ".join(f"{e['label']} {metric.format(_report_mean(e))}" for e in reports)
     text = f"Mean {metric.name} ({metric.direction}) over every train/test pair: {ranking}."
     others = [e for e in reports if e is not best]
     if others:

@@ -169,11 +169,6 @@ class Metric:
         """Whether value ``a`` is a better detector than value ``b``."""
         return self.sign * a > self.sign * b
 
-    def best(self, values: Iterable[float]) -> float:
-        """The best of ``values`` (NaN ignored; NaN if none is a number)."""
-        finite = [v for v in values if v is not None and not math.isnan(v)]
-        return (max if self.higher_is_better else min)(finite) if finite else math.nan
-
     def format(self, value: float | None, interval: tuple[float, float] | None = None) -> str:
         """``0.912 [0.861, 0.950]`` at this metric's decimals; ``–`` when undefined."""
         from fdt.pipelines.intervals import format_interval
@@ -197,11 +192,23 @@ def register_metric(metric: Metric) -> Metric:
 
 
 def get_metric(name: str) -> Metric:
-    """The registered metric ``name``, or :class:`UnknownMetricError` listing the valid ones."""
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise UnknownMetricError(f"unknown metric {name!r}; choose one of: {', '.join(_REGISTRY)}") from None
+    """The registered metric ``name``, or :class:`UnknownMetricError` listing the valid ones.
+
+    A name not registered yet is looked up among installed plugins (entry point group
+    ``fdt.metrics``, a :class:`Metric`), so ``--metric`` works for a plugin's metric.
+    """
+    if name not in _REGISTRY:
+        from fdt.plugins import load_plugin, plugin_names, report_broken
+
+        found = load_plugin("fdt.metrics", name)
+        if isinstance(found, Metric) and found.name == name:
+            register_metric(found)
+        elif found is not None:
+            report_broken("fdt.metrics", name, f"not a fdt.pipelines.metrics.Metric named {name!r}")
+        if name not in _REGISTRY:
+            valid = [*_REGISTRY, *(n for n in plugin_names("fdt.metrics") if n not in _REGISTRY)]
+            raise UnknownMetricError(f"unknown metric {name!r}; choose one of: {', '.join(valid)}")
+    return _REGISTRY[name]
 
 
 def list_metrics() -> tuple[str, ...]:

@@ -26,7 +26,6 @@ def test_every_builtin_metric_is_registered_with_a_direction():
     lower = {name for name in METRICS if not get_metric(name).higher_is_better}
     assert lower == {"eer", "brier", "ece"}
     assert get_metric("eer").better(0.1, 0.2) and not get_metric("roc_auc").better(0.1, 0.2)
-    assert get_metric("eer").best([0.3, float("nan"), 0.1]) == 0.1 and get_metric("roc_auc").best([0.3, 0.1]) == 0.3
 
 
 def test_an_unknown_metric_lists_the_valid_ones():
@@ -53,3 +52,39 @@ def test_format_uses_the_metrics_decimals():
     assert get_metric("roc_auc").format(0.91234, (0.9, 0.93)) == "0.912 [0.900, 0.930]"
     assert get_metric("brier").format(0.01234) == "0.0123"
     assert get_metric("eer").format(None) == "–"
+
+
+PLUGIN = '''
+from fdt.pipelines.metrics import Metric
+
+MISS_RATE = Metric("miss_rate", "miss rate", lambda rows: rows.ratio(rows.positives - rows.true_fake, rows.positives), higher_is_better=False)
+NOT_A_METRIC = 3
+'''
+
+
+def test_a_plugin_metric_is_found_by_name(tmp_path, monkeypatch, caplog):
+    """A package adds a metric with one entry point (``fdt.metrics``) and no edit of fdt."""
+    import sys
+
+    from fdt import plugins
+
+    site = tmp_path / "site"
+    (site / "fdt_metric_plugin").mkdir(parents=True)
+    (site / "fdt_metric_plugin" / "__init__.py").write_text(PLUGIN)
+    info = site / "fdt_metric_plugin-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: fdt-metric-plugin\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[fdt.metrics]\nmiss_rate = fdt_metric_plugin:MISS_RATE\nbroken = fdt_metric_plugin:NOT_A_METRIC\n")
+    monkeypatch.syspath_prepend(str(site))
+    monkeypatch.setattr(metrics, "_REGISTRY", dict(metrics._REGISTRY))
+    monkeypatch.setattr(plugins, "_reported", set())
+    try:
+        with pytest.raises(UnknownMetricError, match=r"choose one of: .*ece, broken, miss_rate"):
+            get_metric("nope")
+        assert get_metric("miss_rate").higher_is_better is False
+        assert compute_metrics(np.array([0, 1, 1, 1]), np.array([0.1, 0.9, 0.2, 0.8]))["miss_rate"] == pytest.approx(1 / 3)
+        with pytest.raises(UnknownMetricError):
+            get_metric("broken")
+        assert any("'broken'" in r.getMessage() and "not a fdt.pipelines.metrics.Metric" in r.getMessage() for r in caplog.records)
+    finally:
+        sys.modules.pop("fdt_metric_plugin", None)
