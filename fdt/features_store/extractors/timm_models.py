@@ -26,6 +26,7 @@ from typing import Any, ClassVar
 
 import torch
 
+from fdt.errors import one_line
 from fdt.features_store.errors import ExtractorError
 from fdt.features_store.extractors.cnn import CNNExtractor, Preprocessing
 from fdt.features_store.registry import register_extractor
@@ -119,7 +120,7 @@ class TimmExtractor(CNNExtractor):
                 # timm's own loader: its checkpoint filter, and the classifier dropped (num_classes=0)
                 net = timm.create_model(self._model(), pretrained=True, pretrained_cfg_overlay={"file": str(weights_file)}, num_classes=0)
             except RuntimeError as error:
-                raise ExtractorError(f"{weights_file} does not fit timm's {self._model()}: {str(error).splitlines()[0]}") from None
+                raise ExtractorError(f"{weights_file} does not fit timm's {self._model()}: {one_line(error)}") from None
         return net.eval().requires_grad_(False)
 
     def weights_note(self) -> str:
