@@ -17,6 +17,7 @@ import numpy as np
 from PIL import Image
 from sklearn.base import BaseEstimator, TransformerMixin
 
+from fdt.devices import resolve_device  # noqa: F401  (extractors import it from here)
 from fdt.features_store.errors import ExtractorError
 
 # parameters that change how fast features come, never what they are
@@ -131,14 +132,3 @@ def _group_by_shape(arrays: list[np.ndarray]) -> list[list[int]]:
     return list(groups.values())
 
 
-def resolve_device(device: str) -> str:
-    """``auto`` means CUDA where present; asking for CUDA without it is an error, not a fallback."""
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ExtractorError("device 'cuda' was asked for but torch sees no CUDA device; use --device cpu or auto")
-    if device != "cpu" and not device.startswith("cuda"):
-        raise ExtractorError(f"device must be auto, cpu or cuda[:N], not {device!r}")
-    return device
