@@ -28,7 +28,7 @@ import torch
 
 from fdt.errors import one_line
 from fdt.features_store.errors import ExtractorError
-from fdt.features_store.extractors.cnn import CNNExtractor, Preprocessing
+from fdt.features_store.extractors.cnn import RESAMPLING, CNNExtractor, Preprocessing
 from fdt.features_store.registry import register_extractor
 from fdt.models.weights import WeightsSource
 
@@ -89,7 +89,10 @@ class TimmExtractor(CNNExtractor):
 
     def preprocessing(self) -> Preprocessing:
         config = self._pretrained_config()
-        return Preprocessing(int(config.input_size[-1]), tuple(config.mean), tuple(config.std), config.interpolation or "bilinear")
+        interpolation = config.interpolation or "bilinear"
+        if interpolation not in RESAMPLING or len(config.mean) != 3:
+            raise ExtractorError(f"timm's {self._model()} expects {interpolation} resizing of {len(config.mean)} channels; fdt feeds RGB resized by {', '.join(RESAMPLING)}")
+        return Preprocessing(int(config.input_size[-1]), tuple(config.mean), tuple(config.std), interpolation)
 
     def key_params(self) -> dict[str, Any]:
         config = self.preprocessing()
