@@ -8,7 +8,6 @@ import signal
 import struct
 import subprocess
 import sys
-import time
 import zlib
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from fdt.data import load_image_set
 from fdt.features_store import FeatureStore, WeightsNotFoundError, create_extractor
 from fdt.features_store.extraction import extract_levels, extract_records
 from tests.conftest import session_processes, write_images
+from tests.sync import start_fdt_stopping_after_shards, wait_for_shards, wait_until_exited
 
 
 def run(*args: str):
@@ -195,25 +195,20 @@ def test_sigkill_mid_extraction_then_resume_equals_an_uninterrupted_run(tmp_path
     write_images(data / "fake", 60, size=48, seed=8)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     killed_store = tmp_path / "killed"
-    process = subprocess.Popen(_extract_command(data, killed_store), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and len(list((killed_store / "features").glob("*/*.h5"))) < 2:
-        assert process.poll() is None, process.communicate()[1].decode()
-        time.sleep(0.02)
+    process, shards = start_fdt_stopping_after_shards(_extract_command(data, killed_store)[3:], 2, env)
+    wait_for_shards(process, shards, 2)  # two shards are in place; the extraction holds there, mid-run
     workers = [pid for pid, _ in session_processes() if _parent(pid) == process.pid]
     process.send_signal(signal.SIGKILL)
-    process.wait()
-    assert process.returncode == -signal.SIGKILL, "extraction finished before it could be killed"
+    process.communicate()
+    assert process.returncode == -signal.SIGKILL
     assert workers, "the extraction had no DataLoader worker to check"
-    deadline = time.monotonic() + 10  # its workers die with it (issue 10 #22), not live on for ever
-    while time.monotonic() < deadline and any(pid in dict(session_processes()) for pid in workers):
-        time.sleep(0.1)
-    assert not [pid for pid in workers if pid in dict(session_processes())], "DataLoader workers outlived their killed parent"
+    # its workers die with it (issue 10 #22), not live on for ever
+    assert wait_until_exited(workers, timeout=30) == [], "DataLoader workers outlived their killed parent"
 
     verify = subprocess.run([sys.executable, "-m", "fdt", "store", "verify", "--store", str(killed_store)], capture_output=True, text=True)
     assert verify.returncode == 0, verify.stdout + verify.stderr
     kept = FeatureStore(killed_store).read_features(FeatureStore(killed_store).keys()[0])[0]
-    assert 8 <= len(kept) < 120
+    assert len(kept) == 8  # two shards of --flush-every 4
 
     resumed = subprocess.run(_extract_command(data, killed_store), env=env, capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr
