@@ -25,6 +25,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from fdt.pipelines.errors import PipelineError
 from fdt.pipelines.folds import FoldRunner, TrialTimeout
+from fdt.pipelines.logs import quiet_optuna
 from fdt.pipelines.solvers import configure
 from fdt.pipelines.splits import check_binary, grouped_folds
 
@@ -148,6 +149,7 @@ class OptunaSearchCV(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
         self.n_jobs = n_jobs
         self.trial_timeout = trial_timeout
 
+    @quiet_optuna()
     def fit(self, X: Any, y: Any, groups: Any = None) -> "OptunaSearchCV":
         """Run ``n_trials`` more trials, then refit the best parameters on all rows.
 
