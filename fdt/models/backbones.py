@@ -9,6 +9,7 @@ with every feature row.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -48,6 +49,35 @@ class MobileNetV2Pooled(nn.Module):
         return torch.flatten(nn.functional.adaptive_avg_pool2d(self.net.features(x), 1), 1)
 
 
+class ResNetPooled(nn.Module):
+    """ResNet's 2048-d globally average-pooled embedding: everything but the final ``fc``."""
+
+    num_features = 2048
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        net = self.net
+        x = net.maxpool(net.relu(net.bn1(net.conv1(x))))
+        x = net.layer4(net.layer3(net.layer2(net.layer1(x))))
+        return torch.flatten(net.avgpool(x), 1)
+
+
+class DenseNetPooled(nn.Module):
+    """DenseNet121's 1024-d embedding: its features, ReLU, global average pool (what its classifier reads)."""
+
+    num_features = 1024
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.flatten(nn.functional.adaptive_avg_pool2d(nn.functional.relu(self.net.features(x)), 1), 1)
+
+
 class TimmPooled(nn.Module):
     """A timm model's pooled pre-logits features (``forward_head(pre_logits=True)``)."""
 
@@ -72,6 +102,8 @@ class BackboneSpec:
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
     input_size: int
+    adapt_state: Callable[[dict], dict] | None = None
+    """Renames the published file's keys to the architecture's, where the two differ."""
 
 
 def _vgg16() -> nn.Module:
@@ -84,6 +116,26 @@ def _mobilenet_v2() -> nn.Module:
     from torchvision.models import mobilenet_v2
 
     return mobilenet_v2(weights=None)
+
+
+def _resnet50() -> nn.Module:
+    from torchvision.models import resnet50
+
+    return resnet50(weights=None)
+
+
+def _densenet121() -> nn.Module:
+    from torchvision.models import densenet121
+
+    return densenet121(weights=None)
+
+
+_DENSENET_OLD_KEY = re.compile(r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var))$")
+
+
+def _densenet_keys(state: dict) -> dict:
+    """torchvision's published DenseNet file spells ``norm.1`` where the module has ``norm1`` (torchvision renames them on load too)."""
+    return {(f"{m.group(1)}{m.group(2)}" if (m := _DENSENET_OLD_KEY.match(key)) else key): value for key, value in state.items()}
 
 
 def _legacy_xception() -> nn.Module:
@@ -111,6 +163,15 @@ BACKBONES: dict[str, BackboneSpec] = {
     "xception": BackboneSpec(
         "xception", _legacy_xception, TimmPooled, _xception_source(), 2048, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), 299,
     ),
+    "resnet50": BackboneSpec(
+        "resnet50", _resnet50, ResNetPooled, WeightsSource("resnet50", url="https://download.pytorch.org/models/resnet50-0676ba61.pth"),
+        2048, IMAGENET_MEAN, IMAGENET_STD, 224,
+    ),
+    "densenet121": BackboneSpec(
+        "densenet121", _densenet121, DenseNetPooled,
+        WeightsSource("densenet121", url="https://download.pytorch.org/models/densenet121-a639ec97.pth"),
+        1024, IMAGENET_MEAN, IMAGENET_STD, 224, adapt_state=_densenet_keys,
+    ),
 }
 
 
@@ -124,6 +185,10 @@ def weights_identity(name: str, weights: str, seed: int) -> tuple[str, Path | No
     path = Path(weights).expanduser()
     if not path.is_file():
         raise ExtractorError(f"weights must be 'imagenet', 'random' or an existing file, not {weights!r}")
+    from fdt.models.detector import detector_identity, is_detector_file
+
+    if is_detector_file(path):  # a network fdt fine-tuned: its identity says so, and whether it started from random weights
+        return detector_identity(path), path
     return f"file:sha256:{sha256_file(path)[:16]}", path
 
 
@@ -136,6 +201,8 @@ def build_backbone(name: str, weights: str, seed: int, weights_file: Path | None
     if weights != "random":
         assert weights_file is not None
         state = load_state_dict(weights_file)
+        if spec.adapt_state is not None:
+            state = spec.adapt_state(state)
         try:
             net.load_state_dict(state)
         except RuntimeError as error:
