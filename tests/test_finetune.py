@@ -195,11 +195,19 @@ def test_detector_file_is_checked(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def mobilenet_file(images: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+def few_images(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("few")
+    _write(root / "real", 12, True, 2)
+    _write(root / "fake", 12, False, 3)
+    return root
+
+
+@pytest.fixture(scope="module")
+def mobilenet_file(few_images: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """A mobilenet_v2 detector fine-tuned from random weights for one epoch at 32 px, by the CLI; and one on spectra."""
     root = tmp_path_factory.mktemp("models")
-    common = ["models", "finetune", str(images), "--backbone", "mobilenet_v2", "--real", "real", "--weights", "random",
-              "--input-size", "32", "--epochs", "1", "--batch-size", "16", "--split", "60/20/20", "--val-share", "0.25", "--no-progress", "--device", "cpu"]
+    common = ["models", "finetune", str(few_images), "--backbone", "mobilenet_v2", "--real", "real", "--weights", "random",
+              "--input-size", "32", "--epochs", "1", "--batch-size", "16", "--split", "50/25/25", "--val-share", "0.34", "--no-progress", "--device", "cpu"]
     files = {}
     for kind in ("pixels", "spectrum"):
         files[kind] = root / f"{kind}.pt"
@@ -254,23 +262,31 @@ def test_extractor_refuses_what_the_file_cannot_give(mobilenet_file, params, mes
         create_extractor("vgg16", weights=str(mobilenet_file["pixels"])).num_features
 
 
-def test_scoring_the_train_groups_is_refused_and_the_direct_approach_is_reported(images, mobilenet_file, tmp_path):
+def test_scoring_the_train_groups_is_refused_and_the_direct_approach_is_reported(few_images, mobilenet_file, tmp_path):
     from fdt.features_store.store import FeatureStore
     from fdt.pipelines.evaluation import load_condition, tune_condition
     from fdt.pipelines.leakage import TrainedRowsError
     from fdt.pipelines.specs import get_spec
 
     store = tmp_path / "store"
-    result = CliRunner().invoke(cli, ["extract", str(images), "-e", "mobilenet_v2", "-p", f"weights={mobilenet_file['pixels']}", "-p", "output=logit",
+    result = CliRunner().invoke(cli, ["extract", str(few_images), "-e", "mobilenet_v2", "-p", f"weights={mobilenet_file['pixels']}", "-p", "output=logit",
                                       "--store", str(store), "--workers", "0", "--device", "cpu"])
     assert result.exit_code == 0, result.output
     data = load_condition(FeatureStore(store), "mobilenet_v2", "native", ["real"], ["fake"], params={"output": "logit"})
-    assert data.X.shape == (60, 1)
-    with pytest.raises(TrainedRowsError, match=r"trained on \(seed 0, split 0.6/0.2/0.2\)"):
-        tune_condition(data, get_spec("score"), n_trials=1, cv=2, random_state=1, fractions=(0.6, 0.2, 0.2))
-    honest = tune_condition(data, get_spec("score"), n_trials=1, cv=2, random_state=0, fractions=(0.6, 0.2, 0.2))
+    assert data.X.shape == (24, 1)
+    with pytest.raises(TrainedRowsError, match=r"trained on \(seed 0, split 0.5/0.25/0.25\)"):
+        tune_condition(data, get_spec("score"), n_trials=1, cv=2, random_state=1, fractions=(0.5, 0.25, 0.25))
+    honest = tune_condition(data, get_spec("score"), n_trials=1, cv=2, random_state=0, fractions=(0.5, 0.25, 0.25))
     assert not any("LEAK" in note for note in honest.notes) and any("optimistic" in note for note in honest.notes)
-    assert 0.0 <= honest.test_metrics["roc_auc"] <= 1.0 and honest.rows["test"] == 12
+    assert 0.0 <= honest.test_metrics["roc_auc"] <= 1.0 and honest.rows["test"] == 6
+    # the direct approach in a generalisation matrix, with the seed and split the network trained with
+    matrix = ["report", "matrix", "--extractor", "mobilenet_v2", "--param", "output=logit", "--weights", "random:finetuned", "--pipeline", "score",
+              "--real", "real", "--fake", "fake", "--store", str(store), "--trials", "1", "--cv", "2", "--split", "50/25/25", "--no-progress"]
+    report = CliRunner().invoke(cli, [*matrix, "--out", str(tmp_path / "report")])
+    assert report.exit_code == 0, report.output
+    assert "random:finetuned" in report.output and (tmp_path / "report" / "pca-at-native.png").stat().st_size > 0
+    leaky = CliRunner().invoke(cli, [*matrix, "--seed", "5", "--out", str(tmp_path / "leaky")])
+    assert leaky.exit_code == 2 and "trained on (seed 0" in leaky.output and not (tmp_path / "leaky").exists()
 
 
 def test_score_spec_calibrates_one_feature_and_refuses_more():
