@@ -16,7 +16,7 @@ import shutil
 from pathlib import Path
 from typing import Any, Sequence
 
-from fdt.models.autoencoder import _atomic_write
+from fdt.atomic import atomic_path, write_text
 
 COLUMNS = ("epoch", "stage", "train_loss", "val_loss", "train_accuracy", "val_accuracy", "lr")
 NO_TENSORBOARD = "tensorboard is not installed (pip install tensorboard): training curves went to CSV and PNG only"
@@ -47,7 +47,7 @@ def write_curves(history: Sequence[dict[str, Any]], out: Path, title: str) -> li
     writer = csv.DictWriter(text, fieldnames=COLUMNS, lineterminator="\n", extrasaction="ignore")
     writer.writeheader()
     writer.writerows(history)
-    _atomic_write(csv_path, lambda handle: handle.write(text.getvalue().encode()))
+    write_text(csv_path, text.getvalue())
     _write_png(history, png_path, title)
     written = [csv_path, png_path]
     if tensorboard_available():
@@ -76,7 +76,8 @@ def _write_png(history: Sequence[dict[str, Any]], path: Path, title: str) -> Non
         axes.legend(fontsize=8)
     figure.suptitle(title, fontsize=9)
     figure.tight_layout()
-    _atomic_write(path, lambda handle: figure.savefig(handle, format="png", dpi=100))
+    with atomic_path(path) as temporary:
+        figure.savefig(temporary, format="png", dpi=100)
 
 
 def _write_events(history: Sequence[dict[str, Any]], folder: Path) -> None:

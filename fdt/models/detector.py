@@ -1,4 +1,4 @@
-"""A CNN detector: a backbone from :data:`fdt.models.backbones.BACKBONES` with a new real-vs-fake head, and its file.
+"""A CNN detector: the network of a CNN extractor with a new real-vs-fake head, and its file.
 
 ``fdt models finetune`` (:mod:`fdt.models.finetune`) trains one; the CNN
 extractors load its file with ``weights=PATH`` and give either the backbone's
@@ -9,7 +9,8 @@ CNN + SVM) or the head's logit (``output=logit``, the network's own score: seed
 The model file (``format: "fdt.finetuned"``, ``format_version: 1``) is a torch
 file of tensors and plain data only, read with ``torch.load(weights_only=True)``
 so opening it never runs code. It holds the detector's state dict and what is
-needed to use it exactly as trained: backbone, input kind (pixels or spectrum),
+needed to use it exactly as trained: backbone (the extractor's name, and the
+timm model for ``timm``), input kind (pixels or spectrum),
 input side, normalisation, the resolution step of training, the weights it
 started from, and the fingerprint of its training record (``<file>.training.json``,
 :mod:`fdt.grouping`), which evaluation reads to refuse scoring the groups it
@@ -28,7 +29,6 @@ from torch import nn
 
 from fdt.data import sha256_file
 from fdt.errors import FdtError
-from fdt.models.backbones import BACKBONES, build_backbone
 from fdt.models.inputs import NetworkInput
 
 FORMAT = "fdt.finetuned"
@@ -67,56 +67,35 @@ class Detector(nn.Module):
         return self.head(self.dropout(self.body(x)))
 
 
-def check_backbone(name: str) -> None:
-    if name not in BACKBONES:
-        raise DetectorError(f"unknown backbone {name!r}; choose one of: {', '.join(sorted(BACKBONES))}")
-
-
-def build_detector(backbone: str, weights: str, seed: int, weights_file: Path | None, dropout: float = 0.2) -> Detector:
-    """A detector on ``backbone`` started from ``weights`` (``imagenet``, ``random`` or a state-dict file), head seeded by ``seed``.
-
-    The backbone comes frozen and in eval mode (:func:`fdt.models.backbones.build_backbone`);
-    training decides what to unfreeze.
-    """
-    check_backbone(backbone)
-    body = build_backbone(backbone, weights, seed, weights_file)
+def build_detector(body: nn.Module, num_features: int, seed: int, dropout: float = 0.2) -> Detector:
+    """A detector on a frozen feature network ``body`` (an extractor's network), its new head seeded by ``seed``."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed + 1)
-        return Detector(body, BACKBONES[backbone].num_features, dropout)
+        return Detector(body, num_features, dropout)
 
 
-def backbone_blocks(backbone: str, detector: Detector) -> list[list[nn.Parameter]]:
+def backbone_blocks(detector: Detector) -> list[list[nn.Parameter]]:
     """The backbone's parameters grouped in blocks, input side first: what ``--unfreeze K`` counts from the end.
 
     Blocks are the architecture's own stages: VGG16's five conv stages then fc6
-    and fc7; MobileNetV2's 19 feature blocks; ResNet50's stem and four layers;
-    DenseNet121's stem and four dense blocks (with their transitions); a timm
-    model's groups from its ``group_matcher`` (Xception: entry convs, twelve
-    blocks, exit convs); any other network's top-level modules that hold parameters.
+    and fc7; MobileNetV2's 19 feature blocks; a timm network's groups from its
+    ``group_matcher`` (Xception: entry convs, twelve blocks, exit convs; ResNet50:
+    stem and four stages; DenseNet121: stem and four dense blocks); any other
+    network's top-level modules that hold parameters.
     """
     net = detector.body
-    if backbone == "vgg16":
+    if hasattr(net, "vgg"):
         stages: list[list[nn.Parameter]] = [[]]
         for layer in net.vgg.features:
             stages[-1] += list(layer.parameters())
             if isinstance(layer, nn.MaxPool2d):
                 stages.append([])
         return [s for s in stages if s] + [list(net.vgg.classifier[0].parameters()), list(net.vgg.classifier[3].parameters())]
-    if backbone == "mobilenet_v2":
-        return [list(block.parameters()) for block in net.net.features]
-    if backbone == "resnet50":
-        n = net.net
-        return [list(n.conv1.parameters()) + list(n.bn1.parameters())] + [list(getattr(n, f"layer{i}").parameters()) for i in range(1, 5)]
-    if backbone == "densenet121":
-        f = net.net.features
-        blocks = [list(f.conv0.parameters()) + list(f.norm0.parameters())]
-        for i in range(1, 5):
-            closing = getattr(f, f"transition{i}", None) or f.norm5
-            blocks.append(list(getattr(f, f"denseblock{i}").parameters()) + list(closing.parameters()))
-        return blocks
     inner = getattr(net, "net", net)
     if hasattr(inner, "group_matcher"):
         return _timm_blocks(inner)
+    if hasattr(inner, "features") and isinstance(inner.features, nn.Sequential):
+        return [params for block in inner.features if (params := list(block.parameters()))]
     return [params for child in inner.children() if (params := list(child.parameters()))]
 
 
@@ -124,7 +103,7 @@ def _timm_blocks(model: nn.Module) -> list[list[nn.Parameter]]:
     from timm.models import group_parameters
 
     named = dict(model.named_parameters())
-    unused = {id(p) for p in model.get_classifier().parameters()}  # the ImageNet classifier the new head replaces
+    unused = {id(p) for p in model.get_classifier().parameters()}  # a classifier the new head replaces
     groups = group_parameters(model, model.group_matcher(coarse=True))
     blocks = ([named[name] for name in names if id(named[name]) not in unused] for _, names in sorted(groups.items()))
     return [block for block in blocks if block]
@@ -132,7 +111,7 @@ def _timm_blocks(model: nn.Module) -> list[list[nn.Parameter]]:
 
 def network_input(state: dict[str, Any]) -> NetworkInput:
     """The input transform a detector file was trained with."""
-    return NetworkInput(state["input"], state["input_size"], tuple(state["mean"]), tuple(state["std"]))
+    return NetworkInput(state["input"], state["input_size"], tuple(state["mean"]), tuple(state["std"]), state.get("interpolation", "bilinear"))
 
 
 # --------------------------------------------------------------------------- files
@@ -180,11 +159,13 @@ def detector_identity(path: str | os.PathLike) -> str:
     return f"random:{identity}" if start.startswith("random") else identity
 
 
-def load_detector(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[Detector, dict[str, Any]]:
-    """The detector of a file, in eval mode with gradients off, and the file's metadata."""
+def load_detector(path: str | os.PathLike, body: nn.Module, device: str | torch.device = "cpu") -> tuple[Detector, dict[str, Any]]:
+    """The detector of a file on ``body`` (its backbone's architecture, as the extractor builds it), in eval mode, and the file's metadata."""
     state = read_detector_file(path)
-    check_backbone(state["backbone"])
-    detector = build_detector(state["backbone"], "random", 0, None, float(state["dropout"]))
+    head = state["state_dict"].get("head.weight")
+    if head is None or head.dim() != 2:
+        raise DetectorFormatError(f"{path} is a damaged fdt fine-tuned model file (no head weights)")
+    detector = Detector(body, int(head.shape[1]), float(state["dropout"]))
     try:
         detector.load_state_dict(state["state_dict"])
     except RuntimeError as error:

@@ -31,7 +31,6 @@ evaluated honestly:
 from __future__ import annotations
 
 import hashlib
-import io
 import logging
 import os
 from dataclasses import dataclass
@@ -43,13 +42,14 @@ import torch
 from torch import nn
 
 from fdt import __version__
+from fdt.atomic import atomic_path
+from fdt.devices import resolve_device
 from fdt.data import DataError, ImageDecodeError, ImageRecord, apply_resolution, load_rgb, parse_resolution, sha256_file
 from fdt.grouping import assign_groups, group_of, training_record, write_training_record
 from fdt.models.augment import Augmentation, augment, parse_augmentations
-from fdt.models.autoencoder import _atomic_write, _deterministic_cudnn, _progress_bar, resolve_device
-from fdt.models.backbones import BACKBONES, weights_identity
+from fdt.models.autoencoder import _deterministic_cudnn, _progress_bar
 from fdt.models.curves import NO_TENSORBOARD, tensorboard_available, write_curves
-from fdt.models.detector import CLASSES, FORMAT, FORMAT_VERSION, Detector, DetectorError, backbone_blocks, build_detector, check_backbone
+from fdt.models.detector import CLASSES, FORMAT, FORMAT_VERSION, Detector, DetectorError, backbone_blocks, build_detector
 from fdt.models.inputs import INPUTS, NetworkInput
 
 CHECKPOINT_FORMAT = "fdt.finetuned.checkpoint"
@@ -89,7 +89,6 @@ class FinetuneConfig:
 
     def check(self) -> tuple[Augmentation, ...]:
         """Refuse impossible settings with one line; the parsed augmentations."""
-        check_backbone(self.backbone)
         if self.input not in INPUTS:
             raise DetectorError(f"input must be one of {', '.join(INPUTS)}, not {self.input!r}")
         if self.input_size is not None and self.input_size < 32:
@@ -160,17 +159,20 @@ def finetune(
     """
     out = Path(out)
     steps = config.check()
-    target = resolve_device(device)
-    spec = BACKBONES[config.backbone]
-    transform = NetworkInput(config.input, config.input_size or spec.input_size, spec.mean, spec.std)
-    start_identity, start_file = weights_identity(config.backbone, config.weights, config.seed)
+    target = torch.device(resolve_device(device))
+    extractor = backbone_extractor(config.backbone, config.weights, config.seed)
+    preprocessing = extractor.preprocessing()
+    transform = NetworkInput(
+        config.input, config.input_size or preprocessing.input_size, tuple(preprocessing.mean), tuple(preprocessing.std), preprocessing.interpolation
+    )
+    start_identity, start_file = extractor.resolve_weights()
 
     rows, skipped = _readable_rows(records, config.resolution, progress)
     train, val, used = _split_rows(rows, config)
     data_sha256 = _data_fingerprint(train, val)
     run = {**_config_dict(config), "data_sha256": data_sha256, "start_weights": start_identity}
 
-    detector = build_detector(config.backbone, config.weights, config.seed, start_file, config.dropout).to(target)
+    detector = build_detector(extractor.make_network(start_file), extractor.num_features, config.seed, config.dropout).to(target)
     weights = _class_weights(train.labels, config.class_weight)
     loaders = {
         "train": _Images(train, config.resolution, transform, steps, config.seed),
@@ -231,13 +233,33 @@ def finetune(
         "num_val": len(val.paths),
         "skipped_images": skipped,
     }
-    _write_detector_file(detector, config, transform, start_identity, summary, record["trained_sha256"], out)
+    _write_detector_file(detector, extractor, config, transform, start_identity, summary, record["trained_sha256"], out)
     written = write_curves(state["history"], out, f"{out.name}: {config.backbone} on {config.input}" + (" (RANDOM initial weights)" if start_identity.startswith("random") else ""))
     summary["curves"] = [str(p) for p in written]
     return summary
 
 
 # --------------------------------------------------------------------------- data
+
+
+def backbone_extractor(backbone: str, weights: str, seed: int) -> Any:
+    """The CNN extractor whose network a detector is built on: a registered CNN extractor, or any timm model by name.
+
+    The extractor decides the architecture, the published weights and their
+    preprocessing, so a fine-tuned file is read back by the same extractor.
+    """
+    from fdt.features_store.extractors.cnn import CNNExtractor
+    from fdt.features_store.registry import create_extractor, extractor_class, list_extractors
+
+    if backbone in list_extractors() and issubclass(extractor_class(backbone), CNNExtractor):
+        return create_extractor(backbone, weights=weights, seed=seed)
+    import timm
+
+    if timm.is_model(backbone):
+        return create_extractor("timm", model=backbone, weights=weights, seed=seed)
+    raise DetectorError(
+        f"unknown backbone {backbone!r}; choose a CNN extractor (mobilenet_v2, xception, vgg16, resnet50, densenet121) or a timm model name"
+    )
 
 
 def _readable_rows(records: Sequence[ImageRecord], resolution: str, progress: bool) -> tuple[_Rows, int]:
@@ -306,7 +328,7 @@ def _trainable(detector: Detector, config: FinetuneConfig, stage: int) -> list[n
     detector.requires_grad_(False)
     chosen = list(detector.head.parameters())
     if stage == 2 and config.unfreeze:
-        blocks = backbone_blocks(config.backbone, detector)
+        blocks = backbone_blocks(detector)
         for block in blocks if config.unfreeze == -1 else blocks[-config.unfreeze :]:
             chosen += block
     for parameter in chosen:
@@ -429,18 +451,21 @@ def _save_checkpoint(path: Path, run: dict[str, Any], state: dict[str, Any], det
 
 
 def _write_detector_file(
-    detector: Detector, config: FinetuneConfig, transform: NetworkInput, start: str, training: dict[str, Any], trained_sha256: str, out: Path
+    detector: Detector, extractor: Any, config: FinetuneConfig, transform: NetworkInput, start: str, training: dict[str, Any],
+    trained_sha256: str, out: Path,
 ) -> None:
     """The model file (format ``fdt.finetuned`` version 1; see :mod:`fdt.models.detector`), written atomically."""
     _atomic_torch_save(
         {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
-            "backbone": config.backbone,
+            "backbone": extractor.name,
+            "model": extractor._model() if hasattr(extractor, "_model") else None,
             "input": transform.kind,
             "input_size": transform.size,
             "mean": list(transform.mean),
             "std": list(transform.std),
+            "interpolation": transform.interpolation,
             "resolution": config.resolution,
             "dropout": config.dropout,
             "classes": list(CLASSES),
@@ -456,9 +481,8 @@ def _write_detector_file(
 
 
 def _atomic_torch_save(obj: Any, path: Path) -> None:
-    buffer = io.BytesIO()
-    torch.save(obj, buffer)
-    _atomic_write(path, lambda handle: handle.write(buffer.getbuffer()))
+    with atomic_path(path) as temporary:
+        torch.save(obj, temporary)
 
 
 def iter_history(summary: dict[str, Any]) -> Iterator[str]:

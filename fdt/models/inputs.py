@@ -43,18 +43,21 @@ class NetworkInput:
         module docstring; ``mean``/``std`` do not apply (each spectrum is standardised).
     size : int or None
         Side of the network input; ``None`` keeps the size the image (or its spectrum) has.
+    interpolation : str
+        PIL filter of the pixels' resize (the network's pretrained config names it); spectra are resized bilinearly.
     """
 
     kind: str
     size: int | None
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
+    interpolation: str = "bilinear"
 
     def __call__(self, image: Image.Image) -> np.ndarray:
         if self.kind == "spectrum":
             return self._spectrum(image)
         if self.size is not None and image.size != (self.size, self.size):
-            image = image.resize((self.size, self.size), Image.Resampling.BILINEAR)
+            image = image.resize((self.size, self.size), Image.Resampling[self.interpolation.upper()])
         array = np.asarray(image, dtype=np.float32) / 255.0
         array = (array - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32)
         return np.ascontiguousarray(array.transpose(2, 0, 1))

@@ -1,16 +1,25 @@
-"""CNN backbones as extractors: VGG16 fc7, MobileNetV2, Xception, ResNet50 and DenseNet121 pooled embeddings.
+"""Frozen ImageNet networks as extractors: the shared machinery, and torchvision's VGG16 fc7 and MobileNetV2.
 
-With ``weights=PATH`` of a detector ``fdt models finetune`` trained, the same
-extractors give the fine-tuned network's features, or (``output=logit``) its own
-score; such features carry a reference to the network's training record, so
-evaluation refuses to score the groups it trained on.
+:class:`CNNExtractor` is what every frozen image network shares: the weights
+choice (:func:`fdt.models.weights.resolve_weights`), the whole-image resize and
+normalisation, autocast precision and channels-last. A subclass says which
+network, through three hooks: :meth:`~CNNExtractor.published_weights`,
+:meth:`~CNNExtractor.preprocessing` and :meth:`~CNNExtractor.make_network`.
+Networks timm knows need no subclass of their own: see
+:mod:`fdt.features_store.extractors.timm_models`.
+
+With ``weights=PATH`` of a detector ``fdt models finetune`` trained on this
+extractor's network (:mod:`fdt.models.detector`), the extractor gives the
+fine-tuned network's features, or with ``output=logit`` its own score; such
+features carry a reference to the network's training record, so evaluation
+refuses to score the groups it trained on.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -21,13 +30,34 @@ from fdt.features_store.extractors.base import Extractor, resolve_device
 from fdt.features_store.extractors.precision import autocast, numeric_key
 from fdt.features_store.registry import register_extractor
 from fdt.grouping import record_path
-from fdt.models.backbones import BACKBONES, build_backbone, weights_identity
+from fdt.models.backbones import MOBILENET_V2, VGG16, Backbone, build_backbone
 from fdt.models.inputs import INPUTS, NetworkInput
+from fdt.models.weights import WeightsSource, resolve_published, resolve_weights
+
+RESAMPLING = {
+    "nearest": Image.Resampling.NEAREST,
+    "bilinear": Image.Resampling.BILINEAR,
+    "bicubic": Image.Resampling.BICUBIC,
+    "lanczos": Image.Resampling.LANCZOS,
+    "box": Image.Resampling.BOX,
+    "hamming": Image.Resampling.HAMMING,
+}
+"""PIL filters by the names timm's pretrained configs use."""
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """What a network expects: the side it was trained at, the resize filter, and per-channel mean and std."""
+
+    input_size: int
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    interpolation: str = "bilinear"
 
 
 @dataclass(frozen=True)
 class ResizeNormalize:
-    """Resize to ``size``×``size`` (bilinear, antialiased; none if ``size`` is None), scale to [0,1], normalise; HWC -> CHW.
+    """Resize to ``size``×``size`` (antialiased; none if ``size`` is None), scale to [0,1], normalise; HWC -> CHW.
 
     The whole image is resized, never cropped: a crop would discard the border
     regions where inpainting and GAN artefacts often sit.
@@ -36,17 +66,18 @@ class ResizeNormalize:
     size: int | None
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
+    interpolation: str = "bilinear"
 
     def __call__(self, image: Image.Image) -> np.ndarray:
         if self.size is not None and image.size != (self.size, self.size):
-            image = image.resize((self.size, self.size), Image.Resampling.BILINEAR)
+            image = image.resize((self.size, self.size), RESAMPLING[self.interpolation])
         array = np.asarray(image, dtype=np.float32) / 255.0
         array = (array - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32)
         return np.ascontiguousarray(array.transpose(2, 0, 1))
 
 
 class CNNExtractor(Extractor):
-    """A frozen ImageNet backbone cut at its feature layer.
+    """A frozen image network cut at its feature layer.
 
     Parameters
     ----------
@@ -65,18 +96,19 @@ class CNNExtractor(Extractor):
     channels_last : bool
         Run the network in channels-last memory format (part of the key when true).
     output : {"features", "logit"}
-        ``features``: the backbone's feature layer. ``logit``: the one-number score
-        of a fine-tuned detector (``weights=PATH`` of ``fdt models finetune``),
-        positive for fake; part of the key when ``logit``.
+        ``features``: the feature layer. ``logit``: the one-number score of a
+        fine-tuned detector (``weights=PATH`` of ``fdt models finetune``), positive
+        for fake; part of the key when ``logit``.
     input : {"pixels", "spectrum"} or None
-        What the network sees: the pixels, or the centred log-magnitude spectrum
-        of the grey image (:mod:`fdt.models.inputs`); ``None`` (default) means what
-        a fine-tuned file was trained on, else pixels. Part of the key when ``spectrum``.
+        What the network sees: the pixels, or the centred log-magnitude spectrum of
+        the grey image (:mod:`fdt.models.inputs`); ``None`` (default) means what a
+        fine-tuned file was trained on, else pixels. Part of the key when ``spectrum``.
     device : str
         ``auto``, ``cpu`` or ``cuda``; not part of the features' identity.
     """
 
-    backbone: str = ""
+    published_words: ClassVar[tuple[str, ...]] = ("imagenet",)
+    """The ``weights`` values meaning the published file; the first names it in the weights identity."""
 
     def __init__(
         self, weights: str = "imagenet", seed: int = 0, input_size: int | str | None = None, precision: str = "fp32",
@@ -91,25 +123,40 @@ class CNNExtractor(Extractor):
         self.input = input
         self.device = device
 
-    def _reset(self) -> None:
-        for attribute in ("_net", "_identity", "_detector"):
-            self.__dict__.pop(attribute, None)
+    # ---- what a subclass says about its network
 
-    def _finetuned(self) -> dict[str, Any] | None:
+    def published_weights(self) -> WeightsSource:
+        """Where the published weights file lives (never fetched here)."""
+        raise NotImplementedError
+
+    def preprocessing(self) -> Preprocessing:
+        """The input size, resize filter, mean and std the published weights were trained with."""
+        raise NotImplementedError
+
+    def make_network(self, weights_file: Path | None) -> torch.nn.Module:
+        """The feature network in eval mode, with ``weights_file`` loaded, or seeded from ``self.seed`` if ``None``."""
+        raise NotImplementedError
+
+    # ---- a fine-tuned detector file as weights
+
+    def finetuned(self) -> dict[str, Any] | None:
         """The metadata of the fine-tuned detector file ``weights`` names, or ``None`` for other weights."""
         if "_detector" not in self.__dict__:
             from fdt.models.detector import is_detector_file, read_detector_file
 
             meta = None
-            if self.weights not in ("imagenet", "random") and is_detector_file(Path(self.weights).expanduser()):
-                meta = {k: v for k, v in read_detector_file(Path(self.weights).expanduser()).items() if k != "state_dict"}
-                if meta["backbone"] != self.backbone:
-                    raise ExtractorError(f"{self.weights} is a fine-tuned {meta['backbone']}, not {self.backbone}: use the {meta['backbone']} extractor")
+            path = Path(str(self.weights)).expanduser()
+            if self.weights not in self.published_words + ("random",) and is_detector_file(path):
+                meta = {k: v for k, v in read_detector_file(path).items() if k != "state_dict"}
+                mine = self._model() if hasattr(self, "_model") else None
+                if (meta["backbone"], meta.get("model")) != (self.name, mine):
+                    theirs = meta["backbone"] + (f" (model {meta['model']})" if meta.get("model") else "")
+                    raise ExtractorError(f"{self.weights} is a fine-tuned {theirs}, not {self.name}" + (f" (model {mine})" if mine else "") + f": use the {meta['backbone']} extractor")
             self._detector = meta
         return self._detector
 
     def _output(self) -> str:
-        finetuned = self._finetuned()  # also refuses a file of another backbone before anything is built
+        finetuned = self.finetuned()  # also refuses a file of another network before anything is built
         if self.output not in ("features", "logit"):
             raise ExtractorError(f"output must be features or logit, not {self.output!r}")
         if self.output == "logit" and finetuned is None:
@@ -117,21 +164,23 @@ class CNNExtractor(Extractor):
         return self.output
 
     def _input_kind(self) -> str:
-        trained = (self._finetuned() or {}).get("input")
+        trained = (self.finetuned() or {}).get("input")
         if self.input is not None and self.input not in INPUTS:
             raise ExtractorError(f"input must be one of {', '.join(INPUTS)}, not {self.input!r}")
         if trained is not None and self.input is not None and self.input != trained:
             raise ExtractorError(f"{self.weights} was fine-tuned on {trained} input, not {self.input}; leave input unset or pass input={trained}")
         return trained or self.input or "pixels"
 
-    @property
-    def _spec(self):
-        return BACKBONES[self.backbone]
+    def _width(self, features: int) -> int:
+        """``num_features`` of this configuration: ``features`` wide, or 1 for a detector's logit."""
+        return 1 if self._output() == "logit" else features
+
+    # ---- shared
 
     def _input_size(self) -> int | str:
         if self.input_size is None:
-            return (self._finetuned() or {}).get("input_size") or self._spec.input_size
-        if self.input_size == "native" or (isinstance(self.input_size, int) and self.input_size >= 32):
+            return (self.finetuned() or {}).get("input_size") or self.preprocessing().input_size
+        if self.input_size == "native" or (isinstance(self.input_size, int) and not isinstance(self.input_size, bool) and self.input_size >= 32):
             return self.input_size
         raise ExtractorError(f"input_size must be an integer of at least 32 or 'native', not {self.input_size!r}")
 
@@ -141,93 +190,93 @@ class CNNExtractor(Extractor):
         extra |= {"input": "spectrum"} if self._input_kind() == "spectrum" else {}
         return {"input_size": self._input_size(), **numeric_key(self.precision, self.channels_last), **extra}
 
-    @property
-    def num_features(self) -> int:
-        return 1 if self._output() == "logit" else self._spec.num_features
+    def resolve_weights(self) -> tuple[str, Path | None]:
+        """``(identity, file)`` of the ``weights`` parameter: the one step that turns it into a file to load."""
+        if self.finetuned() is not None:
+            from fdt.models.detector import detector_identity
+
+            path = Path(str(self.weights)).expanduser()
+            return detector_identity(path), path
+        return resolve_weights(self.weights, self.seed, lambda: resolve_published(self.published_weights()), self.published_words)
 
     def weights_identity(self) -> str:
         if "_identity" not in self.__dict__:
-            self._identity, self._weights_file = weights_identity(self.backbone, self.weights, self.seed)
+            self._identity, self._weights_file = self.resolve_weights()
         return self._identity
 
     def preprocessor(self) -> ResizeNormalize | NetworkInput:
-        size = self._input_size()
+        size, config, meta = self._input_size(), self.preprocessing(), self.finetuned()
         size = None if size == "native" else size
-        meta = self._finetuned() or {}
-        mean, std = tuple(meta.get("mean", self._spec.mean)), tuple(meta.get("std", self._spec.std))
+        if meta is not None:  # exactly the transform it was trained with
+            return NetworkInput(meta["input"], size, tuple(meta["mean"]), tuple(meta["std"]), meta.get("interpolation", "bilinear"))
         if self._input_kind() == "spectrum":
-            return NetworkInput("spectrum", size, mean, std)
-        return ResizeNormalize(size, mean, std)
+            return NetworkInput("spectrum", size, config.mean, config.std)
+        return ResizeNormalize(size, config.mean, config.std, config.interpolation)
 
-    def network(self) -> torch.nn.Module:
-        if "_net" not in self.__dict__:
-            self.weights_identity()
-            self._device = resolve_device(self.device)
-            if self._finetuned() is not None:
-                from fdt.models.detector import load_detector
+    def _build(self) -> None:
+        self.weights_identity()
+        self.device_ = resolve_device(self.device)
+        if self.finetuned() is not None:
+            from fdt.models.detector import load_detector
 
-                detector, _ = load_detector(self._weights_file, self._device)
-                net = detector if self._output() == "logit" else detector.body
-            else:
-                net = build_backbone(self.backbone, self.weights, self.seed, self._weights_file).to(self._device)
-            self._net = net.to(memory_format=torch.channels_last) if self.channels_last else net
-        return self._net
+            # the architecture (randomly initialised), then every weight from the file
+            detector, _ = load_detector(self._weights_file, self.make_network(None), self.device_)
+            net = detector if self._output() == "logit" else detector.body
+        else:
+            net = self.make_network(self._weights_file).to(self.device_)
+        self.net_ = net.to(memory_format=torch.channels_last) if self.channels_last else net
 
     def forward(self, batch: np.ndarray) -> np.ndarray:
-        net = self.network()
-        with torch.inference_mode(), autocast(self._device, self.precision):
-            pixels = torch.from_numpy(np.ascontiguousarray(batch)).to(self._device)
-            features = net(pixels.contiguous(memory_format=torch.channels_last) if self.channels_last else pixels)
+        self._fitted()
+        with torch.inference_mode(), autocast(self.device_, self.precision):
+            pixels = torch.from_numpy(np.ascontiguousarray(batch)).to(self.device_)
+            features = self.net_(pixels.contiguous(memory_format=torch.channels_last) if self.channels_last else pixels)
         return features.float().cpu().numpy()
 
     def info(self) -> dict[str, Any]:
-        info = {"torch_version": torch.__version__, "backbone": self.backbone}
+        info = {"torch_version": torch.__version__}
         file = self.__dict__.get("_weights_file")
         if file is not None:
             info["weights_file"] = str(Path(file))
-        meta = self._finetuned()
+        meta = self.finetuned()
         if meta is not None:
             # the file's own fingerprint of what it trained on: a swapped or missing record is refused at evaluation
-            reference = {"path": str(record_path(Path(self.weights).expanduser()).resolve()), "trained_sha256": meta["trained_sha256"]}
-            info |= {"weights_file": str(Path(self.weights)), "trained_from_data": True, "training_record": reference, "start_weights": meta["start_weights"]}
+            reference = {"path": str(record_path(Path(str(self.weights)).expanduser()).resolve()), "trained_sha256": meta["trained_sha256"]}
+            info |= {"weights_file": str(Path(str(self.weights))), "trained_from_data": True, "training_record": reference, "start_weights": meta["start_weights"]}
         return info
 
 
-@register_extractor("vgg16")
-class VGG16Extractor(CNNExtractor):
-    """VGG16 fc7: the 4096-d penultimate layer, as in the seed study's VGG16 + SVM."""
+class TorchvisionExtractor(CNNExtractor):
+    """A torchvision network described by a :class:`~fdt.models.backbones.Backbone`."""
 
-    name = "vgg16"
-    backbone = "vgg16"
+    backbone: ClassVar[Backbone]
+
+    def published_weights(self) -> WeightsSource:
+        return self.backbone.published
+
+    def preprocessing(self) -> Preprocessing:
+        return Preprocessing(self.backbone.input_size, self.backbone.mean, self.backbone.std)
+
+    @property
+    def num_features(self) -> int:
+        return self._width(self.backbone.num_features)
+
+    def make_network(self, weights_file: Path | None) -> torch.nn.Module:
+        return build_backbone(self.backbone, self.seed, weights_file)
+
+    def info(self) -> dict[str, Any]:
+        return {**super().info(), "backbone": self.name}
+
+
+@register_extractor("vgg16")
+class VGG16Extractor(TorchvisionExtractor):
+    """VGG16 fc7: the 4096-d penultimate layer, as in the seed study's VGG16 + SVM (a special head, not a pooled embedding)."""
+
+    backbone = VGG16
 
 
 @register_extractor("mobilenet_v2")
-class MobileNetV2Extractor(CNNExtractor):
-    """MobileNetV2's 1280-d global-average-pooled embedding."""
+class MobileNetV2Extractor(TorchvisionExtractor):
+    """MobileNetV2's 1280-d global-average-pooled embedding (torchvision's weights, as fdt always used)."""
 
-    name = "mobilenet_v2"
-    backbone = "mobilenet_v2"
-
-
-@register_extractor("resnet50")
-class ResNet50Extractor(CNNExtractor):
-    """ResNet50's 2048-d global-average-pooled embedding (seed 004's alternative to VGG16)."""
-
-    name = "resnet50"
-    backbone = "resnet50"
-
-
-@register_extractor("densenet121")
-class DenseNet121Extractor(CNNExtractor):
-    """DenseNet121's 1024-d pooled embedding (seed 002's network for spectra: input=spectrum)."""
-
-    name = "densenet121"
-    backbone = "densenet121"
-
-
-@register_extractor("xception")
-class XceptionExtractor(CNNExtractor):
-    """timm ``legacy_xception``'s 2048-d pooled embedding (299 px, mean/std 0.5)."""
-
-    name = "xception"
-    backbone = "xception"
+    backbone = MOBILENET_V2
