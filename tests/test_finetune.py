@@ -119,6 +119,18 @@ def test_curves_as_csv_png_and_tensorboard_events(images, tmp_path):
     np.testing.assert_allclose([e.value for e in val], [float(r["val_loss"]) for r in rows], rtol=1e-6)
 
 
+def test_without_tensorboard_the_curves_go_to_csv_and_png_and_the_run_says_so(images, tmp_path, monkeypatch):
+    from fdt.models import curves
+
+    monkeypatch.setattr(curves, "tensorboard_available", lambda: False)
+    args = ["models", "finetune", str(images), "--backbone", BACKBONE, "--real", "real", "--weights", "random", "--input-size", "32",
+            "--epochs", "1", "--split", "60/20/20", "--val-share", "0.25", "--no-progress", "--device", "cpu", "--out", str(tmp_path / "d.pt")]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert result.output.count(curves.NO_TENSORBOARD) == 1
+    assert (tmp_path / "d.curves.csv").is_file() and (tmp_path / "d.curves.png").is_file() and not (tmp_path / "d.tensorboard").exists()
+
+
 def test_trains_only_on_the_train_share_and_records_it(images, tmp_path, monkeypatch):
     read: set[str] = set()
     original = finetune_module._Images.__getitem__

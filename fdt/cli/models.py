@@ -136,7 +136,7 @@ def finetune(data: Path, backbone: str, real: str, fake: str | None, out: Path, 
     <stem>.tensorboard/.
     """
     from fdt.cli.common import split_list
-    from fdt.models.curves import NO_TENSORBOARD, tensorboard_available
+    from fdt.models import curves
     from fdt.models.finetune import FinetuneConfig, iter_history
     from fdt.models.finetune import finetune as train
     from fdt.pipelines.splits import parse_fractions
@@ -161,8 +161,8 @@ def finetune(data: Path, backbone: str, real: str, fake: str | None, out: Path, 
     )
     if summary["start_weights"].startswith("random"):
         click.echo(f"warning: started from RANDOM weights ({summary['start_weights']}), not ImageNet: a test network, not a pretrained detector")
-    if not tensorboard_available():
-        click.echo(NO_TENSORBOARD)
+    if not curves.tensorboard_available():
+        click.echo(curves.NO_TENSORBOARD)
 
 
 def _labelled_records(data: Path, real: list[str], fake: list[str] | None) -> list:

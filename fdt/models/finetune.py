@@ -48,7 +48,7 @@ from fdt.data import DataError, ImageDecodeError, ImageRecord, apply_resolution,
 from fdt.grouping import assign_groups, group_of, training_record, write_training_record
 from fdt.models.augment import Augmentation, augment, parse_augmentations
 from fdt.models.autoencoder import _deterministic_cudnn, _progress_bar
-from fdt.models.curves import NO_TENSORBOARD, tensorboard_available, write_curves
+from fdt.models import curves
 from fdt.models.detector import CLASSES, FORMAT, FORMAT_VERSION, Detector, DetectorError, backbone_blocks, build_detector
 from fdt.models.inputs import INPUTS, NetworkInput
 
@@ -184,8 +184,8 @@ def finetune(
         state = _restore(checkpoint, run, config, detector, target)
     out.parent.mkdir(parents=True, exist_ok=True)
 
-    if not tensorboard_available():
-        logger.warning(NO_TENSORBOARD)
+    if not curves.tensorboard_available():
+        logger.warning(curves.NO_TENSORBOARD)
     batches = -(-len(train.paths) // config.batch_size)
     total = config.epochs + config.finetune_epochs
     bar = _progress_bar(total=total * batches, initial=len(state["history"]) * batches, disable=not progress, unit="batch")
@@ -234,7 +234,7 @@ def finetune(
         "skipped_images": skipped,
     }
     _write_detector_file(detector, extractor, config, transform, start_identity, summary, record["trained_sha256"], out)
-    written = write_curves(state["history"], out, f"{out.name}: {config.backbone} on {config.input}" + (" (RANDOM initial weights)" if start_identity.startswith("random") else ""))
+    written = curves.write_curves(state["history"], out, f"{out.name}: {config.backbone} on {config.input}" + (" (RANDOM initial weights)" if start_identity.startswith("random") else ""))
     summary["curves"] = [str(p) for p in written]
     return summary
 
