@@ -268,7 +268,8 @@ def test_scoring_the_train_groups_is_refused_and_the_direct_approach_is_reported
     assert 0.0 <= honest.test_metrics["roc_auc"] <= 1.0 and honest.rows["test"] == 6
     # the direct approach in a generalisation matrix, with the seed and split the network trained with
     matrix = ["report", "matrix", "--extractor", "timm", "--param", "output=logit", "--weights", "random:finetuned", "--pipeline", "score",
-              "--real", "real", "--fake", "fake", "--store", str(store), "--trials", "1", "--cv", "2", "--split", "50/25/25", "--no-progress"]
+              "--real", "real", "--fake", "fake", "--store", str(store), "--trials", "1", "--cv", "2", "--split", "50/25/25", "--no-progress",
+              "--trial-timeout", "0"]  # no time budget: folds run inline, so no fold worker outlives the test
     report = CliRunner().invoke(cli, [*matrix, "--out", str(tmp_path / "report")])
     assert report.exit_code == 0, report.output
     assert "random:finetuned" in report.output and (tmp_path / "report" / "pca-at-native.png").stat().st_size > 0
