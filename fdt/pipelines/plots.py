@@ -72,7 +72,7 @@ def roc_curves(matrix, path: Path) -> Path:
 
 
 def pca_scatter(data: FeatureSet, path: Path, weights: str, random_state: int = 0) -> Path:
-    """Standardised features projected on their first two principal components, coloured by source."""
+    """Standardised features projected on their first two principal components, coloured by source (one feature: its histograms)."""
     from matplotlib.figure import Figure
     from sklearn.decomposition import PCA
     from sklearn.preprocessing import StandardScaler
@@ -81,9 +81,18 @@ def pca_scatter(data: FeatureSet, path: Path, weights: str, random_state: int = 
     rows = np.concatenate(
         [rng.permutation(np.flatnonzero(data.sources == s))[:MAX_POINTS_PER_SOURCE] for s in np.unique(data.sources)]
     )
-    points = PCA(n_components=2, random_state=random_state).fit_transform(StandardScaler().fit_transform(data.X[rows]))
     figure = Figure(figsize=(5.5, 4.5), layout="constrained")
     axes = figure.add_subplot()
+    if data.X.shape[1] == 1:  # a detector's own score (output=logit): no projection, its distribution per source
+        scores = data.X[rows, 0].astype(np.float64)  # float32 edges collapse on the narrow range of an untrained score
+        edges = np.histogram_bin_edges(scores, bins=30)
+        for source in np.unique(data.sources[rows]):
+            axes.hist(scores[data.sources[rows] == source], bins=edges, alpha=0.5, label=str(source))
+        axes.set(title=f"{data.key.extractor} score at {data.key.resolution}\nweights: {weights}", xlabel="score", ylabel="images")
+        axes.legend(fontsize=8)
+        figure.savefig(path, dpi=100)
+        return path
+    points = PCA(n_components=2, random_state=random_state).fit_transform(StandardScaler().fit_transform(data.X[rows]))
     for source in np.unique(data.sources[rows]):
         mine = data.sources[rows] == source
         axes.scatter(points[mine, 0], points[mine, 1], s=8, alpha=0.6, label=str(source))
