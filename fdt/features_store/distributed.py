@@ -60,7 +60,7 @@ def extract_on_dask(
     shared filesystem). Decoding runs inside each task (``workers=0``): Dask's
     own processes are the parallelism.
     """
-    from distributed import Client, as_completed
+    from distributed import Client, as_completed, wait
     from tqdm.auto import tqdm
 
     started = time.perf_counter()
@@ -80,9 +80,15 @@ def extract_on_dask(
         ]
         summaries = []
         with tqdm(total=count, unit="shard", desc=f"{extractor}@{resolution} on dask", disable=not progress) as bar:
-            for future in as_completed(futures):
-                summaries.append(future.result())
-                bar.update(1)
+            try:
+                for future in as_completed(futures):
+                    summaries.append(future.result())
+                    bar.update(1)
+            except Exception:
+                # the other shards' tasks run on regardless: report the failure once they are done, so the
+                # store is quiet and a re-run does not find their claims still held
+                wait(futures)
+                raise
     finally:
         if client is not scheduler:
             client.close()
