@@ -83,10 +83,10 @@ def test_compact_merges_the_shards_a_killed_writer_left(tmp_path):
     process.communicate()
     store = FeatureStore(root)
     (key,) = store.keys()
-    assert len(store.live_shards(key.id)) == 3 and len(store.load("fft")) == 6
+    assert len(store.live_shards(key.id)) == 3 and len(store.read_features(key)[0]) == 6
     result = fdt("store", "compact", "--store", str(root))
     assert (result.exit_code, result.output) == (0, "merged the shards of 1 key(s)\n")
-    assert len(store.live_shards(key.id)) == 1 and len(store.load("fft")) == 6
+    assert len(store.live_shards(key.id)) == 1 and len(store.read_features(key)[0]) == 6
     assert "  rows:       6 in 1 shard(s), 0 failed images" in fdt("store", "info", "--store", str(root)).output
     assert verify_store(store).ok
     assert fdt("store", "compact", "--store", str(root)).output == "merged the shards of 0 key(s)\n"
