@@ -48,6 +48,9 @@ class AutoencoderExtractor(Extractor):
     """
 
     name = "autoencoder"
+    # `fdt run` trains the model with this function on an experiment's `train_on` images and passes it as `model`
+    trainer = "fdt.models.autoencoder:train_autoencoder"
+    trained_param = "model"
 
     def __init__(self, model: str = "models/ae.pt", output: str = "latent", device: str = "cpu") -> None:
         self.model = model
