@@ -41,13 +41,13 @@ from __future__ import annotations
 import hashlib
 import os
 import random
-import tempfile
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 import torch
 
+from fdt.atomic import atomic_path
 from fdt.errors import FdtError
 
 FORMAT = "fdt.checkpoint"
@@ -172,18 +172,10 @@ def read_checkpoint(path: str | os.PathLike, kind: str | None = None, device: st
 
 
 def save_atomic(obj: Any, path: Path) -> None:
-    """``torch.save`` to a temporary file beside ``path``, fsync, then rename over ``path``."""
+    """``torch.save`` atomically (:mod:`fdt.atomic`), creating the folder."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle = tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False)
-    try:
-        with handle:
-            torch.save(obj, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(handle.name, path)
-    except BaseException:
-        os.unlink(handle.name)
-        raise
+    with atomic_path(path) as temporary:
+        torch.save(obj, temporary)
 
 
 def _cpu(value: Any) -> Any:

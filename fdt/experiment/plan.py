@@ -136,11 +136,13 @@ def make_plan(experiment: Experiment, workspace: str | os.PathLike) -> Plan:
         for pipeline in study.pipelines:
             check(f"[[studies]] #{index}", lambda: get_spec(pipeline, settings.pipelines_file))
         _check_counts(f"[[studies]] #{index}", study.trials, study.cv, study.pipelines)
+        check(f"[[studies]] #{index}", study.tuning)
         _check_resolutions(f"[[studies]] #{index}", study.resolutions)
     for index, matrix in enumerate(experiment.matrices, 1):
         check(f"[[matrices]] #{index}", lambda: get_spec(matrix.pipeline, settings.pipelines_file))
         check(f"[[matrices]] #{index}", lambda: check_metric(matrix.metric))
         _check_counts(f"[[matrices]] #{index}", matrix.trials, matrix.cv, (matrix.pipeline,))
+        check(f"[[matrices]] #{index}", matrix.tuning)
         _check_resolutions(f"[[matrices]] #{index}", matrix.resolutions)
     if settings.equalise:
         from fdt.perturb import parse_chain
@@ -275,7 +277,7 @@ def _check_extractors(experiment: Experiment, device: str) -> tuple[dict[str, di
         params = dict(config.params)
         choice = ""
         if params.get("weights") == IMAGENET_IF_CACHED:
-            cached = _imagenet_cached(config.extractor, where)
+            cached = _imagenet_cached(config.extractor, {k: v for k, v in params.items() if k != "weights"}, where)
             params["weights"] = "imagenet" if cached else "random"
             choice = "ImageNet weights (found in the cache)" if cached else f"seeded random weights (seed {params.get('seed', 0)}): ImageNet weights are not in the cache"
         trainer = extractor_trainer(config.extractor)
@@ -301,16 +303,11 @@ def _check_extractors(experiment: Experiment, device: str) -> tuple[dict[str, di
     return params_by_label, choice_by_label
 
 
-def _imagenet_cached(extractor: str, where: str) -> bool:
+def _imagenet_cached(extractor: str, params: dict[str, Any], where: str) -> bool:
     """Whether a CNN's published ImageNet weights are in the library cache (never downloads)."""
-    from fdt.models.backbones import BACKBONES
-    from fdt.models.weights import torch_cache_file
+    from fdt.features_store.registry import create_extractor
 
-    if extractor not in BACKBONES:
-        raise ExperimentError(f"{where}: weights = {IMAGENET_IF_CACHED!r} applies to the CNNs ({', '.join(BACKBONES)}), not {extractor!r}")
-    source = BACKBONES[extractor].published
-    if source.url:
-        return torch_cache_file(source.url).is_file()
-    from huggingface_hub import try_to_load_from_cache
-
-    return isinstance(try_to_load_from_cache(source.hf_repo, source.hf_filename), str)
+    model = create_extractor(extractor, **params)
+    if not callable(getattr(model, "published_weights", None)):
+        raise ExperimentError(f"{where}: weights = {IMAGENET_IF_CACHED!r} applies to the CNNs (extractors with published ImageNet weights), not {extractor!r}")
+    return model.published_weights().cached() is not None

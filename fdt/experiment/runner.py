@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import random
 import shutil
 import time
@@ -28,7 +27,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from fdt import __version__
+from fdt import __version__, atomic
 from fdt.data import REAL, ImageRecord, load_image_set
 from fdt.experiment.config import CorpusImages, GeneratedImages, MatrixConfig, RobustnessConfig, StudyConfig
 from fdt.experiment.plan import Plan, extractor_trainer
@@ -150,11 +149,9 @@ def read_stamp(path: Path) -> dict[str, Any] | None:
 
 
 def write_json(path: Path, value: Any) -> None:
-    """Write JSON atomically (temporary file, then rename)."""
+    """Write JSON atomically, creating its folder; values JSON cannot hold are written as text."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(json.dumps(value, indent=2, default=str) + "\n", encoding="utf-8")
-    os.replace(temporary, path)
+    atomic.write_json(path, value, default=str)
 
 
 # ---------------------------------------------------------------- images
@@ -458,7 +455,7 @@ def _study(
                 name = f"{label}-{resolution.replace(':', '')}-{pipeline}"
                 wanted = {
                     "data": data_fingerprint, "spec": spec.to_dict(), "trials": study.trials, "cv": study.cv,
-                    "split": list(plan.fractions), "seed": settings.seed,
+                    "split": list(plan.fractions), "seed": settings.seed, "tuning": _result_settings(study.tuning()),
                 }
                 model_path = plan.models_dir / f"{name}{MODEL_SUFFIX}"
                 card = read_card(model_path) if model_path.with_suffix(".json").is_file() else None
@@ -477,6 +474,11 @@ def _study(
     return cards
 
 
+def _result_settings(tuning: dict[str, Any]) -> dict[str, Any]:
+    """The tuning settings that can change results (all but ``n_jobs``): what decides whether earlier work is reused."""
+    return {name: value for name, value in tuning.items() if name != "n_jobs"}
+
+
 def _tune(plan: Plan, name: str, data: Any, spec: Any, study: StudyConfig, wanted: dict, progress: bool, shortcuts: list[str]) -> dict:
     """Tune one condition with a persistent Optuna study and write its model and card (as ``fdt tune`` does)."""
     from fdt.pipelines.cards import save_model, tuned_card
@@ -487,6 +489,7 @@ def _tune(plan: Plan, name: str, data: Any, spec: Any, study: StudyConfig, wante
     result = tune_condition(
         data, spec, n_trials=study.trials, cv=study.cv, fractions=plan.fractions, random_state=settings.seed, storage=storage,
         study_name=study_name(name, data, spec, settings.seed, plan.fractions, study.cv), progress=progress, before_tuning=lambda: plan.models_dir.mkdir(parents=True, exist_ok=True),
+        **study.tuning(),
     )
     result.notes += shortcuts
     card = tuned_card(name, spec, result, data, plan.real, plan.fakes, settings.seed, study.cv, storage)
@@ -515,12 +518,14 @@ def _matrices(
         wanted = {
             "data": {res: fingerprint(fs) for res, fs in data.items()}, "spec": spec.to_dict(), "metric": matrix.metric,
             "trials": matrix.trials, "cv": matrix.cv, "split": list(plan.fractions), "seed": settings.seed, "real": plan.real, "fakes": plan.fakes,
-            "shortcuts": shortcuts,
+            "shortcuts": shortcuts, "tuning": _result_settings(matrix.tuning()),
         }
         fresh = read_stamp(folder / STAMP) != wanted or not (folder / "report.json").is_file()
         if fresh:
             log(f"matrix {label}/{matrix.pipeline}: training {len(plan.fakes) + (len(data) > 1)} conditions at {', '.join(resolutions)}")
-            report = generalisation_matrices(data, plan.real, plan.fakes, spec, matrix.metric, matrix.trials, matrix.cv, plan.fractions, settings.seed, progress)
+            report = generalisation_matrices(
+                data, plan.real, plan.fakes, spec, matrix.metric, matrix.trials, matrix.cv, plan.fractions, settings.seed, progress, **matrix.tuning()
+            )
             report.notes += shortcuts
             write_report(report, folder)
             write_json(folder / STAMP, wanted)

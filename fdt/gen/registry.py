@@ -17,8 +17,8 @@ parameters an experiment file may set are exactly the rest.
 
 Built-in generators are listed by import path, so importing this module costs
 nothing; third-party packages add theirs through the ``fdt.generators``
-entry-point group (an entry point loads to a :class:`GeneratorSpec`), and code
-can call :func:`register_generator`.
+entry-point group (:mod:`fdt.plugins`; an entry point loads to a
+:class:`GeneratorSpec`), and code can call :func:`register_generator`.
 """
 
 from __future__ import annotations
@@ -142,16 +142,11 @@ def register_generator(spec: GeneratorSpec) -> GeneratorSpec:
     return spec
 
 
-def _plugins() -> dict[str, Any]:
-    """Installed ``fdt.generators`` entry points by name, not yet loaded (loading imports the plugin)."""
-    from importlib.metadata import entry_points
-
-    return {entry.name: entry for entry in entry_points(group=ENTRY_POINT_GROUP)}
-
-
 def list_generators() -> list[str]:
     """Names of every built-in, registered and installed generator, sorted."""
-    return sorted(set(_BUILTINS) | set(_REGISTERED) | set(_plugins()))
+    from fdt.plugins import plugin_names
+
+    return sorted(set(_BUILTINS) | set(_REGISTERED) | set(plugin_names(ENTRY_POINT_GROUP)))
 
 
 def get_generator(name: str) -> GeneratorSpec:
@@ -160,10 +155,12 @@ def get_generator(name: str) -> GeneratorSpec:
         return _REGISTERED[name]
     if name in _BUILTINS:
         return _BUILTINS[name]
-    plugin = _plugins().get(name)
-    if plugin is None:
+    from fdt.plugins import load_plugin, report_broken
+
+    spec = load_plugin(ENTRY_POINT_GROUP, name)  # None for no such plugin, or one that fails to load (reported)
+    if spec is None:
         raise UnknownGeneratorError(f"unknown generator {name!r}; choose one of: {', '.join(list_generators())}")
-    spec = plugin.load()
     if not isinstance(spec, GeneratorSpec) or spec.name != name:
-        raise GenError(f"entry point {name!r} of group {ENTRY_POINT_GROUP} ({plugin.value}) must load to a GeneratorSpec named {name!r}")
+        report_broken(ENTRY_POINT_GROUP, name, f"it is not a GeneratorSpec named {name!r}")
+        raise GenError(f"plugin {name!r} of {ENTRY_POINT_GROUP} is not a GeneratorSpec named {name!r}")
     return spec

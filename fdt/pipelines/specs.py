@@ -2,7 +2,9 @@
 
 A spec is ``scaler?`` → ``pca?`` → ``features?`` (a kernel map) → ``classifier``, with fixed parameters and a
 search space keyed by scikit-learn's ``step__param`` names. Built-in specs live in
-:data:`BUILTIN_SPECS`; users add their own in a TOML file without editing fdt::
+:data:`BUILTIN_SPECS` (adding one is one entry there); installed packages add
+theirs through ``fdt.pipelines`` entry points (:func:`plugin_specs`); users add
+their own in a TOML file without editing fdt::
 
     [pipelines.svm-poly]
     description = "SVM with a polynomial kernel"
@@ -234,6 +236,16 @@ iterations (the slow fits of issue 17: 800 dual iterations at C = 0.1 against 40
 at C = 1e-3, same ROC AUC); 0.1 is past that point for every d ≥ 100.
 """
 
+RBF_GAMMA = _float(1e-5, 1e-2)
+"""gamma of an RBF kernel on standardised features, for the kernel approximations.
+
+The median-distance heuristic puts gamma near 1/median‖x − x'‖², and standardised
+d-dimensional rows are ‖x − x'‖² ≈ 2d apart: 1.2e-4 at d = 4096, 3.9e-4 at
+d = 1280, 2e-3 at d = 256. The range spans that point give or take a factor of
+ten to a hundred for every d from 256 to 4096; outside it the kernel is either
+linear in effect (smaller) or a nearest-neighbour lookup (larger).
+"""
+
 LINEAR_PARAMS = {"tol": 1e-3, "max_iter": 1000}
 """liblinear/lbfgs stopping rules: tol 1e-3 (sklearn's 1e-4 moved ROC AUC by < 1e-3 while
 costing up to 70× the iterations in our measurements); an iteration cap so a hopeless fit
@@ -301,15 +313,17 @@ BUILTIN_SPECS: dict[str, PipelineSpec] = {
             "linear-svc",
             {"C": 1.0, **LINEAR_PARAMS},
             {
-                "features__n_components": Dimension("int", 64, 1024, log=True),
-                "features__gamma": _float(1e-6, 1e-1),
+                # Up to as many landmarks as rows (cut by solvers.configure) the map is the exact kernel's:
+                # exact svm-rbf's accuracy up to ~4k rows, a fixed cost per row beyond.
+                "features__n_components": Dimension("int", 512, 4096, log=True),
+                "features__gamma": RBF_GAMMA,
                 # Nystroem features have ‖φ(x)‖² ≈ k(x, x) = 1, so C's useful range is C ≈ 1 give or take three decades.
                 "classifier__C": _float(1e-3, 1e2),
             },
             features="nystroem",
-            features_params={"kernel": "rbf", "n_components": 256},
-            description="RBF kernel approximated by Nystroem (components and gamma tuned) + linear SVM",
-            cost="O(n·m·d) per fit (m components)",
+            features_params={"kernel": "rbf", "n_components": 1024},
+            description="RBF kernel approximated by Nystroem (landmarks and gamma tuned) + linear SVM",
+            cost="O(n·m·d) per fit (m ≤ 4096 landmarks)",
         ),
         PipelineSpec(
             "logreg-rff",
@@ -317,7 +331,7 @@ BUILTIN_SPECS: dict[str, PipelineSpec] = {
             {"C": 1.0, "tol": 1e-4, "max_iter": 1000},
             {
                 "features__n_components": Dimension("int", 64, 1024, log=True),
-                "features__gamma": _float(1e-6, 1e-1),
+                "features__gamma": RBF_GAMMA,
                 "classifier__C": _float(1e-3, 1e2),
             },
             features="rbf-sampler",
@@ -359,12 +373,46 @@ BUILTIN_SPECS: dict[str, PipelineSpec] = {
 }
 
 
-def load_specs(path: str | Path | None = None) -> dict[str, PipelineSpec]:
-    """Built-in specs plus those of a user TOML file (``[pipelines.<name>]`` tables), by name.
+PLUGIN_GROUP = "fdt.pipelines"
 
-    Raises :class:`SpecError` for a malformed file or a name that shadows a built-in.
+
+def plugin_specs() -> dict[str, PipelineSpec]:
+    """Specs of installed plugins (``fdt.pipelines`` entry points), by entry-point name.
+
+    An entry point names a :class:`PipelineSpec` or a table as in a spec file. A
+    plugin is installed code the user chose to run, so the classifier its spec
+    names is allowed (:func:`allow_class`) as if given with ``--allow-class``. A
+    spec that is malformed or shadows a built-in is reported in one warning line
+    and skipped.
     """
-    specs = dict(BUILTIN_SPECS)
+    from fdt import plugins
+
+    found: dict[str, PipelineSpec] = {}
+    for name, value in plugins.load_plugins(PLUGIN_GROUP).items():
+        if name in BUILTIN_SPECS:
+            plugins.report_broken(PLUGIN_GROUP, name, "it would shadow the built-in spec of that name")
+            continue
+        try:
+            if isinstance(value, PipelineSpec):
+                value = value.to_dict() | {"name": name}
+            if not isinstance(value, Mapping):
+                raise SpecError(f"it names {type(value).__name__}, not a PipelineSpec or a spec table")
+            table = {k: v for k, v in value.items() if k != "name"}
+            classifier = CLASSIFIERS.get(str(table.get("classifier")), str(table.get("classifier")))
+            if "." in classifier:
+                allow_class(classifier)
+            found[name] = spec_from_dict(name, table, where=f"plugin pipeline {name!r}")
+        except SpecError as error:
+            plugins.report_broken(PLUGIN_GROUP, name, str(error))
+    return found
+
+
+def load_specs(path: str | Path | None = None) -> dict[str, PipelineSpec]:
+    """Built-in specs, those of installed plugins, and those of a user TOML file (``[pipelines.<name>]`` tables), by name.
+
+    Raises :class:`SpecError` for a malformed file or a name that shadows a built-in or a plugin's spec.
+    """
+    specs = dict(BUILTIN_SPECS) | plugin_specs()
     if path is None:
         return specs
     path = Path(path)
@@ -378,8 +426,9 @@ def load_specs(path: str | Path | None = None) -> dict[str, PipelineSpec]:
     if not isinstance(tables, dict) or not tables:
         raise SpecError(f"{path}: no [pipelines.<name>] tables")
     for name, table in tables.items():
-        if name in BUILTIN_SPECS:
-            raise SpecError(f"{path}: pipeline {name!r} would shadow the built-in of that name; rename it")
+        if name in specs:
+            origin = "built-in" if name in BUILTIN_SPECS else "plugin's spec"
+            raise SpecError(f"{path}: pipeline {name!r} would shadow the {origin} of that name; rename it")
         specs[name] = spec_from_dict(name, table, where=f"{path}: pipeline {name!r}")
     return specs
 

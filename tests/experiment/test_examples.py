@@ -41,7 +41,7 @@ def _stand_in_data(data: Path) -> None:
 @pytest.fixture(scope="module")
 def study(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The examples folder copied beside stand-in data, with stand-in ImageNet weights in a private torch cache."""
-    from fdt.models.backbones import BACKBONES
+    from fdt.features_store.registry import create_extractor
     from fdt.models.weights import torch_cache_file
 
     root = tmp_path_factory.mktemp("seeds")
@@ -50,7 +50,7 @@ def study(tmp_path_factory: pytest.TempPathFactory) -> Path:
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("TORCH_HOME", str(root / "torch"))
         for name in ("vgg16", "mobilenet_v2", "xception"):
-            cached = torch_cache_file(BACKBONES[name].published.url)
+            cached = torch_cache_file(create_extractor(name, weights="imagenet").published_weights().url)
             cached.parent.mkdir(parents=True, exist_ok=True)
             cached.write_bytes(f"stand-in {name} weights: planning reads only their presence and hash".encode())
     return root
