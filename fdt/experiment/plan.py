@@ -247,9 +247,9 @@ def _check_generators(experiment: Experiment) -> None:
                 read_prompts(image_set.prompts)
             except GenError as error:
                 raise ExperimentError(f"{where}: {error}") from None
-        source = experiment.images[image_set.train_on or image_set.inpaint or ""] if (image_set.train_on or image_set.inpaint) else None
-        if isinstance(source, GeneratedImages):
-            raise ExperimentError(f"{where} must train on or inpaint real images, not the generated set {source.name!r}")
+        learns_from = image_set.train_on or image_set.inpaint
+        if learns_from is not None and isinstance(experiment.images[learns_from], GeneratedImages):
+            raise ExperimentError(f"{where} must train on or inpaint real images, not the generated set {learns_from!r}")
 
 
 def _check_arguments(given: dict[str, Any], function: Callable[..., Any], reserved: tuple[str, ...], where: str) -> None:

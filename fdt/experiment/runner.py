@@ -1,8 +1,8 @@
 """Run a checked experiment stage by stage, doing only what is missing, and record what was done.
 
 Stages: image sets (bundled corpus, generator training and sampling), the
-extractors that learn from images (the autoencoder), feature extraction, tuned studies, generalisation matrices, and
-the summary. Each finished output carries a *stamp* (a small JSON file of the
+extractors that learn from images (the autoencoder), feature extraction, tuned
+studies, generalisation matrices, and the summary. Each finished output carries a *stamp* (a small JSON file of the
 settings and input digests it was made from); a stage whose stamp matches is
 reused, one whose stamp is absent resumes from its checkpoint, and one whose
 stamp differs starts over. Features need no stamp: the store is content

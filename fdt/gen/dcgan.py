@@ -20,7 +20,6 @@ Files in a model folder: ``checkpoint.pt`` (latest epoch, written atomically),
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from dataclasses import asdict, dataclass
@@ -29,6 +28,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from fdt.atomic import write_json
 from fdt.checkpoints import Checkpoint, CheckpointMismatchError, training_data_sha256
 from fdt.gen.errors import GenError
 from fdt.gen.images import Images, as_records, image_channels, load_training_array
@@ -198,7 +198,7 @@ def train_dcgan(
     except CheckpointMismatchError as error:
         raise GenError(str(error)) from None
     out.mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(json.dumps(asdict(config), indent=2) + "\n")
+    write_json(out / "config.json", asdict(config))
 
     from tqdm.auto import tqdm
 

@@ -22,7 +22,6 @@ states, loss history; :mod:`fdt.checkpoints`, written atomically every epoch),
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from dataclasses import asdict, dataclass
@@ -33,6 +32,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from fdt.atomic import write_json
 from fdt.checkpoints import Checkpoint, CheckpointMismatchError, training_data_sha256
 from fdt.gen.errors import GenError
 from fdt.gen.images import Images, as_records, load_training_array
@@ -178,7 +178,7 @@ def train_ddpm(
     except CheckpointMismatchError as error:
         raise GenError(str(error)) from None
     out.mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(json.dumps(asdict(config), indent=2) + "\n")
+    write_json(out / "config.json", asdict(config))
 
     from tqdm.auto import tqdm
 

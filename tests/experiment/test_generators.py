@@ -73,6 +73,37 @@ def test_a_registered_generator_is_usable_without_editing_fdt(tmp_path: Path, mo
         make_plan(parse_experiment(text, base=tmp_path), tmp_path / "ws")
 
 
+def test_a_plugin_package_adds_a_generator_through_its_entry_point(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A package as pip leaves it (``.dist-info`` with an ``fdt.generators`` entry point): listed, checked, used by ``fdt run --check``."""
+    import sys
+
+    from fdt import plugins
+
+    site = tmp_path / "site"
+    (site / "fdt_tiny_gen").mkdir(parents=True)
+    (site / "fdt_tiny_gen" / "__init__.py").write_text(
+        "from fdt.gen.registry import GeneratorSpec\n"
+        "NOISE = GeneratorSpec('noise', 'sample', 'fdt.gen.dcgan:sample_dcgan', train='fdt.gen.dcgan:train_dcgan', description='plugin')\n"
+        "WRONG = 3\n"
+    )
+    info = site / "fdt_tiny_gen-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: fdt-tiny-gen\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[fdt.generators]\nnoise = fdt_tiny_gen:NOISE\nwrong = fdt_tiny_gen:WRONG\n")
+    monkeypatch.syspath_prepend(str(site))
+    monkeypatch.setattr(plugins, "_reported", set())
+    try:
+        assert {"noise", "wrong"} <= set(list_generators())
+        assert get_generator("noise").description == "plugin"
+        write_noise(tmp_path / "coco", 2)
+        experiment = parse_experiment(REAL + "[images.x]\ngenerator = 'noise'\ntrain_on = 'coco'\nsamples = 1\n", base=tmp_path)
+        assert make_plan(experiment, tmp_path / "ws").fakes == ["x"]
+        with pytest.raises(ExperimentError, match=r"\[images.y\]: plugin 'wrong' of fdt.generators is not a GeneratorSpec named 'wrong'"):
+            parse_experiment(REAL + "[images.y]\ngenerator = 'wrong'\nsamples = 1\n", base=tmp_path)
+    finally:
+        sys.modules.pop("fdt_tiny_gen", None)
+
+
 def test_gen_list_shows_capabilities_and_parameters() -> None:
     result = invoke("gen", "list")
     assert result.exit_code == 0, result.output
