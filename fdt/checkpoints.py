@@ -48,7 +48,7 @@ import numpy as np
 import torch
 
 from fdt.atomic import atomic_path
-from fdt.errors import FdtError
+from fdt.errors import FdtError, one_line
 
 FORMAT = "fdt.checkpoint"
 FORMAT_VERSION = 1
@@ -161,7 +161,7 @@ def read_checkpoint(path: str | os.PathLike, kind: str | None = None, device: st
         # weights_only: opening a checkpoint must never run code
         state = torch.load(path, map_location=device, weights_only=True)
     except Exception as error:  # torch raises pickle, runtime and zip errors for a file that is not a checkpoint
-        raise CheckpointMismatchError(f"{path} is not an fdt checkpoint ({str(error).splitlines()[0] if str(error) else type(error).__name__})") from None
+        raise CheckpointMismatchError(f"{path} is not an fdt checkpoint ({one_line(error)})") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointMismatchError(f"{path} is not an fdt checkpoint this fdt reads; delete it or pass --no-resume")
     if state.get("format_version") != FORMAT_VERSION:

@@ -60,7 +60,7 @@ def image_channels(records: Sequence[ImageRecord]) -> int:
 def source_group(record: ImageRecord) -> str:
     """The group of an image made from ``record``: the source's own group, else its content hash.
 
-    The content hash is the group :func:`fdt.data.resolve_groups` gives an
+    The content hash is the group :func:`fdt.grouping.group_of` gives an
     ungrouped real image, so an inpainting and its source always share a group
     and never sit on both sides of a split.
     """
