@@ -32,10 +32,15 @@ Definitions, exactly (so anyone can reproduce a number):
 Intervals: FD and the four k-NN metrics carry a 95 % percentile bootstrap over
 groups (:func:`fdt.pipelines.intervals.bootstrap_weights`, the same resampling
 as every detection metric): a resample is a vector of row counts. FD is
-recomputed from the weighted moments; the k-NN metrics keep the radii of the
-full sets (a resample with duplicated rows would have zero radii) and reweight
-which balls and points are present. KID's spread is its standard deviation over
-subsets, as the KID paper reports it.
+recomputed from the weighted moments (FD is biased upwards at small n, and a
+resample's duplicated images make it more so: its interval leans high). Each k-NN
+metric is a mean over one set's points (precision and density over fakes, recall
+and coverage over reals), so a resample reweights those points against the other
+set's manifold as estimated from the full set; re-estimating radii inside a
+resample would be wrong, since a duplicated image is its own nearest neighbour at
+distance 0. These intervals therefore leave out the manifold estimate's own
+variance. KID's spread is its standard deviation over subsets, as the KID paper
+reports it.
 """
 
 from __future__ import annotations
@@ -55,7 +60,7 @@ NEAREST_K = 5
 QUALITY_RESAMPLES = 100
 IMAGINARY_TOLERANCE = 1e-3
 PRDC = ("precision", "recall", "density", "coverage")
-_CHUNK_ROWS = 2048  # reals per distance block: 2048 x n_fake float64 at a time
+_CHUNK_ROWS = 1024  # reals per distance block: 1024 x n_fake float64 at a time
 
 
 @dataclass
@@ -155,51 +160,51 @@ def kernel_inception_distance(
 
 @dataclass
 class Neighbourhoods:
-    """The k-NN balls of one real and one fake set, and which points lie in which balls.
+    """What the k-NN balls of one real and one fake set say about each point, for the four metrics.
 
-    ``in_real_ball[i, j]``: fake ``j`` is inside real ``i``'s ball; ``in_fake_ball[i, j]``:
-    real ``i`` is inside fake ``j``'s ball. Radii come from the full sets.
+    Per fake ``j``: ``fake_inside[j]`` (inside some real ball: precision) and
+    ``fake_balls[j]`` (how many real balls hold it: density). Per real ``i``:
+    ``real_inside[i]`` (inside some fake ball: recall) and ``real_covered[i]``
+    (some fake inside its own ball: coverage). Radii come from the full sets.
     """
 
     k: int
     real_radii: np.ndarray
     fake_radii: np.ndarray
-    in_real_ball: np.ndarray = field(repr=False)
-    in_fake_ball: np.ndarray = field(repr=False)
+    fake_inside: np.ndarray = field(repr=False)
+    fake_balls: np.ndarray = field(repr=False)
+    real_inside: np.ndarray = field(repr=False)
+    real_covered: np.ndarray = field(repr=False)
 
     @classmethod
     def build(cls, real: np.ndarray, fake: np.ndarray, k: int = NEAREST_K) -> "Neighbourhoods":
         _check_features(real, fake, minimum=k + 1, why=f"k = {k} nearest neighbours")
         real, fake = np.asarray(real, np.float64), np.asarray(fake, np.float64)
         real_radii, fake_radii = _kth_neighbour_distance(real, k), _kth_neighbour_distance(fake, k)
-        in_real_ball = np.empty((len(real), len(fake)), bool)
-        in_fake_ball = np.empty((len(real), len(fake)), bool)
+        fake_balls = np.zeros(len(fake))
+        real_inside, real_covered = np.empty(len(real), bool), np.empty(len(real), bool)
         for rows, distances in _cross_distances(real, fake):
-            in_real_ball[rows] = distances < real_radii[rows, None]
-            in_fake_ball[rows] = distances < fake_radii[None, :]
-        return cls(k, real_radii, fake_radii, in_real_ball, in_fake_ball)
+            in_real_ball = distances < real_radii[rows, None]
+            fake_balls += in_real_ball.sum(axis=0)
+            real_covered[rows] = in_real_ball.any(axis=1)
+            real_inside[rows] = (distances < fake_radii[None, :]).any(axis=1)
+        return cls(k, real_radii, fake_radii, fake_balls > 0, fake_balls, real_inside, real_covered)
 
     def metrics(self, real_weights: np.ndarray | None = None, fake_weights: np.ndarray | None = None) -> dict[str, np.ndarray]:
         """Precision, recall, density and coverage for each row of the weights ``(b, n_real)`` and ``(b, n_fake)``.
 
-        A weight is how often a point is present (a bootstrap count); all ones is the
-        plain estimate. A ball counts when its centre is present.
+        Each metric is a mean over one set's points (fakes for precision and density,
+        reals for recall and coverage), so a resample reweights those points, each
+        judged against the other set's full manifold; all weights 1 is the plain estimate.
         """
-        n_real, n_fake = self.in_real_ball.shape
-        wr = np.ones((1, n_real)) if real_weights is None else np.atleast_2d(np.asarray(real_weights, float))
-        wf = np.ones((1, n_fake)) if fake_weights is None else np.atleast_2d(np.asarray(fake_weights, float))
-        present_real, present_fake = (wr > 0).astype(float), (wf > 0).astype(float)
-        real_balls = self.in_real_ball.astype(float)
-        balls_holding_fake = wr @ real_balls  # (b, n_fake): present real balls holding each fake, with multiplicity
-        fake_in_some = (present_real @ real_balls) > 0
-        real_in_some = (present_fake @ self.in_fake_ball.T.astype(float)) > 0
-        real_covered = (present_fake @ real_balls.T) > 0
+        wr = np.ones((1, self.real_inside.size)) if real_weights is None else np.atleast_2d(np.asarray(real_weights, float))
+        wf = np.ones((1, self.fake_inside.size)) if fake_weights is None else np.atleast_2d(np.asarray(fake_weights, float))
         fakes, reals = wf.sum(axis=1), wr.sum(axis=1)
         return {
-            "precision": (wf * fake_in_some).sum(axis=1) / fakes,
-            "recall": (wr * real_in_some).sum(axis=1) / reals,
-            "density": (wf * balls_holding_fake).sum(axis=1) / (self.k * fakes),
-            "coverage": (wr * real_covered).sum(axis=1) / reals,
+            "precision": wf @ self.fake_inside / fakes,
+            "recall": wr @ self.real_inside / reals,
+            "density": wf @ self.fake_balls / (self.k * fakes),
+            "coverage": wr @ self.real_covered / reals,
         }
 
 

@@ -129,21 +129,22 @@ def test_prdc_equals_the_reference_package(k: int, capsys: pytest.CaptureFixture
     assert 0 < ours["precision"] < 1 and 0 < ours["coverage"] < 1
 
 
-def test_prdc_resample_weights_count_points_and_balls_as_present():
+def test_prdc_resample_weights_reweight_the_averaged_points_against_the_full_manifolds():
     real, fake = _features(11, n=20, d=2), _features(12, n=15, d=2, shift=0.5)
     balls = Neighbourhoods.build(real, fake, k=2)
     real_w = np.random.default_rng(0).integers(0, 3, 20).astype(float)
     fake_w = np.random.default_rng(1).integers(0, 3, 15).astype(float)
     got = {name: float(value[0]) for name, value in balls.metrics(real_w, fake_w).items()}
-    # by hand, point by point, with the full sets' radii
-    inside_real = np.linalg.norm(real[:, None] - fake[None], axis=2) < balls.real_radii[:, None]
-    inside_fake = np.linalg.norm(real[:, None] - fake[None], axis=2) < balls.fake_radii[None, :]
-    present_r, present_f = real_w > 0, fake_w > 0
+    # by hand, point by point: a resample repeats images, each judged against every ball of the other set
+    distance = np.linalg.norm(real[:, None] - fake[None], axis=2)
+    inside_real, inside_fake = distance < balls.real_radii[:, None], distance < balls.fake_radii[None, :]
+    repeated_fakes = np.repeat(np.arange(15), fake_w.astype(int))
+    repeated_reals = np.repeat(np.arange(20), real_w.astype(int))
     expected = {
-        "precision": sum(fake_w[j] * inside_real[present_r, j].any() for j in range(15)) / fake_w.sum(),
-        "recall": sum(real_w[i] * inside_fake[i, present_f].any() for i in range(20)) / real_w.sum(),
-        "density": sum(fake_w[j] * (real_w * inside_real[:, j]).sum() for j in range(15)) / (2 * fake_w.sum()),
-        "coverage": sum(real_w[i] * inside_real[i, present_f].any() for i in range(20)) / real_w.sum(),
+        "precision": np.mean([inside_real[:, j].any() for j in repeated_fakes]),
+        "recall": np.mean([inside_fake[i].any() for i in repeated_reals]),
+        "density": np.mean([inside_real[:, j].sum() for j in repeated_fakes]) / 2,
+        "coverage": np.mean([inside_real[i].any() for i in repeated_reals]),
     }
     assert got == pytest.approx(expected)
     assert {name: float(v[0]) for name, v in balls.metrics(np.ones(20), np.ones(15)).items()} == pytest.approx(prdc(real, fake, k=2))
