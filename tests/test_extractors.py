@@ -16,6 +16,7 @@ SMALL = {
     "vgg16": {"weights": "random", "input_size": 32},
     "mobilenet_v2": {"weights": "random", "input_size": 32},
     "xception": {"weights": "random", "input_size": 71},
+    "inception_v3": {"weights": "random", "input_size": 75},
     "fft": {"size": 16},
     "dct": {"size": 16},
 }
@@ -102,7 +103,7 @@ def test_native_input_size_feeds_the_stored_pixels():
 
 
 def test_unknown_extractor_lists_the_valid_ones():
-    with pytest.raises(UnknownExtractorError, match="choose one of: autoencoder, clip, dct, dinov2, fft, mobilenet_v2"):
+    with pytest.raises(UnknownExtractorError, match="choose one of: autoencoder, clip, dct, dinov2, fft, inception_v3, mobilenet_v2"):
         create_extractor("resnet")
 
 

@@ -15,6 +15,7 @@ _BUILTINS: dict[str, str] = {
     "vgg16": "fdt.features_store.extractors.cnn:VGG16Extractor",
     "mobilenet_v2": "fdt.features_store.extractors.cnn:MobileNetV2Extractor",
     "xception": "fdt.features_store.extractors.cnn:XceptionExtractor",
+    "inception_v3": "fdt.features_store.extractors.inception:InceptionV3Extractor",
     "fft": "fdt.features_store.extractors.fft:FFTExtractor",
     "autoencoder": "fdt.features_store.extractors.autoencoder:AutoencoderExtractor",
     "dct": "fdt.features_store.extractors.dct:DCTExtractor",

@@ -92,6 +92,18 @@ def _legacy_xception() -> nn.Module:
     return timm.create_model("legacy_xception", pretrained=False)
 
 
+def _inception_v3() -> nn.Module:
+    from fdt.models.inception import inception_v3_network
+
+    return inception_v3_network()
+
+
+def _inception_pool3(net: nn.Module) -> nn.Module:
+    from fdt.models.inception import InceptionPool3
+
+    return InceptionPool3(net)
+
+
 def _xception_source() -> WeightsSource:
     url = "https://github.com/rwightman/pytorch-image-models/releases/download/v0.1-cadene/xception-43020ad28.pth"
     return WeightsSource("xception", url=url)
@@ -110,6 +122,11 @@ BACKBONES: dict[str, BackboneSpec] = {
     ),
     "xception": BackboneSpec(
         "xception", _legacy_xception, TimmPooled, _xception_source(), 2048, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), 299,
+    ),
+    "inception_v3": BackboneSpec(
+        "inception_v3", _inception_v3, _inception_pool3,
+        WeightsSource("inception_v3", url="https://download.pytorch.org/models/inception_v3_google-0cc3c7bd.pth"),
+        2048, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), 299,
     ),
 }
 

@@ -1,0 +1,67 @@
+"""``inception_v3``: Inception-v3 pool3 features (2048-d), the feature space in which a Fréchet distance is the FID.
+
+The FID's definition includes its preprocessing: every image is resized to
+299×299 by bilinear interpolation (``torch.nn.functional.interpolate``,
+``align_corners=False``, no antialiasing, as pytorch-fid and torchmetrics do)
+and scaled to [-1, 1]. That resize is part of the metric, unlike fdt's other
+extractors, which keep the pixels as the resolution setting leaves them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from fdt.features_store.errors import ExtractorError
+from fdt.features_store.extractors.cnn import CNNExtractor
+from fdt.features_store.registry import register_extractor
+
+FID_INPUT_SIZE = 299
+MIN_INPUT_SIZE = 75  # the smallest input Inception-v3's stem and reductions accept
+
+
+@dataclass(frozen=True)
+class BilinearResize:
+    """RGB image -> ``(3, size, size)`` float32 in [-1, 1], resized as the FID implementations resize (see the module docstring)."""
+
+    size: int
+
+    def __call__(self, image: Image.Image) -> np.ndarray:
+        import torch
+
+        pixels = torch.from_numpy(np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0).permute(2, 0, 1)[None]
+        if pixels.shape[-2:] != (self.size, self.size):
+            pixels = torch.nn.functional.interpolate(pixels, size=(self.size, self.size), mode="bilinear", align_corners=False)
+        return np.ascontiguousarray((pixels[0] * 2 - 1).numpy())
+
+
+@register_extractor("inception_v3")
+class InceptionV3Extractor(CNNExtractor):
+    """torchvision Inception-v3 (``IMAGENET1K_V1`` weights from the torch hub cache) cut at pool3.
+
+    Parameters are those of :class:`CNNExtractor`, except ``input_size``: 299 (the
+    FID's) by default; smaller sizes (at least 75) only to keep tests fast, and a
+    report calls their Fréchet distance an FD, not an FID.
+    """
+
+    name = "inception_v3"
+    backbone = "inception_v3"
+
+    def _input_size(self) -> int:
+        size = FID_INPUT_SIZE if self.input_size is None else self.input_size
+        if isinstance(size, bool) or not isinstance(size, int) or size < MIN_INPUT_SIZE:
+            raise ExtractorError(f"inception_v3 input_size must be an integer of at least {MIN_INPUT_SIZE} (299 for FID), not {self.input_size!r}")
+        return size
+
+    def preprocessor(self) -> BilinearResize:
+        return BilinearResize(self._input_size())
+
+    def weights_note(self) -> str:
+        note = super().weights_note()
+        return f"{note}: the Fréchet distance on them is not an FID" if note else ""
+
+    def info(self) -> dict[str, Any]:
+        return {**super().info(), "resize": "bilinear, align_corners=False, to input_size (the FID's preprocessing)"}
