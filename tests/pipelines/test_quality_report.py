@@ -100,3 +100,22 @@ def test_feature_space_is_named_and_random_weights_are_not_fid(featureset_factor
     assert not is_fid(data.key) and report.distance_name == "FD"
     assert "random weights: not FID" in report.to_markdown() and any("RANDOM weights" in note for note in report.notes)
     assert report.rows[0].detectability is None and np.isfinite(report.rows[0].quality.fd)
+
+
+def test_training_curve_writes_one_row_per_epoch_and_the_epoch_plot(tmp_path, featureset_factory):
+    from fdt.pipelines.specs import get_spec
+    from fdt.pipelines.training_curve import write_training_curve
+
+    # three "epochs" whose samples move towards the reals (mean 0)
+    sources = {"faces": (0, np.zeros(4)), **{f"gan-epoch{e:03d}": (1, np.full(4, 3.0 / e)) for e in (1, 2, 6)}}
+    data = featureset_factory(sources, per_source=30, dim=4)
+    epochs = {f"gan-epoch{e:03d}": e for e in (1, 2, 6)}
+    report = quality_report(data, ["faces"], list(epochs), spec=get_spec("logreg"), cv=3, kid_subsets=5, kid_subset_size=20, n_resamples=20)
+    write_training_curve(report, epochs, tmp_path / "curve")
+    assert {"training.csv", "quality-vs-epoch.png", "quality.md", "quality-vs-detectability.png"} <= {p.name for p in (tmp_path / "curve").iterdir()}
+    table = list(csv.DictReader((tmp_path / "curve" / "training.csv").open()))
+    assert [int(row["epoch"]) for row in table] == [1, 2, 6] and table[0]["source"] == "gan-epoch001"
+    fd = [float(row["fd"]) for row in table]
+    detect = [float(row["detect_roc_auc"]) for row in table]
+    assert fd[0] > fd[1] > fd[2] and detect[0] > detect[2]
+    assert float(table[0]["detect_low"]) <= detect[0] <= float(table[0]["detect_high"])
