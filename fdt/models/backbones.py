@@ -98,6 +98,12 @@ def _inception_v3() -> nn.Module:
     return inception_v3_network()
 
 
+def _fid_inception() -> nn.Module:
+    from fdt.models.inception import fid_inception_network
+
+    return fid_inception_network()
+
+
 def _inception_pool3(net: nn.Module) -> nn.Module:
     from fdt.models.inception import InceptionPool3
 
@@ -126,6 +132,11 @@ BACKBONES: dict[str, BackboneSpec] = {
     "inception_v3": BackboneSpec(
         "inception_v3", _inception_v3, _inception_pool3,
         WeightsSource("inception_v3", url="https://download.pytorch.org/models/inception_v3_google-0cc3c7bd.pth"),
+        2048, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), 299,
+    ),
+    "inception_v3_fid": BackboneSpec(
+        "inception_v3_fid", _fid_inception, _inception_pool3,
+        WeightsSource("inception_v3_fid", url="https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/pt_inception-2015-12-05-6726825d.pth"),
         2048, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), 299,
     ),
 }

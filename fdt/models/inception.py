@@ -3,10 +3,13 @@
 torchvision's ``inception_v3`` with its ImageNet weights (``IMAGENET1K_V1``,
 ported from TensorFlow) expects pixels scaled to [-1, 1]; torchvision adds a
 ``transform_input`` step to accept ImageNet-normalised input instead, which is
-the same map, so fdt feeds [-1, 1] pixels with that step off. The FID's
-published numbers use pytorch-fid's own TF port (``pt_inception-2015-12-05``),
-whose pooling in three block types differs: these features give FIDs of the
-same definition but not the same values.
+the same map, so fdt feeds [-1, 1] pixels with that step off.
+
+Published FIDs use pytorch-fid's own port of TensorFlow's 2015 Inception
+(``pt_inception-2015-12-05-6726825d.pth``): the same layers with 1008 classes,
+average pools that leave padding out of the mean, and a max pool in the last
+block. :func:`fid_inception_network` builds that variant from pytorch-fid's own
+block classes, so its features are pytorch-fid's.
 """
 
 from __future__ import annotations
@@ -24,6 +27,24 @@ def inception_v3_network() -> nn.Module:
     from torchvision.models import inception_v3
 
     return inception_v3(weights=None, aux_logits=True, transform_input=False, init_weights=False)
+
+
+def fid_inception_network() -> nn.Module:
+    """pytorch-fid's FID Inception (its ``fid_inception_v3`` without the download), for its weights file."""
+    from pytorch_fid.inception import FIDInceptionA, FIDInceptionC, FIDInceptionE_1, FIDInceptionE_2
+    from torchvision.models import inception_v3
+
+    net = inception_v3(weights=None, num_classes=1008, aux_logits=False, transform_input=False, init_weights=False)
+    net.Mixed_5b = FIDInceptionA(192, pool_features=32)
+    net.Mixed_5c = FIDInceptionA(256, pool_features=64)
+    net.Mixed_5d = FIDInceptionA(288, pool_features=64)
+    net.Mixed_6b = FIDInceptionC(768, channels_7x7=128)
+    net.Mixed_6c = FIDInceptionC(768, channels_7x7=160)
+    net.Mixed_6d = FIDInceptionC(768, channels_7x7=160)
+    net.Mixed_6e = FIDInceptionC(768, channels_7x7=192)
+    net.Mixed_7b = FIDInceptionE_1(1280)
+    net.Mixed_7c = FIDInceptionE_2(2048)
+    return net
 
 
 class InceptionPool3(nn.Module):

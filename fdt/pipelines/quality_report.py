@@ -146,10 +146,12 @@ def describe_feature_space(key: ExtractorKey) -> str:
     text = f"`{key.describe()}`"
     if key.weights.startswith("random"):
         return f"{text}; random weights: not FID (numbers are comparable only within this report)"
+    if is_fid(key) and key.params.get("variant") == "pytorch-fid":
+        return f"{text}; pytorch-fid's FID Inception pool3 at 299 px: the Fréchet distance is the FID, as published FIDs compute it"
     if is_fid(key):
         return (
-            f"{text}; Inception-v3 pool3 at 299 px: the Fréchet distance is the FID of these weights "
-            "(torchvision's ImageNet weights differ from pytorch-fid's TF-ported ones: not comparable to published FIDs)"
+            f"{text}; Inception-v3 pool3 at 299 px: the Fréchet distance is the FID of torchvision's weights "
+            "(not pytorch-fid's TF-ported ones, so not comparable to published FIDs)"
         )
     return f"{text}; a Fréchet distance in this feature space, not the FID (which is Inception-v3 pool3)"
 

@@ -91,8 +91,10 @@ def test_user_mistakes_are_one_line_errors(run, tmp_path):
 def test_feature_space_is_named_and_random_weights_are_not_fid(featureset_factory):
     from tests.pipelines.conftest import SOURCES
 
-    fid = ExtractorKey("inception_v3", {"input_size": 299}, "imagenet:sha256:0123", "native")
-    assert is_fid(fid) and "is the FID of these weights" in describe_feature_space(fid) and "not comparable to published" in describe_feature_space(fid)
+    fid = ExtractorKey("inception_v3", {"input_size": 299, "variant": "torchvision"}, "imagenet:sha256:0123", "native")
+    assert is_fid(fid) and "is the FID of torchvision's weights" in describe_feature_space(fid) and "not comparable to published" in describe_feature_space(fid)
+    published = ExtractorKey("inception_v3", {"input_size": 299, "variant": "pytorch-fid"}, "file:sha256:0123", "native")
+    assert "as published FIDs compute it" in describe_feature_space(published)
     assert not is_fid(ExtractorKey("inception_v3", {"input_size": 75}, "imagenet:sha256:0123", "native"))
     data = featureset_factory(SOURCES, per_source=20)
     data.key = ExtractorKey("inception_v3", {"input_size": 299}, "random:seed=0", "native")

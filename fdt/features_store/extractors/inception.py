@@ -38,17 +38,42 @@ class BilinearResize:
         return np.ascontiguousarray((pixels[0] * 2 - 1).numpy())
 
 
+VARIANTS = {"torchvision": "inception_v3", "pytorch-fid": "inception_v3_fid"}
+
+
 @register_extractor("inception_v3")
 class InceptionV3Extractor(CNNExtractor):
-    """torchvision Inception-v3 (``IMAGENET1K_V1`` weights from the torch hub cache) cut at pool3.
+    """Inception-v3 cut at pool3, with torchvision's or pytorch-fid's weights.
 
-    Parameters are those of :class:`CNNExtractor`, except ``input_size``: 299 (the
-    FID's) by default; smaller sizes (at least 75) only to keep tests fast, and a
-    report calls their Fréchet distance an FD, not an FID.
+    Parameters are those of :class:`CNNExtractor`, plus ``variant``:
+    ``torchvision`` (default; ``weights=imagenet`` is ``IMAGENET1K_V1``,
+    ``inception_v3_google-0cc3c7bd.pth``) or ``pytorch-fid`` (the FID Inception of
+    published FIDs; ``weights=imagenet`` is ``pt_inception-2015-12-05-6726825d.pth``).
+    Both read their file from the torch hub cache, or take ``weights=PATH``.
+    ``input_size`` is 299 (the FID's) by default; smaller sizes (at least 75) only
+    keep tests fast, and a report calls their Fréchet distance an FD, not an FID.
     """
 
     name = "inception_v3"
-    backbone = "inception_v3"
+
+    def __init__(
+        self, weights: str = "imagenet", seed: int = 0, input_size: int | None = None, variant: str = "torchvision", precision: str = "fp32",
+        channels_last: bool = False, device: str = "cpu",
+    ) -> None:
+        super().__init__(weights, seed, input_size, precision, channels_last, device)
+        self.variant = variant
+
+    def _variant(self) -> str:
+        if self.variant not in VARIANTS:
+            raise ExtractorError(f"inception_v3 variant must be one of {', '.join(VARIANTS)}, not {self.variant!r}")
+        return self.variant
+
+    @property
+    def backbone(self) -> str:  # type: ignore[override]
+        return VARIANTS[self._variant()]
+
+    def key_params(self) -> dict[str, Any]:
+        return {**super().key_params(), "variant": self._variant()}
 
     def _input_size(self) -> int:
         size = FID_INPUT_SIZE if self.input_size is None else self.input_size
