@@ -53,6 +53,15 @@ def test_fd_equals_torchmetrics_on_the_same_features():
     assert ours > 1.0  # shifted and scaled: far from zero
 
 
+def test_fd_equals_pytorch_fids_formula_on_the_same_moments():
+    from pytorch_fid.fid_score import calculate_frechet_distance
+
+    real, fake = _features(3, n=50, d=5), _features(4, n=70, d=5, shift=-0.2, scale=0.7)
+    mu1, s1 = real.mean(0), np.cov(real, rowvar=False)
+    mu2, s2 = fake.mean(0), np.cov(fake, rowvar=False)
+    assert frechet_distance(real, fake).value == pytest.approx(calculate_frechet_distance(mu1, s1, mu2, s2), rel=1e-10)
+
+
 def test_fd_retakes_a_non_finite_root_with_the_eps_offset_and_says_so(monkeypatch: pytest.MonkeyPatch):
     import scipy.linalg
 
