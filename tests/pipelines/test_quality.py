@@ -53,6 +53,7 @@ def test_fd_equals_torchmetrics_on_the_same_features():
     assert ours > 1.0  # shifted and scaled: far from zero
 
 
+@pytest.mark.filterwarnings("ignore:The `disp` argument is deprecated:DeprecationWarning")  # pytorch-fid 0.3 on SciPy >= 1.16
 def test_fd_equals_pytorch_fids_formula_on_the_same_moments():
     from pytorch_fid.fid_score import calculate_frechet_distance
 
