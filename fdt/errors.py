@@ -17,6 +17,18 @@ class FdtError(Exception):
     """A mistake in what the user asked for or gave fdt; the message says why in one line."""
 
 
+class DiskFullError(FdtError, OSError):
+    """A write failed for lack of space (a full disk, a quota, a file-size limit); what was written before is kept."""
+
+
+class DeviceError(FdtError, ValueError):
+    """A ``--device`` that torch does not know, or that this machine does not have."""
+
+
+class MissingExtraError(FdtError, ImportError):
+    """An optional package is not installed; the message names the ``pip install 'fdt[EXTRA]'`` that brings it."""
+
+
 class UnsafeNameError(FdtError, ValueError):
     """A name that becomes part of a file path (a model, an image set, an extractor label) holds a separator or ``..``."""
 

@@ -21,6 +21,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from fdt.atomic import write_json
+
 PARTS = ("train", "val", "test")
 DEFAULT_FRACTIONS = (0.8, 0.1, 0.1)
 RECORD_FORMAT = "fdt.training-record"
@@ -119,13 +121,7 @@ def write_training_record(model: str | os.PathLike, record: dict[str, Any]) -> P
     """Write ``record`` to :func:`record_path` atomically; return its path."""
     path = record_path(model)
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(temporary, "w", encoding="utf-8") as handle:
-        json.dump(record, handle)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
-    return path
+    return write_json(path, record, indent=None)
 
 
 def read_training_record(path: str | os.PathLike) -> dict[str, Any]:

@@ -97,7 +97,7 @@ def test_clip_projected_is_the_projection_of_the_cls_embedding(tmp_path: Path):
     assert (projected.num_features, cls.num_features) == (16, 32)
     images = [_image(seed=s) for s in range(3)]
     embedding = cls.transform(images)
-    weight = projected.network().visual_projection.weight.numpy()
+    weight = projected.fit().net_.visual_projection.weight.numpy()
     np.testing.assert_allclose(projected.transform(images), embedding @ weight.T, rtol=1e-4, atol=1e-5)
     assert projected.key_params()["output"] == "projected" and cls.key_params() != projected.key_params()
     with pytest.raises(ExtractorError, match="projected or cls"):

@@ -24,7 +24,7 @@ def test_features_are_the_average_pool_output_of_torchvisions_network():
     ours = extractor.transform(images)
     # an independent path: torchvision's own model with the same weights, pool3 read by a hook on its avgpool
     reference = inception_v3(weights=None, aux_logits=True, transform_input=False, init_weights=False).eval()
-    loaded = reference.load_state_dict(extractor.network().net.state_dict(), strict=False)
+    loaded = reference.load_state_dict(extractor.fit().net_.net.state_dict(), strict=False)
     assert set(loaded.missing_keys) == {"fc.weight", "fc.bias"} and not loaded.unexpected_keys  # pool3 has no classifier
     pooled = []
     reference.avgpool.register_forward_hook(lambda module, inputs, output: pooled.append(torch.flatten(output, 1)))
@@ -53,7 +53,7 @@ def test_imagenet_weights_come_from_the_torch_cache_and_never_silently_fall_back
     with pytest.raises(WeightsNotFoundError, match="inception_v3_google-0cc3c7bd.pth"):
         extractor.weights_identity()  # tests run offline with an empty TORCH_HOME
     # a file placed where torch.hub caches it is what "imagenet" loads (here: random values, written by the test)
-    state = create_extractor("inception_v3", weights="random", seed=3, input_size=75).network().net.state_dict()
+    state = create_extractor("inception_v3", weights="random", seed=3, input_size=75).fit().net_.net.state_dict()
     cached = tmp_path / "hub" / "checkpoints" / "inception_v3_google-0cc3c7bd.pth"
     cached.parent.mkdir(parents=True)
     torch.save({k: v for k, v in state.items() if not k.startswith("fc.")} | {"fc.weight": torch.zeros(1000, 2048), "fc.bias": torch.zeros(1000)}, cached)
@@ -69,7 +69,7 @@ def test_pytorch_fid_variant_gives_pytorch_fids_own_features(tmp_path, monkeypat
     """Against pytorch-fid's InceptionV3 wrapper (resize, scaling, blocks, pool3), both given one weights file."""
     import pytorch_fid.inception
 
-    state = create_extractor("inception_v3", weights="random", variant="pytorch-fid").network().net.state_dict()
+    state = create_extractor("inception_v3", weights="random", variant="pytorch-fid").fit().net_.net.state_dict()
     state = state | {"fc.weight": torch.zeros(1008, 2048), "fc.bias": torch.zeros(1008)}  # the file's classifier, unused by pool3
     file = tmp_path / "pt_inception-2015-12-05-6726825d.pth"
     torch.save(state, file)

@@ -7,9 +7,19 @@ import click
 from fdt.cli.common import UserError, param_paths, parse_params, split_list, user_errors
 
 
+class _ExtractorOption(click.Option):
+    """``--extractor``, whose help lists the registered names when help is shown (never on a plain run)."""
+
+    def get_help_record(self, ctx: click.Context) -> tuple[str, str] | None:
+        from fdt.features_store.registry import list_extractors
+
+        self.help = f"Registered extractor name: {', '.join(list_extractors())}."
+        return super().get_help_record(ctx)
+
+
 @click.command()
 @click.argument("data", nargs=-1, required=True, type=click.Path())
-@click.option("--extractor", "-e", required=True, help="Registered extractor name (vgg16, mobilenet_v2, xception, fft, autoencoder).")
+@click.option("--extractor", "-e", cls=_ExtractorOption, required=True, help="Registered extractor name.")
 @click.option("--param", "-p", "params", multiple=True, metavar="KEY=VALUE", help="Extractor parameter, repeatable (e.g. weights=random, size=64).")
 @click.option("--resolution", "-r", default="native", show_default=True, help="native, N (resize to NxN), crop:N (centre NxN, no resampling), randcrop:N, or a comma list such as 64,crop:256.")
 @click.option("--batch-size", default=32, show_default=True, type=click.IntRange(min=1))

@@ -1,4 +1,4 @@
-"""``fdt pipelines ls``: the pipeline specs (built in and the user's) with their search spaces."""
+"""``fdt pipelines ls``: the pipeline specs (built in, from plugins, and the user's) with their search spaces."""
 
 from __future__ import annotations
 
@@ -47,12 +47,14 @@ def pipelines() -> None:
 @SPECS_OPTION
 def ls(specs: str | None) -> None:
     """Show every pipeline spec: steps, default parameters and search space."""
-    from fdt.pipelines.specs import BUILTIN_SPECS, CLASSIFIERS, FEATURE_MAPS, load_specs
+    from fdt.plugins import plugin_names
+    from fdt.pipelines.specs import BUILTIN_SPECS, CLASSIFIERS, FEATURE_MAPS, PLUGIN_GROUP, load_specs
 
     with user_errors(specs):
         found = load_specs(specs)
+    from_plugins = set(plugin_names(PLUGIN_GROUP))
     for name, spec in found.items():
-        origin = "built-in" if name in BUILTIN_SPECS else specs
+        origin = "built-in" if name in BUILTIN_SPECS else "plugin" if name in from_plugins else specs
         click.echo(f"{name}  [{origin}]  {spec.description}")
         click.echo(f"  cost: {spec.cost or 'not stated'}" + ("  (time estimate before tuning)" if spec.quadratic else ""))
         click.echo(f"  steps: {' -> '.join(spec.steps)}  ({CLASSIFIERS.get(spec.classifier, spec.classifier)})")

@@ -26,6 +26,7 @@ from typing import Callable
 import numpy as np
 from PIL import Image
 
+from fdt.atomic import fsync_folder
 from fdt.data import REAL, write_manifest
 
 MANIFEST_NAME = "manifest.csv"
@@ -147,4 +148,5 @@ def build_corpus(folder: str | os.PathLike, source: str, crops: int = 1000, size
     (temporary / STAMP_NAME).write_text(json.dumps(corpus_config(crops, size, seed)), encoding="utf-8")
     shutil.rmtree(folder, ignore_errors=True)
     os.replace(temporary, folder)
+    fsync_folder(folder.parent)
     return folder / MANIFEST_NAME

@@ -275,7 +275,7 @@ def _check_extractors(experiment: Experiment, device: str) -> tuple[dict[str, di
         params = dict(config.params)
         choice = ""
         if params.get("weights") == IMAGENET_IF_CACHED:
-            cached = _imagenet_cached(config.extractor, where)
+            cached = _imagenet_cached(config.extractor, {k: v for k, v in params.items() if k != "weights"}, where)
             params["weights"] = "imagenet" if cached else "random"
             choice = "ImageNet weights (found in the cache)" if cached else f"seeded random weights (seed {params.get('seed', 0)}): ImageNet weights are not in the cache"
         try:
@@ -293,16 +293,11 @@ def _check_extractors(experiment: Experiment, device: str) -> tuple[dict[str, di
     return params_by_label, choice_by_label
 
 
-def _imagenet_cached(extractor: str, where: str) -> bool:
+def _imagenet_cached(extractor: str, params: dict[str, Any], where: str) -> bool:
     """Whether a CNN's published ImageNet weights are in the library cache (never downloads)."""
-    from fdt.models.backbones import BACKBONES
-    from fdt.models.weights import torch_cache_file
+    from fdt.features_store.registry import create_extractor
 
-    if extractor not in BACKBONES:
-        raise ExperimentError(f"{where}: weights = {IMAGENET_IF_CACHED!r} applies to the CNNs ({', '.join(BACKBONES)}), not {extractor!r}")
-    source = BACKBONES[extractor].published
-    if source.url:
-        return torch_cache_file(source.url).is_file()
-    from huggingface_hub import try_to_load_from_cache
-
-    return isinstance(try_to_load_from_cache(source.hf_repo, source.hf_filename), str)
+    model = create_extractor(extractor, **params)
+    if not callable(getattr(model, "published_weights", None)):
+        raise ExperimentError(f"{where}: weights = {IMAGENET_IF_CACHED!r} applies to the CNNs (extractors with published ImageNet weights), not {extractor!r}")
+    return model.published_weights().cached() is not None

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import random
 import shutil
 import time
@@ -28,7 +27,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from fdt import __version__
+from fdt import __version__, atomic
 from fdt.data import ImageRecord, load_image_set
 from fdt.experiment.config import CorpusImages, GeneratedImages, MatrixConfig, RobustnessConfig, StudyConfig
 from fdt.experiment.plan import GENERATOR_APIS, Plan
@@ -150,11 +149,9 @@ def read_stamp(path: Path) -> dict[str, Any] | None:
 
 
 def write_json(path: Path, value: Any) -> None:
-    """Write JSON atomically (temporary file, then rename)."""
+    """Write JSON atomically, creating its folder; values JSON cannot hold are written as text."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(json.dumps(value, indent=2, default=str) + "\n", encoding="utf-8")
-    os.replace(temporary, path)
+    atomic.write_json(path, value, default=str)
 
 
 # ---------------------------------------------------------------- images

@@ -9,13 +9,13 @@ results change.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from fdt.atomic import write_text
 from fdt.experiment.config import CorpusImages, FolderImages, GeneratedImages
 from fdt.pipelines.evaluation import INVERTED, TOO_FEW
 from fdt.pipelines.intervals import format_interval
@@ -62,11 +62,7 @@ def write_summary(result: "RunResult") -> Path:
         lines += _robustness_section(result, reports)
     lines += ["", "## Reading", ""]
     lines += [f"- {sentence}" for sentence in reading(result)]
-    path = reports / SUMMARY_NAME
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    os.replace(temporary, path)
-    return path
+    return write_text(reports / SUMMARY_NAME, "\n".join(lines) + "\n")
 
 
 def _robustness_section(result: "RunResult", reports: Path) -> list[str]:

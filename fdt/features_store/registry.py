@@ -1,55 +1,119 @@
 """The extractor registry: one public constructor, :func:`create_extractor`, keyed by name.
 
-Built-in extractors are registered by import path so that listing them costs
-nothing; a user's own extractor registers with :func:`register_extractor`.
+An extractor is registered once, where it is defined, as timm registers models::
+
+    @register_extractor("fft")
+    class FFTExtractor(Extractor): ...
+
+Adding an extractor is one module in :mod:`fdt.features_store.extractors` with one
+such line; nothing else names it. Three sources of names, looked at in this order:
+
+1. classes already registered in this process (a script's own, or a module imported before);
+2. the modules of :mod:`fdt.features_store.extractors`. Importing them all would import
+   torch, transformers and diffusers, seconds that ``fdt --help`` and listing names must
+   not cost, so the registry reads each module's source instead and finds its
+   ``register_extractor("...")`` calls (a cheap syntax scan, no import). Looking a name
+   up imports its module, whose decorator then registers the class; a scan that found a
+   name the import did not register is a bug and says so;
+3. plugins: ``fdt.extractors`` entry points of installed packages (:mod:`fdt.plugins`),
+   listed from their metadata and imported on lookup. A built-in name wins over a plugin's.
 """
 
 from __future__ import annotations
 
+import ast
+import functools
 import importlib
+import importlib.util
+import pkgutil
 from typing import Any, Callable, TypeVar
 
+from fdt import plugins
 from fdt.features_store.errors import ExtractorError, UnknownExtractorError
 
-_BUILTINS: dict[str, str] = {
-    "vgg16": "fdt.features_store.extractors.cnn:VGG16Extractor",
-    "mobilenet_v2": "fdt.features_store.extractors.cnn:MobileNetV2Extractor",
-    "xception": "fdt.features_store.extractors.cnn:XceptionExtractor",
-    "inception_v3": "fdt.features_store.extractors.inception:InceptionV3Extractor",
-    "fft": "fdt.features_store.extractors.fft:FFTExtractor",
-    "autoencoder": "fdt.features_store.extractors.autoencoder:AutoencoderExtractor",
-    "dct": "fdt.features_store.extractors.dct:DCTExtractor",
-    "clip": "fdt.features_store.extractors.vit:CLIPExtractor",
-    "dinov2": "fdt.features_store.extractors.vit:DINOv2Extractor",
-    "vae": "fdt.features_store.extractors.vae:VAEExtractor",
-}
-_REGISTERED: dict[str, Callable[..., Any]] = {}
+PACKAGE = "fdt.features_store.extractors"
+PLUGIN_GROUP = "fdt.extractors"
 
-T = TypeVar("T")
+_REGISTERED: dict[str, type] = {}
+
+T = TypeVar("T", bound=type)
 
 
 def register_extractor(name: str) -> Callable[[T], T]:
-    """Class decorator: make an extractor available to :func:`create_extractor` and ``fdt extract``."""
+    """Class decorator: make an extractor available as ``name`` to :func:`create_extractor` and ``fdt extract``.
+
+    The name is set on the class (``cls.name``), so it is written once.
+    """
 
     def decorate(cls: T) -> T:
+        cls.name = name
         _REGISTERED[name] = cls
         return cls
 
     return decorate
 
 
+@functools.cache
+def builtin_modules() -> dict[str, str]:
+    """``name -> module`` of every extractor registered in :mod:`fdt.features_store.extractors`, found without importing them."""
+    package = importlib.import_module(PACKAGE)
+    found: dict[str, str] = {}
+    for module in pkgutil.iter_modules(package.__path__):
+        full = f"{PACKAGE}.{module.name}"
+        spec = importlib.util.find_spec(full)
+        if spec is None or spec.origin is None or not spec.origin.endswith(".py"):
+            continue
+        with open(spec.origin, encoding="utf-8") as file:
+            source = file.read()
+        if "register_extractor(" not in source:
+            continue
+        for name in _registered_names(ast.parse(source, spec.origin)):
+            found.setdefault(name, full)
+    return found
+
+
+def _registered_names(tree: ast.AST) -> list[str]:
+    """String arguments of every ``register_extractor("...")`` call in a module's syntax tree."""
+    names = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str):
+            function = node.func
+            called = function.id if isinstance(function, ast.Name) else function.attr if isinstance(function, ast.Attribute) else ""
+            if called == "register_extractor":
+                names.append(node.args[0].value)
+    return names
+
+
 def list_extractors() -> list[str]:
-    """Names of every registered extractor, sorted."""
-    return sorted(set(_BUILTINS) | set(_REGISTERED))
+    """Names of every registered extractor (built in, registered by a script, or a plugin's), sorted; imports none of them."""
+    return sorted(set(_REGISTERED) | set(builtin_modules()) | set(plugins.plugin_names(PLUGIN_GROUP)))
 
 
 def extractor_class(name: str) -> Any:
+    """The class registered as ``name``, importing its module (or plugin) on first use."""
     if name in _REGISTERED:
         return _REGISTERED[name]
-    if name not in _BUILTINS:
-        raise UnknownExtractorError(f"unknown extractor {name!r}; choose one of: {', '.join(list_extractors())}")
-    module, attribute = _BUILTINS[name].split(":")
-    return getattr(importlib.import_module(module), attribute)
+    module = builtin_modules().get(name)
+    if module is not None:
+        importlib.import_module(module)
+        if name not in _REGISTERED:
+            raise RuntimeError(f"{module} mentions register_extractor({name!r}) but importing it registered no such extractor")
+        return _REGISTERED[name]
+    if name in plugins.plugin_names(PLUGIN_GROUP):
+        return _plugin_class(name)
+    raise UnknownExtractorError(f"unknown extractor {name!r}; choose one of: {', '.join(list_extractors())}")
+
+
+def _plugin_class(name: str) -> Any:
+    from fdt.features_store.extractors.base import Extractor
+
+    cls = plugins.load_plugin(PLUGIN_GROUP, name)
+    if cls is not None and not (isinstance(cls, type) and issubclass(cls, Extractor)):
+        plugins.report_broken(PLUGIN_GROUP, name, f"it names {cls!r}, not an Extractor subclass")
+        cls = None
+    if cls is None:
+        raise ExtractorError(f"extractor {name!r} comes from a plugin that does not load (see the warning above)")
+    return register_extractor(name)(cls)
 
 
 def create_extractor(name: str, **params: Any):

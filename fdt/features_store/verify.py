@@ -6,15 +6,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from fdt.features_store.errors import StoreFormatError
-from fdt.features_store.store import (
-    FeatureStore,
-    Shard,
-    ShardVanishedError,
-    _read_catalog_file,
-    consistent_read,
-    shard_checksum,
-    store_symlinks,
-)
+from fdt.features_store.catalog import read_catalog_file
+from fdt.features_store.fileformat import store_symlinks
+from fdt.features_store.shards import Shard, ShardVanishedError, consistent_read, shard_checksum
+from fdt.features_store.store import FeatureStore
 
 
 @dataclass
@@ -66,7 +61,7 @@ def _verify(store: FeatureStore) -> VerifyReport:
 
     for path in sorted((store.root / "catalog").glob("*.h5")):
         try:
-            report.catalog_rows += len(_read_catalog_file(path)["sha256"])
+            report.catalog_rows += len(read_catalog_file(path)["sha256"])
         except StoreFormatError as error:
             report.errors.append(str(error))
 

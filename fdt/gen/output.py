@@ -21,6 +21,7 @@ from typing import Sequence
 import numpy as np
 from PIL import Image
 
+from fdt.atomic import atomic_path
 from fdt.data import FAKE, write_manifest
 from fdt.gen.errors import GenError
 from fdt.gen.masks import mask_image
@@ -114,6 +115,5 @@ class OutputFolder:
 
 
 def _save_png(image: Image.Image, path: Path) -> None:
-    temporary = path.with_name(f".{path.name}.tmp")
-    image.save(temporary, format="PNG")
-    os.replace(temporary, path)
+    with atomic_path(path) as temporary:
+        image.save(temporary, format="PNG")

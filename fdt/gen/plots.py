@@ -1,19 +1,21 @@
 """Training records a person looks at: sample grids, first-vs-last comparisons, loss curves.
 
 Plots use matplotlib's object API (no pyplot), so they work headless and never
-touch a global figure state. Files are written to a temporary name and renamed.
+touch a global figure state. Files are written atomically (:mod:`fdt.atomic`).
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import math
 import os
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 from PIL import Image, ImageDraw
+
+from fdt.atomic import atomic_path, write_text
 
 
 def image_grid(images: np.ndarray, padding: int = 2) -> Image.Image:
@@ -44,10 +46,8 @@ def side_by_side(left: Image.Image, right: Image.Image, left_title: str, right_t
 
 def save_image(image: Image.Image, path: str | os.PathLike) -> None:
     """Save a PNG atomically."""
-    path = Path(path)
-    temporary = path.with_name(f".{path.name}.tmp")
-    image.save(temporary, format="PNG")
-    os.replace(temporary, path)
+    with atomic_path(path) as temporary:
+        image.save(temporary, format="PNG")
 
 
 def write_losses(rows: Sequence[dict[str, float]], columns: Sequence[str], csv_path: str | os.PathLike, png_path: str | os.PathLike) -> None:
@@ -56,13 +56,11 @@ def write_losses(rows: Sequence[dict[str, float]], columns: Sequence[str], csv_p
     The history lives in the checkpoint, so rewriting (not appending) keeps the
     CSV free of duplicate rows when an interrupted epoch is trained again.
     """
-    csv_path, png_path = Path(csv_path), Path(png_path)
-    temporary = csv_path.with_name(f".{csv_path.name}.tmp")
-    with open(temporary, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(columns))
-        writer.writeheader()
-        writer.writerows(rows)
-    os.replace(temporary, csv_path)
+    table = io.StringIO(newline="")
+    writer = csv.DictWriter(table, fieldnames=list(columns))
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text(csv_path, table.getvalue())
 
     from matplotlib.figure import Figure
 
@@ -75,6 +73,5 @@ def write_losses(rows: Sequence[dict[str, float]], columns: Sequence[str], csv_p
     axes.set_xlabel("iteration")
     axes.set_ylabel("loss")
     axes.legend()
-    temporary = png_path.with_name(f".{png_path.name}.tmp")
-    figure.savefig(temporary, format="png", dpi=100)
-    os.replace(temporary, png_path)
+    with atomic_path(png_path) as temporary:
+        figure.savefig(temporary, format="png", dpi=100)

@@ -11,24 +11,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from fdt.devices import resolve_device  # noqa: F401  (generators import it from here)
 from fdt.gen.errors import GenError, ModelNotFoundError
 
 _DTYPES = {"float32": "float32", "fp32": "float32", "float16": "float16", "fp16": "float16", "bfloat16": "bfloat16", "bf16": "bfloat16"}
-
-
-def resolve_device(device: str = "auto") -> str:
-    """``auto`` is CUDA where present, else CPU; an unavailable device is an error, not a fallback."""
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        parsed = torch.device(device)
-    except RuntimeError:
-        raise GenError(f"unknown device {device!r}; use auto, cpu, cuda or cuda:N") from None
-    if parsed.type == "cuda" and not torch.cuda.is_available():
-        raise GenError(f"device {device!r} was asked for but CUDA is not available; use --device cpu or auto")
-    return str(parsed)
 
 
 def resolve_dtype(dtype: str, device: str):

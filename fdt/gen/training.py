@@ -10,7 +10,6 @@ the previous epoch's checkpoint intact.
 from __future__ import annotations
 
 import hashlib
-import os
 import random
 from pathlib import Path
 from typing import Any, Sequence
@@ -19,6 +18,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from fdt.atomic import atomic_path
 from fdt.data import ImageRecord
 from fdt.gen.errors import GenError
 from fdt.gen.plots import image_grid, save_image, side_by_side
@@ -79,10 +79,9 @@ def restore_checkpoint(
 
 
 def save_checkpoint(state: dict[str, Any], path: Path) -> None:
-    """``torch.save`` to a temporary name, then rename over the previous checkpoint."""
-    temporary = path.with_name(f".{path.name}.tmp")
-    torch.save(state, temporary)
-    os.replace(temporary, path)
+    """``torch.save`` atomically over the previous checkpoint."""
+    with atomic_path(path) as temporary:
+        torch.save(state, temporary)
 
 
 def load_checkpoint(path: Path, what: str, device: str = "cpu") -> dict[str, Any]:

@@ -21,10 +21,9 @@ import io
 import logging
 import os
 import pickle
-import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -32,6 +31,8 @@ from PIL import Image
 from torch import nn
 
 from fdt import __version__
+from fdt.atomic import atomic_path, write_text
+from fdt.devices import resolve_device
 from fdt.data import REAL, DataError, ImageDecodeError, ImageRecord, apply_resolution, load_image_set, load_rgb, sha256_file
 from fdt.errors import FdtError
 from fdt.grouping import assign_groups, group_of, training_record, write_training_record
@@ -351,19 +352,6 @@ def _write_model_file(model: ConvAutoencoder, run: dict[str, Any], losses: list[
     )
 
 
-def resolve_device(device: str) -> torch.device:
-    """``"auto"`` means CUDA where present; asking for CUDA without it is an error, never a silent CPU run."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        target = torch.device(device)
-    except RuntimeError:
-        raise AutoencoderError(f"unknown device {device!r}; use auto, cpu or cuda") from None
-    if target.type == "cuda" and not torch.cuda.is_available():
-        raise AutoencoderError("CUDA is not available on this machine; use --device cpu or auto")
-    return target
-
-
 def _decode_all(records: Sequence[ImageRecord], size: int, progress: bool) -> tuple[torch.Tensor, int, list[ImageRecord]]:
     """Every readable image as one ``uint8`` tensor ``(n, 3, size, size)``, how many were skipped, and the decoded records."""
     pixels: list[torch.Tensor] = []
@@ -476,34 +464,8 @@ def _torch_load(path: Path, device: torch.device) -> Any:
 
 
 def _atomic_torch_save(obj: Any, path: Path) -> None:
-    buffer = io.BytesIO()
-    torch.save(obj, buffer)
-    _atomic_write(path, lambda handle: handle.write(buffer.getbuffer()))
-
-
-def _atomic_write(path: Path, write: Callable[[Any], Any]) -> None:
-    """Write through ``write(handle)`` to a temporary file beside ``path``, then rename it over ``path``.
-
-    A reader, or a run resumed after a kill, sees the old file or the new one, never half of one.
-    """
-    handle = tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False)
-    try:
-        with handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(handle.name, 0o666 & ~_umask())
-        os.replace(handle.name, path)
-    except BaseException:
-        os.unlink(handle.name)
-        raise
-
-
-def _umask() -> int:
-    # NamedTemporaryFile creates files 0600; the final file gets the mode open() would have given it.
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+    with atomic_path(path) as temporary:
+        torch.save(obj, temporary)
 
 
 def loss_curve_paths(out: Path) -> tuple[Path, Path]:
@@ -522,7 +484,7 @@ def _write_loss_curve(losses: Sequence[float], out: Path) -> None:
     writer = csv.writer(text, lineterminator="\n")
     writer.writerow(["epoch", "loss"])
     writer.writerows((epoch, repr(loss)) for epoch, loss in enumerate(losses, start=1))
-    _atomic_write(csv_path, lambda handle: handle.write(text.getvalue().encode()))
+    write_text(csv_path, text.getvalue())
 
     figure = Figure(figsize=(5, 3.2))
     FigureCanvasAgg(figure)
@@ -533,4 +495,5 @@ def _write_loss_curve(losses: Sequence[float], out: Path) -> None:
     axes.set_title(out.name)
     axes.grid(alpha=0.3)
     figure.tight_layout()
-    _atomic_write(png_path, lambda handle: figure.savefig(handle, format="png", dpi=100))
+    with atomic_path(png_path) as temporary:
+        figure.savefig(temporary, format="png", dpi=100)

@@ -3,9 +3,9 @@
 A model is named by a hub id (``openai/clip-vit-large-patch14``; a third path
 part is a subfolder, as in ``stabilityai/stable-diffusion-2-1/vae``) or by a
 local folder holding the same files. Files come from the Hugging Face cache
-(``HF_HOME``), downloaded only where a network is allowed (see
-:func:`fdt.models.weights.offline`); absent and not fetchable, the error names
-the model id, the file and the cache folder it belongs in. ``weights`` is
+(``HF_HOME``) through :func:`fdt.models.weights.resolve_published`, downloaded only
+where a network is allowed; absent and not fetchable, the error names the model
+id, the file and the cache folder it belongs in. ``weights`` is
 ``published`` (the model's own file), ``random`` (a seeded init from the model's
 config, an explicit choice) or a path to a state-dict file.
 """
@@ -16,16 +16,12 @@ import contextlib
 import hashlib
 import json
 import os
-import re
 import tempfile
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from fdt.data import sha256_file
 from fdt.features_store.errors import ExtractorError, WeightsNotFoundError
-from fdt.models.weights import offline
-
-_SHA256_BLOB = re.compile(r"[0-9a-f]{64}")
+from fdt.models.weights import WeightsSource, resolve_published, resolve_weights
 
 
 def is_local(model: str) -> bool:
@@ -47,25 +43,10 @@ def model_file(model: str, filename: str) -> Path:
         if not path.is_file():
             raise WeightsNotFoundError(f"model folder {model} has no {filename}")
         return path
-    from huggingface_hub import hf_hub_download, try_to_load_from_cache
-    from huggingface_hub.constants import HF_HUB_CACHE
-
     repo, subfolder = split_hub_id(model)
     in_repo = f"{subfolder}/{filename}" if subfolder else filename
-    cached = try_to_load_from_cache(repo, in_repo)
-    if isinstance(cached, str) and Path(cached).is_file():
-        return Path(cached)
-    hint = (
-        f"{model}: {in_repo} is not in the Hugging Face cache; files of {repo} go under {HF_HUB_CACHE} "
-        f"(run `hf download {repo} {in_repo}` where there is a network, or set HF_HOME), or give a local folder, "
-        f"or choose weights=random or weights=PATH"
-    )
-    if offline():
-        raise WeightsNotFoundError(hint + " (offline: FDT_OFFLINE/HF_HUB_OFFLINE is set)")
-    try:
-        return Path(hf_hub_download(repo, in_repo))
-    except Exception as error:  # any hub failure means the same to the user: the file is absent
-        raise WeightsNotFoundError(f"{hint} (download failed: {type(error).__name__})") from None
+    source = WeightsSource(model, hf_repo=repo, hf_filename=in_repo)
+    return resolve_published(source, what=f"{model}: {in_repo}", alternatives="or give a local folder, or choose weights=random or weights=PATH")
 
 
 def read_json(model: str, filename: str) -> dict[str, Any]:
@@ -82,27 +63,9 @@ def config_digest(*configs: dict[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
-def file_identity(path: Path) -> str:
-    """``sha256:<16 hex>`` of a weights file; a Hugging Face cache blob is named by its SHA-256 already, so it is not read."""
-    blob = Path(os.path.realpath(path))
-    if blob.parent.name == "blobs" and _SHA256_BLOB.fullmatch(blob.name):
-        return f"sha256:{blob.name[:16]}"
-    return f"sha256:{sha256_file(path)[:16]}"
-
-
 def weights_choice(model: str, weights: str, seed: int, filename: str) -> tuple[str, Path | None]:
-    """``(identity, file)`` for ``weights`` = ``published``, ``random`` or a path."""
-    if weights == "random":
-        if not isinstance(seed, int) or isinstance(seed, bool):
-            raise ExtractorError(f"seed must be an integer, not {seed!r}")
-        return f"random:seed={seed}", None
-    if weights == "published":
-        path = model_file(model, filename)
-        return f"published:{file_identity(path)}", path
-    path = Path(str(weights)).expanduser()
-    if not path.is_file():
-        raise ExtractorError(f"weights must be 'published', 'random' or an existing file, not {weights!r}")
-    return f"file:{file_identity(path)}", path
+    """``(identity, file)`` for ``weights`` = ``published`` (``filename`` of ``model``), ``random`` or a path."""
+    return resolve_weights(weights, seed, lambda: model_file(model, filename))
 
 
 def load_pretrained(from_pretrained: Callable[..., Any], weights_file: Path, filename: str, config_json: dict[str, Any], **kwargs: Any) -> Any:

@@ -17,6 +17,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from fdt.models.backbones import Backbone
+from fdt.models.weights import WeightsSource
+
 
 def inception_v3_network() -> nn.Module:
     """torchvision's Inception-v3 with the auxiliary head its published weights hold.
@@ -59,3 +62,17 @@ class InceptionPool3(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
+
+
+MINUS_ONE_TO_ONE = ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
+INCEPTION_V3 = Backbone(
+    inception_v3_network, InceptionPool3,
+    WeightsSource("inception_v3", url="https://download.pytorch.org/models/inception_v3_google-0cc3c7bd.pth"),
+    2048, *MINUS_ONE_TO_ONE, 299,
+)
+FID_INCEPTION = Backbone(
+    fid_inception_network, InceptionPool3,
+    WeightsSource("inception_v3 (pytorch-fid)", url="https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/pt_inception-2015-12-05-6726825d.pth"),
+    2048, *MINUS_ONE_TO_ONE, 299,
+)
+"""torchvision's ``IMAGENET1K_V1`` network and pytorch-fid's FID Inception, both read from the torch hub cache."""

@@ -18,10 +18,10 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Sequence
 
+from fdt.atomic import write_bytes, write_json
 from fdt.data import sha256_file
 from fdt.errors import check_inside, check_name
 from fdt.pipelines.errors import ModelIntegrityError, PipelineError
@@ -29,19 +29,6 @@ from fdt.pipelines.errors import ModelIntegrityError, PipelineError
 MODEL_SUFFIX, CARD_SUFFIX = ".skops", ".json"
 PICKLE_SUFFIXES = (".joblib", ".pkl", ".pickle")
 CARD_TYPE, CARD_VERSION = "fdt.model_card", "1"
-
-
-def _atomic_write(path: Path, write) -> None:
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            write(stream)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 def tuned_card(name: str, spec: Any, result: Any, data: Any, real: Sequence[str], fake: Sequence[str], seed: int, cv: int, storage: str) -> dict[str, Any]:
@@ -92,7 +79,7 @@ def save_model(model: Any, card: dict[str, Any], directory: str | os.PathLike, n
     model_path = directory / f"{name}{MODEL_SUFFIX}"
     check_inside(directory, model_path, "model file")
     directory.mkdir(parents=True, exist_ok=True)
-    _atomic_write(model_path, lambda stream: stream.write(skops.io.dumps(model)))
+    write_bytes(model_path, skops.io.dumps(model))
     import sklearn
 
     from fdt import __version__
@@ -106,8 +93,7 @@ def save_model(model: Any, card: dict[str, Any], directory: str | os.PathLike, n
         "fdt_version": __version__,
         "sklearn_version": sklearn.__version__,
     }
-    text = json.dumps(card, indent=2, sort_keys=False, default=_jsonable) + "\n"
-    _atomic_write(card_path(model_path), lambda stream: stream.write(text.encode()))
+    write_json(card_path(model_path), card, default=_jsonable)
     return model_path, card
 
 

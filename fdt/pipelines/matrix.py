@@ -19,6 +19,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 from sklearn.metrics import roc_curve
 
+from fdt.atomic import write_json, write_text
 from fdt.features_store.featureset import FeatureSet
 from fdt.pipelines.evaluation import INVERTED, TOO_FEW, evaluate_rows
 from fdt.pipelines.intervals import DEFAULT_RESAMPLES, choose_thresholds, format_interval
@@ -333,14 +334,13 @@ def write_report(report: MatrixReport, directory: str | Path) -> list[Path]:
     for matrix in report.matrices:
         stem = directory / _slug(matrix.title)
         for suffix, text in ((".csv", matrix.to_csv()), (".md", matrix.to_markdown()), (".json", json.dumps(matrix.to_dict(), indent=2))):
-            stem.with_suffix(suffix).write_text(text, encoding="utf-8")
-            written.append(stem.with_suffix(suffix))
+            written.append(write_text(stem.with_suffix(suffix), text))
         written.append(plots.heatmap(matrix, stem.with_name(stem.name + "-heatmap.png"), report.weights))
         written.append(plots.roc_curves(matrix, stem.with_name(stem.name + "-roc.png")))
     for res, fs in report.data.items():
         written.append(plots.pca_scatter(fs, directory / _slug(f"pca at {res}.png"), report.weights[res]))
-    (directory / "report.json").write_text(json.dumps(report.to_dict(), indent=2, default=str), encoding="utf-8")
-    (directory / "report.md").write_text(report.to_markdown(), encoding="utf-8")
+    write_json(directory / "report.json", report.to_dict(), default=str)
+    write_text(directory / "report.md", report.to_markdown())
     return written + [directory / "report.json", directory / "report.md"]
 
 

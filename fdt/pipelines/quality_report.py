@@ -21,13 +21,13 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
+from fdt.atomic import atomic_path, write_json, write_text
 from fdt.features_store.featureset import ExtractorKey, FeatureSet
 from fdt.pipelines.errors import PipelineError
 from fdt.pipelines.intervals import DEFAULT_RESAMPLES, format_interval
@@ -304,15 +304,12 @@ def write_quality(report: QualityReport, directory: str | os.PathLike) -> list[P
     """``quality.json``, ``quality.csv``, ``quality.md`` and ``quality-vs-detectability.png`` in ``directory``."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    written = []
-    for name, text in (
-        ("quality.json", json.dumps(report.to_dict(), indent=2, default=str)),
-        ("quality.csv", report.to_csv()),
-        ("quality.md", report.to_markdown()),
-    ):
-        written.append(_write_text(directory / name, text))
-    written.append(quality_scatter(report, directory / "quality-vs-detectability.png"))
-    return written
+    return [
+        write_json(directory / "quality.json", report.to_dict(), default=str),
+        write_text(directory / "quality.csv", report.to_csv()),
+        write_text(directory / "quality.md", report.to_markdown()),
+        quality_scatter(report, directory / "quality-vs-detectability.png"),
+    ]
 
 
 def quality_scatter(report: QualityReport, path: Path) -> Path:
@@ -339,23 +336,11 @@ def quality_scatter(report: QualityReport, path: Path) -> Path:
         axes.set(xlabel=label, ylabel="detectability: ROC AUC")
         axes.grid(alpha=0.3)
     figure.suptitle(f"Quality vs detectability; features: {report.key.describe()}\n{report.feature_space.split('; ', 1)[-1]}", fontsize=9)
-    figure.savefig(path, dpi=100)
+    with atomic_path(path) as temporary:
+        figure.savefig(temporary, dpi=100, format="png")
     return path
 
 
 def _error_bar(value: float, interval: tuple[float, float]) -> list[list[float]]:
     low, high = interval
     return [[max(value - low, 0.0)], [max(high - value, 0.0)]]
-
-
-def _write_text(path: Path, text: str) -> Path:
-    """Write ``text`` to a temporary file beside ``path``, then rename it: a reader never sees half a report."""
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    return path

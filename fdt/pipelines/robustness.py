@@ -30,6 +30,7 @@ from typing import Any, Collection, Sequence
 
 import numpy as np
 
+from fdt.atomic import write_text
 from fdt.features_store.featureset import FeatureSet
 from fdt.perturb import Sweep, parse_chain, parse_sweep
 from fdt.pipelines.errors import PipelineError
@@ -267,11 +268,7 @@ def write_robustness(report: RobustnessReport, directory: str | Path) -> list[Pa
     directory.mkdir(parents=True, exist_ok=True)
     written = []
     for name, text in (("robustness.csv", report.to_csv()), ("robustness.json", json.dumps(report.to_dict(), indent=2)), ("robustness.md", report.to_markdown())):
-        path = directory / name
-        temporary = path.with_name(f".{name}.tmp")
-        temporary.write_text(text, encoding="utf-8")
-        temporary.replace(path)
-        written.append(path)
+        written.append(write_text(directory / name, text))
     for index, sweep in enumerate(report.sweeps):
         written.append(plot_sweep(report, index, directory / f"robustness-{sweep.name}.png"))
     return written

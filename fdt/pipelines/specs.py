@@ -2,7 +2,9 @@
 
 A spec is ``scaler?`` → ``pca?`` → ``features?`` (a kernel map) → ``classifier``, with fixed parameters and a
 search space keyed by scikit-learn's ``step__param`` names. Built-in specs live in
-:data:`BUILTIN_SPECS`; users add their own in a TOML file without editing fdt::
+:data:`BUILTIN_SPECS` (adding one is one entry there); installed packages add
+theirs through ``fdt.pipelines`` entry points (:func:`plugin_specs`); users add
+their own in a TOML file without editing fdt::
 
     [pipelines.svm-poly]
     description = "SVM with a polynomial kernel"
@@ -359,12 +361,46 @@ BUILTIN_SPECS: dict[str, PipelineSpec] = {
 }
 
 
-def load_specs(path: str | Path | None = None) -> dict[str, PipelineSpec]:
-    """Built-in specs plus those of a user TOML file (``[pipelines.<name>]`` tables), by name.
+PLUGIN_GROUP = "fdt.pipelines"
 
-    Raises :class:`SpecError` for a malformed file or a name that shadows a built-in.
+
+def plugin_specs() -> dict[str, PipelineSpec]:
+    """Specs of installed plugins (``fdt.pipelines`` entry points), by entry-point name.
+
+    An entry point names a :class:`PipelineSpec` or a table as in a spec file. A
+    plugin is installed code the user chose to run, so the classifier its spec
+    names is allowed (:func:`allow_class`) as if given with ``--allow-class``. A
+    spec that is malformed or shadows a built-in is reported in one warning line
+    and skipped.
     """
-    specs = dict(BUILTIN_SPECS)
+    from fdt import plugins
+
+    found: dict[str, PipelineSpec] = {}
+    for name, value in plugins.load_plugins(PLUGIN_GROUP).items():
+        if name in BUILTIN_SPECS:
+            plugins.report_broken(PLUGIN_GROUP, name, "it would shadow the built-in spec of that name")
+            continue
+        try:
+            if isinstance(value, PipelineSpec):
+                value = value.to_dict() | {"name": name}
+            if not isinstance(value, Mapping):
+                raise SpecError(f"it names {type(value).__name__}, not a PipelineSpec or a spec table")
+            table = {k: v for k, v in value.items() if k != "name"}
+            classifier = CLASSIFIERS.get(str(table.get("classifier")), str(table.get("classifier")))
+            if "." in classifier:
+                allow_class(classifier)
+            found[name] = spec_from_dict(name, table, where=f"plugin pipeline {name!r}")
+        except SpecError as error:
+            plugins.report_broken(PLUGIN_GROUP, name, str(error))
+    return found
+
+
+def load_specs(path: str | Path | None = None) -> dict[str, PipelineSpec]:
+    """Built-in specs, those of installed plugins, and those of a user TOML file (``[pipelines.<name>]`` tables), by name.
+
+    Raises :class:`SpecError` for a malformed file or a name that shadows a built-in or a plugin's spec.
+    """
+    specs = dict(BUILTIN_SPECS) | plugin_specs()
     if path is None:
         return specs
     path = Path(path)
@@ -378,8 +414,9 @@ def load_specs(path: str | Path | None = None) -> dict[str, PipelineSpec]:
     if not isinstance(tables, dict) or not tables:
         raise SpecError(f"{path}: no [pipelines.<name>] tables")
     for name, table in tables.items():
-        if name in BUILTIN_SPECS:
-            raise SpecError(f"{path}: pipeline {name!r} would shadow the built-in of that name; rename it")
+        if name in specs:
+            origin = "built-in" if name in BUILTIN_SPECS else "plugin's spec"
+            raise SpecError(f"{path}: pipeline {name!r} would shadow the {origin} of that name; rename it")
         specs[name] = spec_from_dict(name, table, where=f"{path}: pipeline {name!r}")
     return specs
 

@@ -14,8 +14,9 @@ from typing import Mapping
 
 import numpy as np
 
+from fdt.atomic import atomic_path, write_text
 from fdt.pipelines.quality import PRDC
-from fdt.pipelines.quality_report import QualityReport, _write_text, write_quality
+from fdt.pipelines.quality_report import QualityReport, write_quality
 
 
 def write_training_curve(report: QualityReport, epochs: Mapping[str, int], directory: str | os.PathLike) -> list[Path]:
@@ -29,7 +30,7 @@ def write_training_curve(report: QualityReport, epochs: Mapping[str, int], direc
     by_source = dict(zip((row.source for row in report.rows), lines))
     ordered = sorted(report.rows, key=lambda row: epochs[row.source])
     text = "\n".join([f"epoch,{header}", *(f"{epochs[row.source]},{by_source[row.source]}" for row in ordered)]) + "\n"
-    written.append(_write_text(directory / "training.csv", text))
+    written.append(write_text(directory / "training.csv", text))
     written.append(epoch_plot(report, epochs, directory / "quality-vs-epoch.png"))
     return written
 
@@ -67,5 +68,6 @@ def epoch_plot(report: QualityReport, epochs: Mapping[str, int], path: Path) -> 
         bars(detect, [epochs[r.source] for r in scored], [r.detectability.value for r in scored], [r.detectability.interval for r in scored])
     detect.axhline(0.5, color="grey", linestyle=":")
     figure.suptitle(f"Quality and detectability across training; features: {report.key.describe()}\n{report.feature_space.split('; ', 1)[-1]}", fontsize=9)
-    figure.savefig(path, dpi=100)
+    with atomic_path(path) as temporary:
+        figure.savefig(temporary, dpi=100, format="png")
     return path

@@ -79,7 +79,7 @@ def test_plan_refuses_a_real_source_listed_as_fake(tmp_path):
 
 
 def test_imagenet_if_cached_uses_the_cache_when_the_file_is_there(tmp_path, monkeypatch):
-    from fdt.models.backbones import BACKBONES
+    from fdt.models.backbones import VGG16
     from fdt.models.weights import torch_cache_file
 
     write_noise(tmp_path / "coco", 2)
@@ -90,7 +90,7 @@ def test_imagenet_if_cached_uses_the_cache_when_the_file_is_there(tmp_path, monk
     assert plan.extractor_params["vgg16"]["weights"] == "random"
     assert plan.weights_choice["vgg16"].startswith("seeded random weights (seed 3): ImageNet weights are not in the cache")
 
-    cached = torch_cache_file(BACKBONES["vgg16"].published.url)
+    cached = torch_cache_file(VGG16.published.url)
     cached.parent.mkdir(parents=True)
     cached.write_bytes(b"stand-in weights: only their presence and hash are read when planning")
     plan = make_plan(experiment, tmp_path / "ws")

@@ -47,16 +47,11 @@ class AutoencoderExtractor(Extractor):
         ``auto``, ``cpu`` or ``cuda``.
     """
 
-    name = "autoencoder"
 
     def __init__(self, model: str = "models/ae.pt", output: str = "latent", device: str = "cpu") -> None:
         self.model = model
         self.output = output
         self.device = device
-
-    def _reset(self) -> None:
-        for attribute in ("_config", "_net", "_identity"):
-            self.__dict__.pop(attribute, None)
 
     def _output(self) -> str:
         if self.output not in ("latent", "error"):
@@ -85,15 +80,17 @@ class AutoencoderExtractor(Extractor):
     def preprocessor(self) -> AutoencoderInput:
         return AutoencoderInput(int(self._file_config()["size"]))
 
+    def _build(self) -> None:
+        self.device_ = resolve_device(self.device)
+        self.net_ = load_autoencoder(self.model, device=self.device_)
+
     def forward(self, batch: np.ndarray) -> np.ndarray:
-        if "_net" not in self.__dict__:
-            self._device = resolve_device(self.device)
-            self._net = load_autoencoder(self.model, device=self._device)
+        self._fitted()
         with torch.inference_mode():
-            pixels = torch.from_numpy(np.ascontiguousarray(batch)).to(self._device)
+            pixels = torch.from_numpy(np.ascontiguousarray(batch)).to(self.device_)
             if self._output() == "latent":
-                return self._net.encode(pixels).float().cpu().numpy()
-            reconstructions = self._net(pixels)
+                return self.net_.encode(pixels).float().cpu().numpy()
+            reconstructions = self.net_(pixels)
             return error_features(pixels, reconstructions, l2_map(pixels, reconstructions)).cpu().numpy()
 
     def info(self) -> dict[str, Any]:

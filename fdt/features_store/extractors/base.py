@@ -1,7 +1,7 @@
 """The extractor contract, shared by every registered extractor.
 
-scikit-learn style: ``__init__`` only stores parameters; the network is built
-lazily on first use; ``transform(images) -> ndarray[n, num_features]``;
+scikit-learn transformers: ``__init__`` only stores parameters; the network is
+built by ``fit`` or on first use; ``transform(images) -> ndarray[n, num_features]``;
 ``num_features`` is known before the first image. Work is split in two so that
 decoding can run in DataLoader workers: :meth:`preprocessor` returns a small
 picklable callable (PIL image -> float32 array) and :meth:`forward` maps a stacked
@@ -15,7 +15,9 @@ from typing import Any, Callable, ClassVar, Iterable
 
 import numpy as np
 from PIL import Image
+from sklearn.base import BaseEstimator, TransformerMixin
 
+from fdt.devices import resolve_device  # noqa: F401  (extractors import it from here)
 from fdt.features_store.errors import ExtractorError
 
 # parameters that change how fast features come, never what they are
@@ -24,36 +26,39 @@ RUNTIME_PARAMS = frozenset({"device"})
 WEIGHT_PARAMS = frozenset({"weights", "seed"})
 
 
-class Extractor:
-    """Base class: subclasses set ``name`` and implement the four abstract methods below."""
+class Extractor(TransformerMixin, BaseEstimator):
+    """Base class: subclasses register a name and implement the contract below.
+
+    A scikit-learn transformer: ``get_params``/``set_params``/``repr``/``clone``
+    come from :class:`~sklearn.base.BaseEstimator`. :meth:`fit` learns nothing from
+    the images (the network is frozen); it checks the parameters and builds the
+    network into ``_``-suffixed attributes, so ``check_is_fitted`` says whether the
+    network is built. :meth:`transform` fits on first use.
+    """
 
     name: ClassVar[str] = ""
+    """Set by :func:`~fdt.features_store.registry.register_extractor`."""
     reads_spectrum: ClassVar[bool] = False
     """True for extractors of frequency content, which a resize (a low-pass filter) distorts."""
 
     @classmethod
     def param_names(cls) -> list[str]:
+        """Parameter names in signature order (the order people read in messages)."""
         signature = inspect.signature(cls.__init__)
         return [p for p in signature.parameters if p != "self"]
 
-    def get_params(self, deep: bool = True) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in self.param_names()}
-
     def set_params(self, **params: Any) -> "Extractor":
-        for name, value in params.items():
+        """As scikit-learn's, with fdt's error for an unknown name; the built network and cached state are dropped."""
+        for name in params:
             if name not in self.param_names():
                 raise ExtractorError(f"extractor {self.name!r} has no parameter {name!r}; its parameters are {', '.join(self.param_names())}")
-            setattr(self, name, value)
+        super().set_params(**params)
         self._reset()
         return self
 
     def key_params(self) -> dict[str, Any]:
         """Parameters that change the features: the store key's ``params``."""
         return {k: v for k, v in self.get_params().items() if k not in RUNTIME_PARAMS | WEIGHT_PARAMS}
-
-    def __repr__(self) -> str:
-        params = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
-        return f"{type(self).__name__}({params})"
 
     # ---- the contract
 
@@ -76,19 +81,34 @@ class Extractor:
         raise NotImplementedError
 
     def forward(self, batch: np.ndarray) -> np.ndarray:
+        """Features of a stacked batch of preprocessed arrays; a network extractor fits on first use."""
         raise NotImplementedError
+
+    def _build(self) -> None:
+        """Build the network into ``_``-suffixed attributes (networks override this; weight-free extractors need nothing)."""
+
+    def _fitted(self) -> "Extractor":
+        """``self``, fitted first if it was not: what ``forward`` calls before it needs the network."""
+        return self if self.__sklearn_is_fitted__() else self.fit()
 
     def info(self) -> dict[str, Any]:
         """Self-description stored with the features (versions of the libraries that computed them)."""
         return {}
 
-    # ---- sklearn-style use from analysis scripts
+    # ---- scikit-learn's transformer contract
 
     def fit(self, images: Any = None, y: Any = None) -> "Extractor":
+        """Check the parameters and build the network; ``images`` and ``y`` are ignored (nothing is learnt)."""
+        self.n_features_out_ = self.num_features
+        self._build()
         return self
+
+    def __sklearn_is_fitted__(self) -> bool:
+        return "n_features_out_" in self.__dict__
 
     def transform(self, images: Iterable[Image.Image], batch_size: int = 32) -> np.ndarray:
         """Features of RGB PIL images, ``(n, num_features)`` float32, in input order."""
+        self._fitted()
         prepare = self.preprocessor()
         arrays = [prepare(image) for image in images]
         out = np.empty((len(arrays), self.num_features), dtype=np.float32)
@@ -99,7 +119,10 @@ class Extractor:
         return out
 
     def _reset(self) -> None:
-        """Forget built state after a parameter change."""
+        """Forget everything but the parameters (the built network, cached configs and identities)."""
+        params = set(self.param_names())
+        for attribute in [a for a in self.__dict__ if a not in params]:
+            del self.__dict__[attribute]
 
 
 def _group_by_shape(arrays: list[np.ndarray]) -> list[list[int]]:
@@ -109,14 +132,3 @@ def _group_by_shape(arrays: list[np.ndarray]) -> list[list[int]]:
     return list(groups.values())
 
 
-def resolve_device(device: str) -> str:
-    """``auto`` means CUDA where present; asking for CUDA without it is an error, not a fallback."""
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ExtractorError("device 'cuda' was asked for but torch sees no CUDA device; use --device cpu or auto")
-    if device != "cpu" and not device.startswith("cuda"):
-        raise ExtractorError(f"device must be auto, cpu or cuda[:N], not {device!r}")
-    return device

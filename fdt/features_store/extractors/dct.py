@@ -74,7 +74,6 @@ class DCTExtractor(Extractor):
         Accepted for a uniform CLI; the DCT always runs on the CPU workers.
     """
 
-    name = "dct"
     reads_spectrum = True
 
     def __init__(self, size: int = 64, channels: str = "gray", device: str = "cpu") -> None:

@@ -142,7 +142,6 @@ class FFTExtractor(Extractor):
         Accepted for a uniform CLI; the FFT always runs on the CPU workers.
     """
 
-    name = "fft"
     reads_spectrum = True
 
     def __init__(self, size: int = 64, profile: str | bool = "none", grid: str = "band-mean", device: str = "cpu") -> None:

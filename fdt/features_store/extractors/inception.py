@@ -10,17 +10,23 @@ extractors, which keep the pixels as the resolution setting leaves them.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from PIL import Image
 
 from fdt.features_store.errors import ExtractorError
-from fdt.features_store.extractors.cnn import CNNExtractor
+from fdt.features_store.extractors.cnn import CNNExtractor, Preprocessing
 from fdt.features_store.registry import register_extractor
+from fdt.models.backbones import Backbone, build_backbone
+from fdt.models.inception import FID_INCEPTION, INCEPTION_V3
+from fdt.models.weights import WeightsSource
 
 FID_INPUT_SIZE = 299
 MIN_INPUT_SIZE = 75  # the smallest input Inception-v3's stem and reductions accept
+VARIANTS: dict[str, Backbone] = {"torchvision": INCEPTION_V3, "pytorch-fid": FID_INCEPTION}
 
 
 @dataclass(frozen=True)
@@ -30,15 +36,10 @@ class BilinearResize:
     size: int
 
     def __call__(self, image: Image.Image) -> np.ndarray:
-        import torch
-
         pixels = torch.from_numpy(np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0).permute(2, 0, 1)[None]
         if pixels.shape[-2:] != (self.size, self.size):
             pixels = torch.nn.functional.interpolate(pixels, size=(self.size, self.size), mode="bilinear", align_corners=False)
         return np.ascontiguousarray((pixels[0] * 2 - 1).numpy())
-
-
-VARIANTS = {"torchvision": "inception_v3", "pytorch-fid": "inception_v3_fid"}
 
 
 @register_extractor("inception_v3")
@@ -63,23 +64,34 @@ class InceptionV3Extractor(CNNExtractor):
         super().__init__(weights, seed, input_size, precision, channels_last, device)
         self.variant = variant
 
-    def _variant(self) -> str:
+    @property
+    def backbone(self) -> Backbone:
         if self.variant not in VARIANTS:
             raise ExtractorError(f"inception_v3 variant must be one of {', '.join(VARIANTS)}, not {self.variant!r}")
-        return self.variant
+        return VARIANTS[self.variant]
+
+    def published_weights(self) -> WeightsSource:
+        return self.backbone.published
+
+    def preprocessing(self) -> Preprocessing:
+        return Preprocessing(FID_INPUT_SIZE, self.backbone.mean, self.backbone.std)
 
     @property
-    def backbone(self) -> str:  # type: ignore[override]
-        return VARIANTS[self._variant()]
+    def num_features(self) -> int:
+        return self.backbone.num_features
 
-    def key_params(self) -> dict[str, Any]:
-        return {**super().key_params(), "variant": self._variant()}
+    def make_network(self, weights_file: Path | None) -> torch.nn.Module:
+        return build_backbone(self.backbone, self.seed, weights_file)
 
     def _input_size(self) -> int:
         size = FID_INPUT_SIZE if self.input_size is None else self.input_size
         if isinstance(size, bool) or not isinstance(size, int) or size < MIN_INPUT_SIZE:
             raise ExtractorError(f"inception_v3 input_size must be an integer of at least {MIN_INPUT_SIZE} (299 for FID), not {self.input_size!r}")
         return size
+
+    def key_params(self) -> dict[str, Any]:
+        self.backbone  # refuses an unknown variant before any key is made
+        return {**super().key_params(), "variant": self.variant}
 
     def preprocessor(self) -> BilinearResize:
         return BilinearResize(self._input_size())
@@ -89,4 +101,4 @@ class InceptionV3Extractor(CNNExtractor):
         return f"{note}: the Fréchet distance on them is not an FID" if note else ""
 
     def info(self) -> dict[str, Any]:
-        return {**super().info(), "resize": "bilinear, align_corners=False, to input_size (the FID's preprocessing)"}
+        return {**super().info(), "variant": self.variant, "resize": "bilinear, align_corners=False, to input_size (the FID's preprocessing)"}

@@ -61,10 +61,10 @@ def lpips_network() -> tuple[torch.nn.Module, str]:
     """
     import lpips
 
-    from fdt.models.backbones import BACKBONES
-    from fdt.models.weights import load_state_dict, resolve_published
+    from fdt.models.backbones import VGG16
+    from fdt.models.weights import file_identity, load_state_dict, resolve_published
 
-    path = resolve_published(BACKBONES["vgg16"].published)
+    path = resolve_published(VGG16.published)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # lpips calls torchvision's deprecated ``pretrained=`` argument
         metric = lpips.LPIPS(net="vgg", pretrained=True, pnet_rand=True, spatial=True, verbose=False)
@@ -72,7 +72,7 @@ def lpips_network() -> tuple[torch.nn.Module, str]:
     for name, tensor in metric.net.named_parameters():
         slice_name, index, kind = name.split(".")
         tensor.data.copy_(state[f"features.{index}.{kind}"])
-    identity = f"lpips-vgg-v0.1:{hub.file_identity(path)}"
+    identity = f"lpips-vgg-v0.1:{file_identity(path)}"
     return metric.eval().requires_grad_(False), identity
 
 
@@ -98,7 +98,6 @@ class VAEExtractor(Extractor):
         ``auto``, ``cpu`` or ``cuda``; not part of the features' identity.
     """
 
-    name = "vae"
 
     def __init__(
         self, model: str = "stabilityai/stable-diffusion-2-1/vae", distance: str = "lpips_2", weights: str = "published", seed: int = 0, device: str = "cpu"
@@ -108,10 +107,6 @@ class VAEExtractor(Extractor):
         self.weights = weights
         self.seed = seed
         self.device = device
-
-    def _reset(self) -> None:
-        for attribute in ("_net", "_identity", "_config", "_metric"):
-            self.__dict__.pop(attribute, None)
 
     def _distance(self) -> str:
         if self.distance not in DISTANCES:
@@ -150,27 +145,26 @@ class VAEExtractor(Extractor):
         blocks = self._vae_config().get("block_out_channels") or [0]
         return VAEInput(2 ** (len(blocks) - 1))
 
-    def network(self) -> torch.nn.Module:
-        if "_net" not in self.__dict__:
-            from diffusers import AutoencoderKL
+    def _build(self) -> None:
+        from diffusers import AutoencoderKL
 
-            self.weights_identity()
-            self._device = resolve_device(self.device)
-            if self._weights_file is None:
-                with torch.random.fork_rng(devices=[]):
-                    torch.manual_seed(self.seed)
-                    net = AutoencoderKL.from_config(self._vae_config())
-            else:
-                net = hub.load_pretrained(AutoencoderKL.from_pretrained, self._weights_file, VAE_WEIGHTS, self._vae_config())
-            self._net = net.eval().requires_grad_(False).to(self._device)
-            if "_metric" in self.__dict__:
-                self._metric = self._metric.to(self._device)
-        return self._net
+        self.weights_identity()
+        self.device_ = resolve_device(self.device)
+        if self._weights_file is None:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(self.seed)
+                net = AutoencoderKL.from_config(self._vae_config())
+        else:
+            net = hub.load_pretrained(AutoencoderKL.from_pretrained, self._weights_file, VAE_WEIGHTS, self._vae_config())
+        self.net_ = net.eval().requires_grad_(False).to(self.device_)
+        if "_metric" in self.__dict__:
+            self._metric = self._metric.to(self.device_)
 
     def forward(self, batch: np.ndarray) -> np.ndarray:
-        net = self.network()
+        self._fitted()
+        net = self.net_
         with torch.inference_mode():
-            images = torch.from_numpy(np.ascontiguousarray(batch)).to(self._device)
+            images = torch.from_numpy(np.ascontiguousarray(batch)).to(self.device_)
             reconstructions = net.decode(net.encode(images).latent_dist.mode()).sample.clamp(-1.0, 1.0)
             distance = self._distance()
             if distance == "l2":

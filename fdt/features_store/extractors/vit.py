@@ -93,10 +93,6 @@ class HubViTExtractor(Extractor):
     precision: str
     device: str
 
-    def _reset(self) -> None:
-        for attribute in ("_net", "_identity", "_config", "_processor"):
-            self.__dict__.pop(attribute, None)
-
     def _configs(self) -> tuple[dict[str, Any], dict[str, Any]]:
         if "_config" not in self.__dict__:
             self._config = self.architecture(hub.read_json(self.model, "config.json"))
@@ -129,28 +125,26 @@ class HubViTExtractor(Extractor):
         """The ``transformers`` (model class, config class) of the tower."""
         raise NotImplementedError
 
-    def network(self) -> torch.nn.Module:
-        if "_net" not in self.__dict__:
-            self.weights_identity()
-            self._device = resolve_device(self.device)
-            model_class, config_class = self.model_class()
-            config = config_class.from_dict(self._configs()[0])
-            if self._weights_file is None:
-                with torch.random.fork_rng(devices=[]):
-                    torch.manual_seed(self.seed)
-                    net = model_class(config)
-            else:
-                net = hub.load_pretrained(model_class.from_pretrained, self._weights_file, self.weights_filename, self._configs()[0], config=config)
-            self._net = net.eval().requires_grad_(False).to(self._device)
-        return self._net
+    def _build(self) -> None:
+        self.weights_identity()
+        self.device_ = resolve_device(self.device)
+        model_class, config_class = self.model_class()
+        config = config_class.from_dict(self._configs()[0])
+        if self._weights_file is None:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(self.seed)
+                net = model_class(config)
+        else:
+            net = hub.load_pretrained(model_class.from_pretrained, self._weights_file, self.weights_filename, self._configs()[0], config=config)
+        self.net_ = net.eval().requires_grad_(False).to(self.device_)
 
     def embed(self, net: torch.nn.Module, pixels: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
     def forward(self, batch: np.ndarray) -> np.ndarray:
-        net = self.network()
-        with torch.inference_mode(), autocast(self._device, self.precision):
-            return self.embed(net, torch.from_numpy(np.ascontiguousarray(batch)).to(self._device)).float().cpu().numpy()
+        self._fitted()
+        with torch.inference_mode(), autocast(self.device_, self.precision):
+            return self.embed(self.net_, torch.from_numpy(np.ascontiguousarray(batch)).to(self.device_)).float().cpu().numpy()
 
     def info(self) -> dict[str, Any]:
         from importlib.metadata import version
@@ -189,7 +183,6 @@ class CLIPExtractor(HubViTExtractor):
         ``auto``, ``cpu`` or ``cuda``; not part of the features' identity.
     """
 
-    name = "clip"
 
     def __init__(
         self, model: str = "openai/clip-vit-large-patch14", output: str = "projected", weights: str = "published", seed: int = 0,
@@ -244,7 +237,6 @@ class DINOv2Extractor(HubViTExtractor):
         As for ``clip``.
     """
 
-    name = "dinov2"
 
     def __init__(
         self, model: str = "facebook/dinov2-large", pooling: str = "cls", weights: str = "published", seed: int = 0,

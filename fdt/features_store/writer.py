@@ -1,0 +1,243 @@
+"""Writing a feature store: buffered rows flushed as immutable shards, compaction, clean-up of leftovers.
+
+A writer holds the store's lock (:mod:`~fdt.features_store.locking`) from
+``__enter__`` to ``__exit__``; everything it writes goes through
+:func:`~fdt.features_store.fileformat.write_h5`, so a kill at any moment leaves
+whole files only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Iterable, Sequence
+
+import numpy as np
+
+from fdt.atomic import disk_full, fsync_folder, write_json
+from fdt.data import ImageRecord, display_path
+from fdt.features_store.catalog import write_catalog_file
+from fdt.features_store.errors import StoreError
+from fdt.features_store.featureset import ExtractorKey
+from fdt.features_store.fileformat import (
+    HASH_DTYPE,
+    MARKER,
+    STORE_TYPE,
+    STORE_VERSION,
+    full_disk_error,
+    is_transient,
+    now,
+    refuse_symlinks,
+)
+from fdt.features_store.locking import WriterLocks
+from fdt.features_store.shards import Shard, write_shard
+
+if TYPE_CHECKING:
+    from fdt.features_store.store import FeatureStore
+
+_COMPACT_ROWS = 200_000  # shards below this size are merged when a writer closes
+_MAX_SHARDS = 16  # a key read by a writer with more live shards than this is merged even if nothing was written
+
+
+class StoreWriter:
+    """Holds a writer lock; buffers rows and flushes them as immutable shards.
+
+    Use as a context manager. An exclusive writer flushes on exit, merges small
+    shards and deletes superseded and temporary files while still holding the
+    lock. A shared writer flushes, lets go, and does that housekeeping only if it
+    can then get the lock alone (so the last of several concurrent jobs does it).
+    """
+
+    def __init__(self, store: "FeatureStore", wait: float = 0.0, flush_rows: int = 1024, shared: bool = False) -> None:
+        self.store = store
+        self.root = store.root
+        self.wait = wait
+        self.flush_rows = flush_rows
+        self.shared = shared
+        self._locks = WriterLocks(self.root)
+        self._buffers: dict[str, _Buffer] = {}
+        self._written: set[str] = set()
+        self._crowded: set[str] = set()
+
+    def __enter__(self) -> "StoreWriter":
+        try:
+            return self._enter()
+        except OSError as error:
+            self._locks.release()
+            if reason := disk_full(error):
+                raise full_disk_error(reason, self.root) from None
+            raise
+
+    def _enter(self) -> "StoreWriter":
+        self.store.check_format()
+        self.root.mkdir(parents=True, exist_ok=True)
+        refuse_symlinks(self.root)
+        self._locks.take_store(self.shared, self.wait)
+        marker = self.root / MARKER
+        if not marker.exists():
+            write_json(
+                marker, {"encoding-type": STORE_TYPE, "encoding-version": STORE_VERSION, "created": now()}, indent=None,
+                full=lambda reason, _: full_disk_error(reason, self.root),
+            )
+        if not self.shared:
+            self._clean()
+        return self
+
+    def __exit__(self, kind, value, traceback) -> None:
+        try:
+            if kind is None:
+                self.flush()
+                if self.shared:
+                    self._locks.release()
+                    if not self._locks.try_exclusive():
+                        return
+                for key_id in sorted(self._written | self._crowded):
+                    self._compact(key_id)
+                self._clean()
+        finally:
+            self._locks.release()
+
+    # ---- claims
+
+    def claim(self, name: str) -> None:
+        """Hold the lock named ``name`` (e.g. one shard of one key) until exit; refuse if another process holds it."""
+        self._locks.claim(name, self.wait)
+
+    def claim_count(self, key_id: str, count: int) -> None:
+        """Hold a shared claim on "key ``key_id`` in ``count`` shards"; refuse if live jobs split it into another count."""
+        self._locks.claim_count(key_id, count, self.wait)
+
+    # ---- rows
+
+    def stored_hashes(self, key: ExtractorKey) -> tuple[set[str], set[str]]:
+        """Hashes already stored for a key: ``(extracted, recorded as failed for good)``.
+
+        A failure whose reason is transient (:func:`is_transient`) is not counted,
+        so the next run tries that image again.
+        """
+        extracted: set[str] = set()
+        failed: set[str] = set()
+        shards = self.store.live_shards(key.id)
+        if len(shards) > _MAX_SHARDS:  # e.g. killed runs' shards, and a resume that finds nothing new to write
+            self._crowded.add(key.id)
+        for shard in shards:
+            sha, _ = shard.read_hashes()
+            extracted.update(s.decode() for s in sha)
+            failed_sha, _, reasons = shard.read_failures()
+            failed.update(s.decode() for s, reason in zip(failed_sha, reasons) if not is_transient(str(reason)))
+        return extracted, failed
+
+    def add_catalog(self, records: Sequence[ImageRecord], sha256: Sequence[str]) -> int:
+        """Record image-set rows (the hash of each record); rows already stored are not written again."""
+        # names that are not UTF-8 are stored as printable text (\xNN): HDF5 strings are UTF-8
+        rows = [(h, display_path(r.path), display_path(r.source), int(r.label), display_path(r.group) or f"sha256:{h}") for r, h in zip(records, sha256) if h]
+        existing = self.store.catalog()
+        seen = set(zip(existing.sha256.astype("U64").tolist(), existing.path.tolist(), existing.source.tolist(), existing.label.tolist(), existing.group.tolist()))
+        new = list(dict.fromkeys(row for row in rows if row not in seen))
+        if not new:
+            return 0
+        write_catalog_file(self.root, new)
+        return len(new)
+
+    def add_rows(
+        self,
+        key: ExtractorKey,
+        num_features: int,
+        sha256: Sequence[str],
+        features: np.ndarray,
+        attrs: dict[str, object] | None = None,
+    ) -> None:
+        buffer = self._buffer(key, num_features, attrs)
+        buffer.sha.extend(sha256)
+        buffer.blocks.append(np.asarray(features, dtype=np.float32).reshape(len(sha256), num_features))
+        if len(buffer.sha) >= self.flush_rows:
+            self._flush_one(buffer)
+
+    def add_failures(self, key: ExtractorKey, num_features: int, failures: Iterable[tuple[str, str, str]], attrs: dict | None = None) -> None:
+        self._buffer(key, num_features, attrs).failed.extend(failures)
+
+    def _buffer(self, key: ExtractorKey, num_features: int, attrs: dict | None) -> "_Buffer":
+        buffer = self._buffers.get(key.id)
+        if buffer is None:
+            buffer = self._buffers[key.id] = _Buffer(key, num_features, dict(attrs or {}))
+        elif buffer.num_features != num_features:
+            raise StoreError(f"{key.describe()} has {buffer.num_features} features per row, not {num_features}")
+        return buffer
+
+    def flush(self) -> None:
+        for buffer in self._buffers.values():
+            self._flush_one(buffer)
+
+    def _flush_one(self, buffer: "_Buffer") -> None:
+        if not buffer.sha and not buffer.failed:
+            return
+        features = np.concatenate(buffer.blocks) if buffer.blocks else np.zeros((0, buffer.num_features), np.float32)
+        write_shard(self.root, buffer.key, buffer.num_features, np.asarray(buffer.sha, dtype=HASH_DTYPE), features, buffer.failed, extra_attrs=buffer.attrs)
+        self._written.add(buffer.key.id)
+        buffer.sha, buffer.blocks, buffer.failed = [], [], []
+
+    # ---- housekeeping
+
+    def _compact(self, key_id: str, clear_failures: bool = False) -> bool:
+        """Merge a key's small live shards into one, so reading costs one file open.
+
+        Failure records of images that now have a row (a transient failure retried
+        with success) are dropped; ``clear_failures`` drops them all, rewriting
+        every shard that holds one.
+        """
+        live = self.store.live_shards(key_id)
+        if clear_failures:
+            small = [s for s in live if s.rows < _COMPACT_ROWS or len(s.read_failures()[0])]
+            if not small or not any(len(s.read_failures()[0]) for s in small):
+                return False
+        else:
+            small = [s for s in live if s.rows < _COMPACT_ROWS]
+            if len(small) < 2:
+                return False
+        sha, blocks, failed = [], [], {}
+        seen: set[bytes] = set()
+        for shard in small:
+            s, features, fs, fp, fr = shard.read()
+            fresh = np.array([h not in seen for h in s], dtype=bool)
+            seen.update(s.tolist())
+            sha.append(s[fresh])
+            blocks.append(features[fresh])
+            for h, p, r in zip(fs, fp, fr):
+                failed.setdefault(h.decode(), (h.decode(), str(p), str(r)))
+        if clear_failures:
+            failed = {}
+        for h in seen:
+            failed.pop(h.decode(), None)
+        first = small[0]
+        extra = {k: v for k, v in small[-1].attrs.items() if k in ("torch_version", "extractor_info")}
+        write_shard(
+            self.root, first.key, first.num_features, np.concatenate(sha), np.concatenate(blocks),
+            list(failed.values()), supersedes=[s.path.name for s in small], extra_attrs=extra,
+        )
+        for shard in small:
+            shard.path.unlink(missing_ok=True)
+        fsync_folder(self.root / "features" / key_id)
+        return True
+
+    def _clean(self) -> None:
+        """Delete leftovers of interrupted writers: temporary files and superseded shards."""
+        refuse_symlinks(self.root)
+        tmp = self.root / ".tmp"
+        if tmp.is_dir():
+            for leftover in tmp.iterdir():
+                leftover.unlink(missing_ok=True)
+        for folder in (self.root / "features").glob("*") if (self.root / "features").is_dir() else []:
+            shards = [Shard.open(p) for p in sorted(folder.glob("*.h5"))]
+            superseded = {name for shard in shards for name in shard.supersedes}
+            for shard in shards:
+                if shard.path.name in superseded:
+                    shard.path.unlink(missing_ok=True)
+
+
+@dataclass
+class _Buffer:
+    key: ExtractorKey
+    num_features: int
+    attrs: dict[str, object]
+    sha: list[str] = field(default_factory=list)
+    blocks: list[np.ndarray] = field(default_factory=list)
+    failed: list[tuple[str, str, str]] = field(default_factory=list)
