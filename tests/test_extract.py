@@ -8,7 +8,6 @@ import signal
 import struct
 import subprocess
 import sys
-import time
 import zlib
 from pathlib import Path
 
@@ -21,8 +20,9 @@ from PIL import Image
 from fdt.cli import cli
 from fdt.data import load_image_set
 from fdt.features_store import FeatureStore, WeightsNotFoundError, create_extractor
-from fdt.features_store.extraction import extract_records
+from fdt.features_store.extraction import extract_levels, extract_records
 from tests.conftest import session_processes, write_images
+from tests.sync import start_fdt_stopping_after_shards, wait_for_shards, wait_until_exited
 
 
 def run(*args: str):
@@ -195,25 +195,20 @@ def test_sigkill_mid_extraction_then_resume_equals_an_uninterrupted_run(tmp_path
     write_images(data / "fake", 60, size=48, seed=8)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     killed_store = tmp_path / "killed"
-    process = subprocess.Popen(_extract_command(data, killed_store), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and len(list((killed_store / "features").glob("*/*.h5"))) < 2:
-        assert process.poll() is None, process.communicate()[1].decode()
-        time.sleep(0.02)
+    process, shards = start_fdt_stopping_after_shards(_extract_command(data, killed_store)[3:], 2, env)
+    wait_for_shards(process, shards, 2)  # two shards are in place; the extraction holds there, mid-run
     workers = [pid for pid, _ in session_processes() if _parent(pid) == process.pid]
     process.send_signal(signal.SIGKILL)
-    process.wait()
-    assert process.returncode == -signal.SIGKILL, "extraction finished before it could be killed"
+    process.communicate()
+    assert process.returncode == -signal.SIGKILL
     assert workers, "the extraction had no DataLoader worker to check"
-    deadline = time.monotonic() + 10  # its workers die with it (issue 10 #22), not live on for ever
-    while time.monotonic() < deadline and any(pid in dict(session_processes()) for pid in workers):
-        time.sleep(0.1)
-    assert not [pid for pid in workers if pid in dict(session_processes())], "DataLoader workers outlived their killed parent"
+    # its workers die with it (issue 10 #22), not live on for ever
+    assert wait_until_exited(workers, timeout=30) == [], "DataLoader workers outlived their killed parent"
 
     verify = subprocess.run([sys.executable, "-m", "fdt", "store", "verify", "--store", str(killed_store)], capture_output=True, text=True)
     assert verify.returncode == 0, verify.stdout + verify.stderr
     kept = FeatureStore(killed_store).read_features(FeatureStore(killed_store).keys()[0])[0]
-    assert 8 <= len(kept) < 120
+    assert len(kept) == 8  # two shards of --flush-every 4
 
     resumed = subprocess.run(_extract_command(data, killed_store), env=env, capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr
@@ -245,31 +240,88 @@ def test_help_and_store_reading_do_not_import_torch():
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
-def test_remembered_hashes_are_reused_only_for_unchanged_files(image_tree: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+def _count_opens(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Paths extraction opens (in this process: ``workers=0``), counted at the one call that reads image bytes."""
     from fdt.features_store import extraction
 
+    opened: list[str] = []
+    real_open = extraction.open_regular
+    monkeypatch.setattr(extraction, "open_regular", lambda path: opened.append(str(path)) or real_open(path))
+    monkeypatch.setattr(extraction, "sha256_file", lambda path: pytest.fail(f"{path} was hashed by a second read"))
+    return opened
+
+
+def test_each_new_file_is_opened_once_and_unchanged_files_not_at_all(image_tree: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    from fdt.features_store import extraction
+
+    opened = _count_opens(monkeypatch)
+    decoded: list[int] = []
+    real_load = extraction.load_rgb
+    monkeypatch.setattr(extraction, "load_rgb", lambda data, max_pixels: decoded.append(1) or real_load(data, max_pixels))
     store = tmp_path / "s"
     records = load_image_set(image_tree)
-    extract_records(records, "fft", {"size": 4}, "16", store, workers=0, progress=False)
-    hashed: list[str] = []
-    real_hash = extraction.sha256_file
-    monkeypatch.setattr(extraction, "sha256_file", lambda path: hashed.append(path) or real_hash(path))
+    paths = sorted(str(r.path) for r in records)
 
-    again = extract_records(records, "fft", {"size": 4}, "16", store, workers=0, progress=False)
-    assert hashed == [] and again.reused_rows == 24 and again.new_rows == 0
+    first = extract_records(records, "fft", {"size": 4}, "crop:16", store, workers=0, progress=False)
+    assert sorted(opened) == paths and len(decoded) == 24 and first.new_rows == 24
+    assert first.hashes == [sha256_of(r.path) for r in records]
+    assert sorted(FeatureStore(store).catalog().sha256.astype(str).tolist()) == sorted(first.hashes)
+
+    opened.clear()
+    again = extract_records(records, "fft", {"size": 4}, "crop:16", store, workers=0, progress=False)
+    assert opened == [] and again.reused_rows == 24 and again.new_rows == 0
 
     changed = image_tree / "real" / "img0000.png"
     Image.new("RGB", (32, 32), (1, 2, 3)).save(changed)
-    third = extract_records(records, "fft", {"size": 4}, "16", store, workers=0, progress=False)
-    assert hashed == [str(changed)] and third.new_rows == 1
-    assert sha256_of(changed) in FeatureStore(store).load("fft", 16).sha256.tolist()
+    third = extract_records(records, "fft", {"size": 4}, "crop:16", store, workers=0, progress=False)
+    assert opened == [str(changed)] and third.new_rows == 1 and len(decoded) == 25
+    assert sha256_of(changed) in FeatureStore(store).load("fft", "crop:16").sha256.tolist()
 
-    hashed.clear()
-    extract_records(records, "fft", {"size": 4}, "16", store, workers=0, progress=False, rehash=True)
-    assert len(hashed) == 24
+    opened.clear()  # --rehash reads every file again, but decodes none: all are stored
+    rehashed = extract_records(records, "fft", {"size": 4}, "crop:16", store, workers=0, progress=False, rehash=True)
+    assert sorted(opened) == paths and len(decoded) == 25 and rehashed.reused_rows == 24
 
 
-def sha256_of(path: Path) -> str:
+def test_a_copy_first_seen_in_the_same_run_gives_one_row(tmp_path: Path):
+    paths = write_images(tmp_path / "data" / "real", 3, seed=9)
+    shutil.copy(paths[0], tmp_path / "data" / "real" / "copy.png")
+    records = load_image_set(tmp_path / "data")
+    summary = extract_records(records, "fft", {"size": 4}, "native", tmp_path / "s", workers=0, progress=False)
+    assert summary.new_rows == 3 and summary.hashes.count(sha256_of(paths[0])) == 2
+    store = FeatureStore(tmp_path / "s")
+    assert len(store.read_features(summary.key)[0]) == 3
+    assert sorted(store.catalog().sha256.astype(str).tolist()) == sorted(set(summary.hashes))
+
+
+def _direct_features(path: Path, extractor, resolution: str, chain) -> np.ndarray:
+    """What a row must hold, computed without the extraction pipeline: load_rgb, perturb, resolution, preprocess, forward."""
+    from fdt.data import apply_resolution, load_rgb
+
+    sha = sha256_of(path)
+    image = apply_resolution(chain.apply(load_rgb(path), sha), resolution, sha)
+    return extractor.forward(np.stack([extractor.preprocessor()(image)]))[0]
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+@pytest.mark.parametrize(("name", "params", "resolution"), [("fft", {"size": 8}, "native"), ("dct", {"size": 8}, "crop:24")])
+def test_rows_equal_a_direct_computation_at_every_level(name, params, resolution, workers, tmp_path: Path):
+    from fdt.perturb import Chain, parse_chain
+
+    files = write_images(tmp_path / "data" / "real", 5, seed=11) + write_images(tmp_path / "data" / "fake", 4, size=40, seed=12, fmt="jpg")
+    levels = [Chain(), parse_chain(["blur:sigma=1"])]
+    summaries = extract_levels(load_image_set(tmp_path / "data"), name, params, resolution, tmp_path / "s", levels=levels, workers=workers, progress=False, batch_size=4)
+    store, model = FeatureStore(tmp_path / "s"), create_extractor(name, **params)
+    assert [s.key.perturb for s in summaries] == ["", levels[1].key]
+    for chain, summary in zip(levels, summaries):
+        assert summary.new_rows == 9 and summary.failed == 0
+        sha, X = store.read_features(summary.key)
+        rows = dict(zip(sha.astype(str).tolist(), X))
+        assert sorted(rows) == sorted(sha256_of(path) for path in files)
+        for path in files:
+            np.testing.assert_array_equal(rows[sha256_of(path)], _direct_features(path, model, resolution, chain))
+
+
+def sha256_of(path: str | Path) -> str:
     import hashlib
 
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()

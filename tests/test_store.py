@@ -124,13 +124,25 @@ def test_second_writer_fails_with_a_clear_message(store: FeatureStore):
         pass
 
 
-def test_second_writer_can_wait(store: FeatureStore):
-    import threading
+def test_second_writer_can_wait(store: FeatureStore, monkeypatch):
+    from concurrent.futures import ThreadPoolExecutor
 
+    from tests.sync import LockWait
+
+    lock = LockWait().install(monkeypatch)
     first = store.writer().__enter__()
-    threading.Timer(0.5, lambda: first.__exit__(None, None, None)).start()
-    with store.writer(wait=10):
-        pass
+
+    def second() -> bool:
+        with store.writer(wait=600):
+            return True
+
+    with ThreadPoolExecutor(1) as pool:
+        got = pool.submit(second)
+        assert lock.waiting.wait(60)  # the second writer found the lock taken and is waiting
+        assert not got.done()
+        first.__exit__(None, None, None)
+        lock.released.set()
+        assert got.result(timeout=60)
 
 
 def test_compaction_merges_shards_and_readers_ignore_superseded(store: FeatureStore):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import click
 
@@ -102,3 +102,72 @@ def equalise_key(operations: tuple[str, ...] | list[str]) -> str:
         return parse_chain(list(operations)).key
     except PerturbError as error:
         raise UserError(f"--equalise: {error}") from None
+
+
+# --------------------------------------------------------------------------- option blocks shared by fdt tune and fdt report
+# Each block is a decorator adding its options in the order --help lists them; commands
+# differ only in help texts and defaults, which the blocks take as arguments.
+
+Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
+
+
+def options(*decorators: Decorator) -> Decorator:
+    """Apply click options so that ``--help`` lists them in the order given (click lists the last-applied first)."""
+
+    def apply(command: Callable[..., Any]) -> Callable[..., Any]:
+        for decorator in reversed(decorators):
+            command = decorator(command)
+        return command
+
+    return apply
+
+
+def stored_features_options(extractor_help: str, resolution_help: str, weights_help: str, *after_resolution: Decorator) -> Decorator:
+    """``--extractor``, ``--resolution`` (then ``after_resolution``), ``--param``, ``--weights``: which stored key to read."""
+    return options(
+        click.option("--extractor", required=True, help=extractor_help),
+        click.option("--resolution", default="native", show_default=True, help=resolution_help),
+        *after_resolution,
+        click.option("--param", "params", multiple=True, metavar="KEY=VALUE", help="Extractor parameter narrowing the stored key; repeatable."),
+        click.option("--weights", default=None, help=weights_help),
+    )
+
+
+def pipeline_options(default: str) -> Decorator:
+    """``--pipeline`` (a spec name), ``--specs`` and ``--allow-class`` (the user's specs)."""
+    from fdt.cli.pipelines import SPECS_OPTION
+
+    return options(
+        click.option("--pipeline", "pipeline_name", default=default, show_default=True, help="Pipeline spec (fdt pipelines ls)."),
+        SPECS_OPTION,
+    )
+
+
+def source_options(real_help: str, fake_help: str) -> Decorator:
+    """``--real`` and ``--fake``: the sources on each side, comma-separated."""
+    return options(click.option("--real", required=True, help=real_help), click.option("--fake", required=True, help=fake_help))
+
+
+def protocol_options(trials_default: int, trials_help: str, cv_help: str, seed_help: str | None = None) -> Decorator:
+    """``--trials``, ``--cv``, ``--split``, ``--seed``: the tuning and splitting protocol a study is keyed by."""
+    return options(
+        click.option("--trials", default=trials_default, show_default=True, type=click.IntRange(min=0), help=trials_help),
+        click.option("--cv", default=5, show_default=True, type=click.IntRange(min=2), help=cv_help),
+        click.option("--split", default="80/10/10", show_default=True, help="Train/validation/test shares of the groups."),
+        click.option("--seed", default=0, show_default=True, type=int, help=seed_help),
+    )
+
+
+STORE_OPTION = click.option("--store", "store_root", default="features_store", show_default=True, type=click.Path(file_okay=False))
+
+
+def progress_option(help: str | None = None) -> Decorator:
+    return click.option("--progress/--no-progress", default=True, show_default=True, help=help)
+
+
+EQUALISE_OPTION = click.option(
+    "--equalise", "equalise", multiple=True, metavar="OP:K=V", help="Use the features extracted with this --equalise chain (as given to fdt extract)."
+)
+ALLOW_TRAINED_GROUPS_OPTION = click.option(
+    "--allow-trained-groups", is_flag=True, help="Score features of a trained network on images it trained on anyway (flagged as a leak)."
+)

@@ -6,8 +6,21 @@ from pathlib import Path
 
 import click
 
-from fdt.cli.common import UserError, equalise_key, parse_params, split_list, user_errors
-from fdt.cli.pipelines import SPECS_OPTION
+from fdt.cli.common import (
+    ALLOW_TRAINED_GROUPS_OPTION,
+    EQUALISE_OPTION,
+    STORE_OPTION,
+    UserError,
+    equalise_key,
+    parse_params,
+    pipeline_options,
+    progress_option,
+    protocol_options,
+    source_options,
+    split_list,
+    stored_features_options,
+    user_errors,
+)
 from fdt.cli.tune import tuning_options, tuning_settings, warn_if_slow
 
 
@@ -17,27 +30,23 @@ def report() -> None:
 
 
 @report.command()
-@click.option("--extractor", required=True, help="Extractor whose stored features to use.")
-@click.option("--resolution", default="native", show_default=True, help="native, N, crop:N or randcrop:N (ignored with --resolutions).")
-@click.option("--resolutions", default=None, help="Several resolutions, e.g. 64,256: a matrix for each plus the cross-resolution matrix.")
-@click.option("--param", "params", multiple=True, metavar="KEY=VALUE", help="Extractor parameter narrowing the stored key; repeatable.")
-@click.option("--weights", default=None, help="Weights identity prefix narrowing the stored key.")
-@click.option("--pipeline", "pipeline_name", default="svm-linear", show_default=True, help="Pipeline spec (fdt pipelines ls).")
-@SPECS_OPTION
-@click.option("--real", required=True, help="Real source(s), comma-separated; every condition uses them.")
-@click.option("--fake", required=True, help="Fake sources, comma-separated: one matrix row and column each.")
+@stored_features_options(
+    "Extractor whose stored features to use.",
+    "native, N, crop:N or randcrop:N (ignored with --resolutions).",
+    "Weights identity prefix narrowing the stored key.",
+    click.option("--resolutions", default=None, help="Several resolutions, e.g. 64,256: a matrix for each plus the cross-resolution matrix."),
+)
+@pipeline_options("svm-linear")
+@source_options("Real source(s), comma-separated; every condition uses them.", "Fake sources, comma-separated: one matrix row and column each.")
 @click.option("--metric", default="roc_auc", show_default=True, help="Metric shown in the tables and heatmaps (all are in the JSON).")
-@click.option("--trials", default=0, show_default=True, type=click.IntRange(min=0), help="Optuna trials per training condition (0: spec defaults).")
-@click.option("--cv", default=5, show_default=True, type=click.IntRange(min=2), help="Grouped folds for tuning and calibration.")
-@click.option("--split", default="80/10/10", show_default=True, help="Train/validation/test shares of the groups.")
-@click.option("--seed", default=0, show_default=True, type=int)
-@click.option("--store", "store_root", default="features_store", show_default=True, type=click.Path(file_okay=False))
+@protocol_options(0, "Optuna trials per training condition (0: spec defaults).", "Grouped folds for tuning and calibration.")
+@STORE_OPTION
 @click.option("--out", default=None, type=click.Path(file_okay=False), help="Output folder (default: reports/matrix-EXTRACTOR-PIPELINE).")
 @click.option("--scheduler", default=None, metavar="ADDRESS", help="Tune the training conditions as tasks on a Dask cluster (tcp://host:8786).")
-@click.option("--progress/--no-progress", default=True, show_default=True)
-@click.option("--equalise", "equalise", multiple=True, metavar="OP:K=V", help="Use the features extracted with this --equalise chain (as given to fdt extract).")
+@progress_option()
+@EQUALISE_OPTION
 @tuning_options
-@click.option("--allow-trained-groups", is_flag=True, help="Score features of a trained network on images it trained on anyway (flagged as a leak).")
+@ALLOW_TRAINED_GROUPS_OPTION
 def matrix(
     extractor: str,
     resolution: str,
@@ -66,8 +75,6 @@ def matrix(
     equalise: tuple[str, ...],
 ) -> None:
     """Train on real vs fake A, test on real vs fake B, for every A and B (diagonal on held-out groups)."""
-    import optuna
-
     from fdt.data import parse_resolution
     from fdt.features_store.store import FeatureStore
     from fdt.pipelines.audit import shortcut_warnings
@@ -77,7 +84,6 @@ def matrix(
     from fdt.pipelines.specs import get_spec
     from fdt.pipelines.splits import parse_fractions
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
     real_sources, fake_sources = split_list(real), split_list(fake)
     with user_errors(store_root, specs):
         spec = get_spec(pipeline_name, specs)
@@ -115,38 +121,31 @@ def matrix(
 
 
 @report.command()
-@click.option("--extractor", required=True, help="Extractor whose stored features to use.")
-@click.option("--resolution", default="native", show_default=True, help="Resolution of the stored features.")
-@click.option("--param", "params", multiple=True, metavar="KEY=VALUE", help="Extractor parameter narrowing the stored key; repeatable.")
-@click.option("--weights", default=None, help="Weights identity prefix narrowing the stored key.")
-@click.option("--pipeline", "pipeline_name", default="logreg", show_default=True, help="Pipeline spec (fdt pipelines ls).")
-@SPECS_OPTION
-@click.option("--real", required=True, help="Real source(s), comma-separated.")
-@click.option("--fake", required=True, help="Fake sources, comma-separated: one line each in the plots.")
+@stored_features_options(
+    "Extractor whose stored features to use.",
+    "Resolution of the stored features.",
+    "Weights identity prefix narrowing the stored key.",
+)
+@pipeline_options("logreg")
+@source_options("Real source(s), comma-separated.", "Fake sources, comma-separated: one line each in the plots.")
 @click.option("--sweep", "sweeps", multiple=True, required=True, metavar="OP:K=V1,V2", help="Levels to test at, e.g. jpeg:quality=100,90,75,50,30; repeatable.")
 @click.option("--train-perturb", "train_perturb", multiple=True, metavar="OP:K=V", help="Train on perturbed features (e.g. blurjpeg:prob=0.5); repeat to chain.")
-@click.option("--trials", default=0, show_default=True, type=click.IntRange(min=0), help="Optuna trials (0: spec defaults).")
-@click.option("--cv", default=5, show_default=True, type=click.IntRange(min=2), help="Grouped folds for tuning and calibration.")
-@click.option("--split", default="80/10/10", show_default=True, help="Train/validation/test shares of the groups.")
-@click.option("--seed", default=0, show_default=True, type=int)
+@protocol_options(0, "Optuna trials (0: spec defaults).", "Grouped folds for tuning and calibration.")
 @click.option("--resamples", default=1000, show_default=True, type=click.IntRange(min=10), help="Bootstrap resamples per interval.")
-@click.option("--store", "store_root", default="features_store", show_default=True, type=click.Path(file_okay=False))
+@STORE_OPTION
 @click.option("--out", default=None, type=click.Path(file_okay=False), help="Output folder (default: reports/robustness-EXTRACTOR-PIPELINE).")
-@click.option("--progress/--no-progress", default=True, show_default=True)
+@progress_option()
 def robustness(extractor, resolution, params, weights, pipeline_name, specs, real, fake, sweeps, train_perturb, trials, cv, split, seed, resamples, store_root, out, progress) -> None:
     """Train once (clean, or --train-perturb), test held-out groups at every level of each --sweep.
 
     Needs the levels' features in the store: fdt extract DATA -e EXTRACTOR --sweep SPEC.
     """
-    import optuna
-
     from fdt.data import parse_resolution
     from fdt.features_store.store import FeatureStore
     from fdt.pipelines.robustness import robustness_report, write_robustness
     from fdt.pipelines.specs import get_spec
     from fdt.pipelines.splits import parse_fractions
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
     with user_errors(store_root, specs):
         spec = get_spec(pipeline_name, specs)
         result = robustness_report(
@@ -160,29 +159,28 @@ def robustness(extractor, resolution, params, weights, pipeline_name, specs, rea
 
 
 @report.command()
-@click.option("--extractor", required=True, help="Extractor whose stored features to measure quality in (inception_v3 for FID).")
-@click.option("--resolution", default="native", show_default=True, help="Resolution of the stored features.")
-@click.option("--param", "params", multiple=True, metavar="KEY=VALUE", help="Extractor parameter narrowing the stored key; repeatable.")
-@click.option("--weights", default=None, help="Weights identity prefix narrowing the stored key.")
-@click.option("--equalise", "equalise", multiple=True, metavar="OP:K=V", help="Use the features extracted with this --equalise chain (as given to fdt extract).")
-@click.option("--real", required=True, help="Real source(s), comma-separated, pooled as the reference set.")
-@click.option("--fake", required=True, help="Fake sources, comma-separated: one table row and one point each.")
+@stored_features_options(
+    "Extractor whose stored features to measure quality in (inception_v3 for FID).",
+    "Resolution of the stored features.",
+    "Weights identity prefix narrowing the stored key.",
+    EQUALISE_OPTION,
+)
+@source_options("Real source(s), comma-separated, pooled as the reference set.", "Fake sources, comma-separated: one table row and one point each.")
 @click.option("--matrix", "matrix_file", default=None, type=click.Path(dir_okay=False), help="Detectability from this fdt report matrix report.json (its diagonal).")
 @click.option("--model", "models", multiple=True, type=click.Path(dir_okay=False), help="Detectability from this tuned model's card (test ROC AUC); repeatable.")
-@click.option("--pipeline", "pipeline_name", default="logreg", show_default=True, help="Without --matrix or --model: grouped-CV detectability with this spec's defaults.")
-@SPECS_OPTION
-@click.option("--cv", default=5, show_default=True, type=click.IntRange(min=2), help="Grouped folds of the cross-validated detectability.")
+@pipeline_options("logreg")
+@click.option("--cv", default=5, show_default=True, type=click.IntRange(min=2), help="Grouped folds of the cross-validated detectability (without --matrix or --model).")
 @click.option("--k", "k", default=5, show_default=True, type=click.IntRange(min=1), help="Nearest neighbours of precision/recall/density/coverage.")
 @click.option("--kid-subsets", default=100, show_default=True, type=click.IntRange(min=1), help="KID subsets (mean ± std over them).")
 @click.option("--kid-subset-size", default=1000, show_default=True, type=click.IntRange(min=2), help="Images per KID subset (at most the smaller set).")
 @click.option("--resamples", default=100, show_default=True, type=click.IntRange(min=10), help="Bootstrap resamples of the FD and k-NN metric intervals.")
 @click.option("--seed", default=0, show_default=True, type=int)
-@click.option("--store", "store_root", default="features_store", show_default=True, type=click.Path(file_okay=False))
+@STORE_OPTION
 @click.option("--out", default=None, type=click.Path(file_okay=False), help="Output folder (default: reports/quality-EXTRACTOR).")
-@click.option("--progress/--no-progress", default=True, show_default=True)
-@click.option("--allow-trained-groups", is_flag=True, help="Measure features of a trained network on images it trained on anyway (flagged as a leak).")
+@progress_option()
+@ALLOW_TRAINED_GROUPS_OPTION
 def quality(
-    extractor, resolution, params, weights, equalise, real, fake, matrix_file, models, pipeline_name, specs, cv, k, kid_subsets,
+    extractor, resolution, equalise, params, weights, real, fake, matrix_file, models, pipeline_name, specs, cv, k, kid_subsets,
     kid_subset_size, resamples, seed, store_root, out, progress, allow_trained_groups,
 ) -> None:
     """Fréchet distance, KID and precision/recall/density/coverage of each fake source against the reals, next to its detectability.

@@ -6,8 +6,20 @@ from pathlib import Path
 
 import click
 
-from fdt.cli.common import equalise_key, parse_params, split_list, user_errors
-from fdt.cli.pipelines import SPECS_OPTION
+from fdt.cli.common import (
+    ALLOW_TRAINED_GROUPS_OPTION,
+    EQUALISE_OPTION,
+    STORE_OPTION,
+    equalise_key,
+    parse_params,
+    pipeline_options,
+    progress_option,
+    protocol_options,
+    source_options,
+    split_list,
+    stored_features_options,
+    user_errors,
+)
 from fdt.errors import check_name
 
 
@@ -55,27 +67,23 @@ def format_counts(counts: dict) -> str:
 
 
 @click.command()
-@click.option("--extractor", required=True, help="Extractor whose stored features to use (vgg16, fft, ...).")
-@click.option("--resolution", default="native", show_default=True, help="native, N (resized to NxN), crop:N or randcrop:N.")
-@click.option("--param", "params", multiple=True, metavar="KEY=VALUE", help="Extractor parameter narrowing the stored key; repeatable.")
-@click.option("--weights", default=None, help="Weights identity prefix narrowing the stored key (imagenet, random, file).")
-@click.option("--pipeline", "pipeline_name", default="svm-rbf", show_default=True, help="Pipeline spec (fdt pipelines ls).")
-@SPECS_OPTION
-@click.option("--real", required=True, help="Real source(s), comma-separated.")
-@click.option("--fake", required=True, help="Fake source(s), comma-separated.")
-@click.option("--trials", default=50, show_default=True, type=click.IntRange(min=0), help="Optuna trials to add to the study (0: spec defaults).")
-@click.option("--cv", default=5, show_default=True, type=click.IntRange(min=2), help="Grouped cross-validation folds.")
-@click.option("--split", default="80/10/10", show_default=True, help="Train/validation/test shares of the groups.")
-@click.option("--seed", default=0, show_default=True, type=int, help="Seeds folds, splits, TPE and the models.")
-@click.option("--store", "store_root", default="features_store", show_default=True, type=click.Path(file_okay=False))
+@stored_features_options(
+    "Extractor whose stored features to use (vgg16, fft, ...).",
+    "native, N (resized to NxN), crop:N or randcrop:N.",
+    "Weights identity prefix narrowing the stored key (imagenet, random, file).",
+)
+@pipeline_options("svm-rbf")
+@source_options("Real source(s), comma-separated.", "Fake source(s), comma-separated.")
+@protocol_options(50, "Optuna trials to add to the study (0: spec defaults).", "Grouped cross-validation folds.", "Seeds folds, splits, TPE and the models.")
+@STORE_OPTION
 @click.option("--models", "models_dir", default="models", show_default=True, type=click.Path(file_okay=False))
 @click.option("--storage", default=None, help="Optuna storage URL (default: sqlite:///MODELS/optuna.db); re-running continues the study.")
 @click.option("--name", default=None, help="Model name (default: extractor-resolution-pipeline-real-vs-fakes).")
-@click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bar over trials.")
+@progress_option("Progress bar over trials.")
 @click.option("--status", is_flag=True, help="Print the study's trials by state and its best trial, then exit without tuning.")
-@click.option("--equalise", "equalise", multiple=True, metavar="OP:K=V", help="Use the features extracted with this --equalise chain (as given to fdt extract).")
+@EQUALISE_OPTION
 @tuning_options
-@click.option("--allow-trained-groups", is_flag=True, help="Score features of a trained network on images it trained on anyway (flagged as a leak).")
+@ALLOW_TRAINED_GROUPS_OPTION
 def tune(
     extractor: str,
     resolution: str,
@@ -104,8 +112,6 @@ def tune(
     equalise: tuple[str, ...],
 ) -> None:
     """Tune and cross-validate a pipeline on stored features; write models/NAME.skops and its JSON card."""
-    import optuna
-
     from fdt.data import parse_resolution
     from fdt.features_store.store import FeatureStore
     from fdt.pipelines.cards import save_model, tuned_card
@@ -115,7 +121,6 @@ def tune(
     from fdt.pipelines.specs import get_spec
     from fdt.pipelines.splits import parse_fractions
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
     real_sources, fake_sources = split_list(real), split_list(fake)
     models = Path(models_dir)
     with user_errors(store_root, specs):

@@ -136,6 +136,14 @@ class StudyConfig:
     resolutions: tuple[str, ...] = ()
     trials: int = 20
     cv: int = 5
+    jobs: int = 1
+    pruner: str = "wilcoxon"
+    trial_timeout: float = 600.0
+    fidelity: float | None = None
+
+    def tuning(self) -> dict[str, Any]:
+        """``jobs``, ``pruner``, ``trial_timeout`` and ``fidelity`` as :class:`~fdt.pipelines.tuning.OptunaSearchCV` settings (as ``fdt tune`` takes them)."""
+        return _tuning(self)
 
 
 @dataclass(frozen=True)
@@ -148,6 +156,20 @@ class MatrixConfig:
     metric: str = "roc_auc"
     trials: int = 0
     cv: int = 5
+    jobs: int = 1
+    pruner: str = "wilcoxon"
+    trial_timeout: float = 600.0
+    fidelity: float | None = None
+
+    def tuning(self) -> dict[str, Any]:
+        """As :meth:`StudyConfig.tuning`; ``jobs`` here are training conditions tuned at once (as in ``fdt report matrix``)."""
+        return _tuning(self)
+
+
+def _tuning(entry: StudyConfig | MatrixConfig) -> dict[str, Any]:
+    from fdt.pipelines.tuning import tuning_settings
+
+    return tuning_settings(entry.jobs, entry.trial_timeout, entry.pruner, entry.fidelity)
 
 
 @dataclass(frozen=True)

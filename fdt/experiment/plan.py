@@ -147,11 +147,13 @@ def make_plan(experiment: Experiment, workspace: str | os.PathLike) -> Plan:
         for pipeline in study.pipelines:
             check(f"[[studies]] #{index}", lambda: get_spec(pipeline, settings.pipelines_file))
         _check_counts(f"[[studies]] #{index}", study.trials, study.cv, study.pipelines)
+        check(f"[[studies]] #{index}", study.tuning)
         _check_resolutions(f"[[studies]] #{index}", study.resolutions)
     for index, matrix in enumerate(experiment.matrices, 1):
         check(f"[[matrices]] #{index}", lambda: get_spec(matrix.pipeline, settings.pipelines_file))
         check(f"[[matrices]] #{index}", lambda: check_metric(matrix.metric))
         _check_counts(f"[[matrices]] #{index}", matrix.trials, matrix.cv, (matrix.pipeline,))
+        check(f"[[matrices]] #{index}", matrix.tuning)
         _check_resolutions(f"[[matrices]] #{index}", matrix.resolutions)
     if settings.equalise:
         from fdt.perturb import parse_chain

@@ -410,7 +410,7 @@ def _study(
                 name = f"{label}-{resolution.replace(':', '')}-{pipeline}"
                 wanted = {
                     "data": data_fingerprint, "spec": spec.to_dict(), "trials": study.trials, "cv": study.cv,
-                    "split": list(plan.fractions), "seed": settings.seed,
+                    "split": list(plan.fractions), "seed": settings.seed, "tuning": _result_settings(study.tuning()),
                 }
                 model_path = plan.models_dir / f"{name}{MODEL_SUFFIX}"
                 card = read_card(model_path) if model_path.with_suffix(".json").is_file() else None
@@ -429,6 +429,11 @@ def _study(
     return cards
 
 
+def _result_settings(tuning: dict[str, Any]) -> dict[str, Any]:
+    """The tuning settings that can change results (all but ``n_jobs``): what decides whether earlier work is reused."""
+    return {name: value for name, value in tuning.items() if name != "n_jobs"}
+
+
 def _tune(plan: Plan, name: str, data: Any, spec: Any, study: StudyConfig, wanted: dict, progress: bool, shortcuts: list[str]) -> dict:
     """Tune one condition with a persistent Optuna study and write its model and card (as ``fdt tune`` does)."""
     from fdt.pipelines.cards import save_model, tuned_card
@@ -439,6 +444,7 @@ def _tune(plan: Plan, name: str, data: Any, spec: Any, study: StudyConfig, wante
     result = tune_condition(
         data, spec, n_trials=study.trials, cv=study.cv, fractions=plan.fractions, random_state=settings.seed, storage=storage,
         study_name=study_name(name, data, spec, settings.seed, plan.fractions, study.cv), progress=progress, before_tuning=lambda: plan.models_dir.mkdir(parents=True, exist_ok=True),
+        **study.tuning(),
     )
     result.notes += shortcuts
     card = tuned_card(name, spec, result, data, plan.real, plan.fakes, settings.seed, study.cv, storage)
@@ -467,12 +473,14 @@ def _matrices(
         wanted = {
             "data": {res: fingerprint(fs) for res, fs in data.items()}, "spec": spec.to_dict(), "metric": matrix.metric,
             "trials": matrix.trials, "cv": matrix.cv, "split": list(plan.fractions), "seed": settings.seed, "real": plan.real, "fakes": plan.fakes,
-            "shortcuts": shortcuts,
+            "shortcuts": shortcuts, "tuning": _result_settings(matrix.tuning()),
         }
         fresh = read_stamp(folder / STAMP) != wanted or not (folder / "report.json").is_file()
         if fresh:
             log(f"matrix {label}/{matrix.pipeline}: training {len(plan.fakes) + (len(data) > 1)} conditions at {', '.join(resolutions)}")
-            report = generalisation_matrices(data, plan.real, plan.fakes, spec, matrix.metric, matrix.trials, matrix.cv, plan.fractions, settings.seed, progress)
+            report = generalisation_matrices(
+                data, plan.real, plan.fakes, spec, matrix.metric, matrix.trials, matrix.cv, plan.fractions, settings.seed, progress, **matrix.tuning()
+            )
             report.notes += shortcuts
             write_report(report, folder)
             write_json(folder / STAMP, wanted)

@@ -1,12 +1,18 @@
 """Extraction: image files on disk -> feature rows in the store, each image computed once.
 
-1. Every file is hashed (threads; hashing is cheap next to decoding), and its
-   image-set row goes to the store's catalog.
-2. Hashes already stored for the extractor key (extracted or failed) are skipped.
-3. The rest are read, decoded, resized or cropped and preprocessed in DataLoader worker
-   processes while the main process runs the network on the previous batch.
+1. Files whose hash the store remembers (unchanged path, size, mtime, inode and
+   ctime: :mod:`fdt.features_store.hashcache`) and whose rows it holds for every
+   level (extracted or failed) are skipped without being opened.
+2. The rest are read once each, in DataLoader worker processes: the hash and the
+   decoded image come from the same bytes. A file whose hash was not known and
+   turns out to be stored already (or owned by another shard) is not decoded.
+3. Each decoded image is perturbed per level, resized or cropped and
+   preprocessed in the workers while the main process runs the network on the
+   previous batch.
 4. Rows are flushed to the store as immutable shards every ``flush_rows`` rows,
-   so a killed run keeps what it finished and a re-run computes only the rest.
+   so a killed run keeps what it finished and a re-run computes only the rest;
+   the image-set rows go to the store's catalog, and the new hashes to the hash
+   cache, once every hash is known.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, NamedTuple, Sequence
 
 import numpy as np
 
@@ -115,38 +121,93 @@ def hash_files(paths: Sequence[str], threads: int = 4, cache_root: Path | None =
     return hashes, unreadable, {i: stats[i] for i in todo if hashes[i] and stats[i] is not None}
 
 
-class _DecodeDataset:
-    """Map-style dataset over (sha256, path, levels): read, check the hash, decode once, then per level perturb, resize, preprocess.
+class _Item(NamedTuple):
+    """One file to read: its position in the records, its hash when known (else ``""``), and the levels it lacks.
 
-    Each item is decoded once and every perturbation level it needs is applied in
-    memory, so a sweep of five levels costs one read and one decode per image.
-    Decoding and perturbation failures are returned, not raised, so one bad file
-    never stops a run; any other exception is a bug and propagates.
+    ``needed`` is ``None`` when the hash is not known: the worker computes it from
+    the bytes it reads and the per-level skip sets.
     """
 
-    def __init__(self, items: list[tuple[str, str, tuple[int, ...]]], resolution: str, prepare: Any, max_pixels: int, levels: Sequence[Chain] = (Chain(),)) -> None:
+    index: int
+    expected: str
+    path: str
+    needed: tuple[int, ...] | None
+
+
+class _Decoded(NamedTuple):
+    """What a worker hands back for one file: its hash (``""`` if unreadable), each needed level's array or reason."""
+
+    index: int
+    sha: str
+    path: str
+    outputs: list[tuple[int, np.ndarray | None, str]]
+    unreadable: str = ""
+
+
+class _DecodeDataset:
+    """Map-style dataset over :class:`_Item`: read once, hash, decode once, then per level perturb, resize, preprocess.
+
+    The file's bytes are read once: the SHA-256 and the decoded image come from the
+    same buffer. A known hash is checked against those bytes (a mismatch is the
+    transient failure "file changed while it was being extracted"); an unknown
+    one decides what is left to do: no level when the image is stored already
+    (``skip[level]`` holds its hash), is read under another name in this run
+    (``claimed``), or belongs to another shard. Each item is decoded once and every
+    level it needs is applied in memory, so a sweep of five levels costs one read
+    and one decode per image. Decoding and perturbation failures are returned, not
+    raised, so one bad file never stops a run; any other exception is a bug and
+    propagates.
+    """
+
+    def __init__(
+        self,
+        items: list[_Item],
+        resolution: str,
+        prepare: Any,
+        max_pixels: int,
+        levels: Sequence[Chain] = (Chain(),),
+        skip: Sequence[frozenset[str]] = (),
+        claimed: frozenset[str] = frozenset(),
+        shard: tuple[int, int] | None = None,
+    ) -> None:
         self.items = items
         self.resolution = resolution
         self.prepare = prepare
         self.max_pixels = max_pixels
         self.levels = list(levels)
+        self.skip = list(skip) or [frozenset()] * len(self.levels)
+        self.claimed = claimed
+        self.shard = shard
 
     def __len__(self) -> int:
         return len(self.items)
 
-    def __getitem__(self, index: int) -> tuple[str, str, list[tuple[int, np.ndarray | None, str]]]:
-        sha, path, needed = self.items[index]
+    def _needed(self, sha: str) -> tuple[int, ...]:
+        if sha in self.claimed or (self.shard is not None and shard_of(sha, self.shard[1]) != self.shard[0]):
+            return ()
+        return tuple(level for level, stored in enumerate(self.skip) if sha not in stored)
+
+    def __getitem__(self, index: int) -> _Decoded:
+        position, expected, path, needed = self.items[index]
         try:
             with open_regular(path) as handle:
                 data = handle.read()
         except OSError as error:
-            return sha, path, [(level, None, f"cannot read file ({error.strerror or error})") for level in needed]
-        if hashlib.sha256(data).hexdigest() != sha:
-            return sha, path, [(level, None, "file changed while it was being extracted") for level in needed]
+            reason = f"cannot read file ({error.strerror or error})"
+            if not expected:
+                return _Decoded(position, "", path, [], reason)
+            return _Decoded(position, expected, path, [(level, None, reason) for level in needed])
+        sha = hashlib.sha256(data).hexdigest()
+        if expected and sha != expected:
+            return _Decoded(position, expected, path, [(level, None, "file changed while it was being extracted") for level in needed])
+        if needed is None:
+            needed = self._needed(sha)
+        if not needed:
+            return _Decoded(position, sha, path, [])
         try:
             decoded = load_rgb(data, self.max_pixels)
         except ImageDecodeError as error:
-            return sha, path, [(level, None, str(error)) for level in needed]
+            return _Decoded(position, sha, path, [(level, None, str(error)) for level in needed])
         outputs = []
         for level in needed:
             try:
@@ -155,7 +216,7 @@ class _DecodeDataset:
                 outputs.append((level, None, str(error)))
                 continue
             outputs.append((level, self.prepare(image), ""))
-        return sha, path, outputs
+        return _Decoded(position, sha, path, outputs)
 
 
 def _as_list(batch: list) -> list:
@@ -285,69 +346,96 @@ def extract_levels(
 
     store = FeatureStore(store_root)
     paths = [str(r.path) for r in records]
-    fresh: dict[int, hashcache.Stat] = {}
+    stats: list[hashcache.Stat | None] = [None] * len(paths)
+    unreadable: dict[int, str] = {}
     if hashes is None:
-        hashes, unreadable, fresh = hash_files(paths, cache_root=store.root if store.exists() and not rehash else None)
+        # "" is a hash the workers compute from the bytes they decode: one read per new file; stat before reading,
+        # so a file that changes in between is remembered under its old stat, which no later stat matches
+        stats = [hashcache.file_stat(path) for path in paths]
+        all_hashes = hashcache.lookup(store.root, paths, stats) if store.exists() and not rehash else [""] * len(paths)
     else:
-        hashes = list(hashes)
-        unreadable = {i: "cannot read file" for i, h in enumerate(hashes) if not h}
-    all_hashes = list(hashes)
-    if shard is not None:
-        # each shard's job reports the unreadable files of its share of the list, so N jobs report each once
-        unreadable = {i: reason for i, reason in unreadable.items() if i % shard[1] == shard[0]}
-        hashes = [h if h and shard_of(h, shard[1]) == shard[0] else "" for h in hashes]
-    summaries = [ExtractSummary(key, hashes, dict(unreadable), weights_note=model.weights_note()) for key in keys]
+        all_hashes = list(hashes)
+        unreadable = {i: "cannot read file" for i, h in enumerate(all_hashes) if not h}
+    unknown = [i for i, h in enumerate(all_hashes) if not h and i not in unreadable]
+    summaries = [ExtractSummary(key, [], weights_note=model.weights_note()) for key in keys]
     with store.writer(wait=wait, shared=shard is not None) as writer:
         if shard is not None:
             for key in keys:
                 writer.claim_count(key.id, shard[1])
                 writer.claim(claim_name(key.id, shard))
-        if fresh:
-            hashcache.remember(store.root, [paths[i] for i in fresh], list(fresh.values()), [all_hashes[i] for i in fresh])
         writer.flush_rows = flush_rows
-        if catalog:
-            writer.add_catalog(records, hashes)
-        todo: dict[str, tuple[str, list[int]]] = {}
-        present = {h for h in hashes if h}
-        for level, (key, summary) in enumerate(zip(keys, summaries)):
-            extracted, failed_before = writer.stored_hashes(key)
-            for record, sha in zip(records, hashes):
-                if sha and sha not in extracted and sha not in failed_before:
-                    needed = todo.setdefault(sha, (str(record.path), []))[1]
-                    if level not in needed:
-                        needed.append(level)
-            summary.reused_rows = len(present & extracted)
-
-        items = [(sha, path, tuple(needed)) for sha, (path, needed) in todo.items()]
-        dataset = _DecodeDataset(items, resolution, model.preprocessor(), max_pixels, levels)
+        stored = [writer.stored_hashes(key) for key in keys]
+        skip = [frozenset(extracted | failed) for extracted, failed in stored]
+        todo: dict[str, _Item] = {}
+        for index, sha in enumerate(all_hashes):
+            if sha and sha not in todo and (shard is None or shard_of(sha, shard[1]) == shard[0]):
+                needed = tuple(level for level, stored_level in enumerate(skip) if sha not in stored_level)
+                if needed:
+                    todo[sha] = _Item(index, sha, paths[index], needed)
+        items = list(todo.values()) + [_Item(index, "", paths[index], None) for index in unknown]
+        dataset = _DecodeDataset(items, resolution, model.preprocessor(), max_pixels, levels, skip, frozenset(todo), shard)
         count = default_workers() if workers is None else workers
         count = min(count, -(-len(dataset) // batch_size)) if len(dataset) > 1 else 0
+        # workers hand over small chunks, so the last images of a run are not left to one worker while the
+        # others idle; the main process gathers them into full network batches
+        chunk = max(size for size in range(1, min(batch_size, 8) + 1) if batch_size % size == 0)
         loader = DataLoader(
             dataset,
-            batch_size=batch_size,
+            batch_size=chunk,
             num_workers=count,
             collate_fn=_as_list,
             worker_init_fn=functools.partial(_worker_init, parent=os.getpid()) if count else None,
-            prefetch_factor=4 if count else None,
+            prefetch_factor=4 * batch_size // chunk if count else None,
         )
+
+        def run(items: list[_Decoded]) -> None:
+            for level, (key, summary) in enumerate(zip(keys, summaries)):
+                outputs = [(item.sha, item.path, array, reason) for item in items for at, array, reason in item.outputs if at == level]
+                ok = [(sha, array) for sha, _, array, _ in outputs if array is not None]
+                bad = [(sha, path, reason) for sha, path, array, reason in outputs if array is None]
+                for shape in {array.shape for _, array in ok}:
+                    same = [(sha, array) for sha, array in ok if array.shape == shape]
+                    for start in range(0, len(same), batch_size):
+                        rows = same[start : start + batch_size]
+                        features = model.forward(np.stack([array for _, array in rows]))
+                        writer.add_rows(key, num_features, [sha for sha, _ in rows], features, attrs)
+                if bad:
+                    writer.add_failures(key, num_features, bad, attrs)
+                summary.new_rows += len(ok)
+
+        done: set[str] = set()
+        pending: list[_Decoded] = []
         what = f"{extractor}@{resolution}" + (f" x{len(levels)} levels" if len(levels) > 1 else f" {keys[0].perturb}" if keys[0].perturb else "")
         with tqdm(total=len(dataset), unit="img", desc=what, disable=not progress) as bar:
-            for batch in loader:
-                for level, (key, summary) in enumerate(zip(keys, summaries)):
-                    outputs = [(sha, path, array, reason) for sha, path, results in batch for at, array, reason in results if at == level]
-                    ok = [(sha, array) for sha, _, array, _ in outputs if array is not None]
-                    bad = [(sha, path, reason) for sha, path, array, reason in outputs if array is None]
-                    for shape in {array.shape for _, array in ok}:
-                        same = [(sha, array) for sha, array in ok if array.shape == shape]
-                        for start in range(0, len(same), batch_size):
-                            chunk = same[start : start + batch_size]
-                            features = model.forward(np.stack([array for _, array in chunk]))
-                            writer.add_rows(key, num_features, [sha for sha, _ in chunk], features, attrs)
-                    if bad:
-                        writer.add_failures(key, num_features, bad, attrs)
-                    summary.new_rows += len(ok)
-                bar.update(len(batch))
-    for key, summary in zip(keys, summaries):
+            for part in loader:
+                for item in part:
+                    if item.sha:
+                        all_hashes[item.index] = item.sha
+                    elif item.unreadable:
+                        unreadable[item.index] = item.unreadable
+                    # two files of one content, neither hash known before, are both read; one row is kept
+                    if item.outputs and item.sha not in done:
+                        done.add(item.sha)
+                        pending.append(item)
+                if len(pending) >= batch_size:
+                    run(pending[:batch_size])
+                    del pending[:batch_size]
+                bar.update(len(part))
+            if pending:
+                run(pending)
+        hashed = [i for i in unknown if all_hashes[i] and stats[i] is not None]
+        if hashed:
+            hashcache.remember(store.root, [paths[i] for i in hashed], [stats[i] for i in hashed], [all_hashes[i] for i in hashed])
+        hashes = list(all_hashes)
+        if shard is not None:
+            # each shard's job reports the unreadable files of its share of the list, so N jobs report each once
+            unreadable = {i: reason for i, reason in unreadable.items() if i % shard[1] == shard[0]}
+            hashes = [h if h and shard_of(h, shard[1]) == shard[0] else "" for h in hashes]
+        if catalog:
+            writer.add_catalog(records, hashes)
+    present = {h for h in hashes if h}
+    for (key, summary), (extracted, _) in zip(zip(keys, summaries), stored):
+        summary.hashes, summary.failures, summary.reused_rows = hashes, dict(unreadable), len(present & extracted)
         recorded = {sha: reason for sha, _, reason in store.failures(key)}
         for index, sha in enumerate(hashes):
             if sha in recorded:

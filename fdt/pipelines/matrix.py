@@ -232,19 +232,8 @@ def generalisation_matrices(
         for name, sources in conditions:
             train = masks[res]["train"] & np.isin(fs.sources, sources)
             training[res, name] = (fs.X[train], fs.y[train], fs.groups[train])
-    if client is not None:  # one task per training condition; they are independent
-        futures = {cell: client.submit(_fit_condition, spec, random_state, n_trials, cv, False, *rows, pure=False, **tuning) for cell, rows in training.items()}
-        models = dict(zip(futures, client.gather(list(futures.values()))))
-    elif n_jobs > 1:
-        from joblib import Parallel, delayed
-
-        import optuna
-
-        level = optuna.logging.get_verbosity()  # workers start at Optuna's default; keep the caller's
-        fitted = Parallel(n_jobs=n_jobs)(
-            delayed(_fit_condition)(spec, random_state, n_trials, cv, False, *rows, optuna_verbosity=level, **tuning) for rows in training.values()
-        )
-        models = dict(zip(training, fitted))
+    if client is not None or n_jobs > 1:  # one task per training condition; they are independent
+        models = dict(zip(training, _fit_in_parallel(list(training.values()), spec, random_state, n_trials, cv, client, n_jobs, tuning)))
     else:
         models = {cell: _fit_condition(spec, random_state, n_trials, cv, progress, *rows, **tuning) for cell, rows in training.items()}
     best_params = {f"{name} @ {res}": model.best_params_ for (res, name), model in models.items()}
@@ -299,16 +288,45 @@ def generalisation_matrices(
     )
 
 
-def _fit_condition(
-    spec: PipelineSpec, random_state: int, n_trials: int, cv: int, progress: bool, X: np.ndarray, y: np.ndarray, groups: np.ndarray,
-    optuna_verbosity: int | None = None, **tuning: Any
-):
-    """Tune and fit one training condition (a row of the matrix); runs locally, in a joblib worker or as a Dask task."""
-    if optuna_verbosity is not None:
-        import optuna
+def _fit_in_parallel(
+    training: list[tuple[np.ndarray, np.ndarray, np.ndarray]], spec: PipelineSpec, random_state: int, n_trials: int, cv: int,
+    client: Any, n_jobs: int, tuning: Mapping[str, Any],
+) -> list:
+    """Tune the training conditions at once: on ``n_jobs`` local processes, or as tasks on ``client``'s Dask cluster.
 
-        optuna.logging.set_verbosity(optuna_verbosity)
+    Both go through joblib (its Dask backend for a cluster), so both return in
+    the order given, and each condition's result depends only on its inputs: the
+    same as tuning them one after another.
+    """
+    import optuna
+    from joblib import Parallel, delayed, parallel_config
+
+    level = optuna.logging.get_verbosity()  # workers start at Optuna's default; keep the caller's
+    backend = parallel_config(backend="dask", client=client) if client is not None else parallel_config(backend="loky", n_jobs=n_jobs)
+    with backend:
+        return Parallel()(delayed(_fit_condition_in_worker)(spec, random_state, n_trials, cv, *rows, level, **tuning) for rows in training)
+
+
+def _fit_condition(
+    spec: PipelineSpec, random_state: int, n_trials: int, cv: int, progress: bool, X: np.ndarray, y: np.ndarray, groups: np.ndarray, **tuning: Any
+):
+    """Tune and fit one training condition (a row of the matrix)."""
     return make_tuner(spec, random_state, n_trials=n_trials, cv=cv, progress=progress, **tuning).fit(X, y, groups)
+
+
+def _fit_condition_in_worker(
+    spec: PipelineSpec, random_state: int, n_trials: int, cv: int, X: np.ndarray, y: np.ndarray, groups: np.ndarray, optuna_verbosity: int, **tuning: Any
+):
+    """:func:`_fit_condition` in a joblib worker or a Dask task, whose fold workers (a trial time budget starts them) end with it."""
+    import optuna
+
+    from fdt.pipelines.folds import stop_workers
+
+    optuna.logging.set_verbosity(optuna_verbosity)
+    try:
+        return _fit_condition(spec, random_state, n_trials, cv, False, X, y, groups, **tuning)
+    finally:
+        stop_workers()
 
 
 def _matrix(title: str, rows: list[str], columns: list[str], metric: str, scored: list[list[tuple]]) -> Matrix:

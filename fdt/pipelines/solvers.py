@@ -46,8 +46,14 @@ def features_reaching_classifier(pipeline: Any, n_samples: int, n_features: int)
         width = min(pca.n_components, n_samples, width)
     mapping = steps.get("features")
     if mapping is not None and isinstance(getattr(mapping, "n_components", None), int):
-        width = mapping.n_components
+        width = min(mapping.n_components, n_samples) if _is_nystroem(mapping) else mapping.n_components
     return width
+
+
+def _is_nystroem(step: Any) -> bool:
+    from sklearn.kernel_approximation import Nystroem
+
+    return isinstance(step, Nystroem)
 
 
 def choose(classifier: Any, n_samples: int, n_features: int) -> dict[str, Any]:
@@ -87,12 +93,20 @@ def configure(estimator: Any, n_samples: int, n_features: int, random_state: int
     A PCA step asking for more components than the rows have (``pca = 64`` on
     16-d features) is cut to what exists, and that is returned too, as
     ``pca__n_components``: a spec written for wide features still runs on narrow ones.
+    A Nystroem step asking for more landmarks than there are rows is cut to the
+    rows (``features__n_components``): the map is then the exact kernel's, which
+    is what more landmarks would give (scikit-learn cuts it too, with a warning per fit).
     """
     chosen: dict[str, Any] = {}
-    pca = dict(getattr(estimator, "steps", [])).get("pca")
+    steps = dict(getattr(estimator, "steps", []))
+    pca = steps.get("pca")
     if pca is not None and isinstance(pca.n_components, int) and pca.n_components > min(n_samples, n_features):
         pca.set_params(n_components=min(n_samples, n_features))
         chosen["pca__n_components"] = pca.n_components
+    mapping = steps.get("features")
+    if mapping is not None and _is_nystroem(mapping) and mapping.n_components > n_samples:
+        mapping.set_params(n_components=n_samples)
+        chosen["features__n_components"] = n_samples
     classifier = estimator.steps[-1][1] if hasattr(estimator, "steps") else estimator
     solver = choose(classifier, n_samples, features_reaching_classifier(estimator, n_samples, n_features))
     if solver.get("dual") and classifier.random_state is None and random_state is not None:

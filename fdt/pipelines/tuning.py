@@ -25,6 +25,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from fdt.pipelines.errors import PipelineError
 from fdt.pipelines.folds import FoldRunner, TrialTimeout
+from fdt.pipelines.logs import quiet_optuna
 from fdt.pipelines.solvers import configure
 from fdt.pipelines.splits import check_binary, grouped_folds
 
@@ -148,6 +149,7 @@ class OptunaSearchCV(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
         self.n_jobs = n_jobs
         self.trial_timeout = trial_timeout
 
+    @quiet_optuna()
     def fit(self, X: Any, y: Any, groups: Any = None) -> "OptunaSearchCV":
         """Run ``n_trials`` more trials, then refit the best parameters on all rows.
 
@@ -404,6 +406,26 @@ def count_trials(trials: list) -> dict[str, int]:
     counts["timed_out"] = sum("time budget" in str(trial.user_attrs.get("stopped", "")) for trial in trials)
     counts["not_converged"] = sum(bool(trial.user_attrs.get("not_converged_folds")) for trial in trials)
     return dict(counts)
+
+
+def tuning_settings(jobs: int = 1, trial_timeout: float | None = 600.0, pruner: str | None = "wilcoxon", fidelity: float | None = None) -> dict[str, Any]:
+    """:class:`OptunaSearchCV` settings from the way people write them (``fdt tune`` options, ``fdt run`` keys).
+
+    ``pruner="none"`` and ``trial_timeout=0`` switch those off. Everything is
+    checked here, so a bad experiment file fails before any stage runs.
+    """
+    pruner = None if pruner in (None, "none") else pruner
+    if pruner is not None and pruner not in PRUNERS:
+        raise PipelineError(f"pruner must be one of {', '.join(PRUNERS)} or none, not {pruner!r}")
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise PipelineError(f"jobs must be a positive integer, not {jobs!r}")
+    if trial_timeout is not None and trial_timeout < 0:
+        raise PipelineError(f"trial_timeout must be seconds >= 0 (0: no budget), not {trial_timeout!r}")
+    if fidelity is not None and not 0 < fidelity < 1:
+        raise PipelineError(f"fidelity must be a share in (0, 1), not {fidelity!r}")
+    if fidelity is not None and pruner is None:
+        raise PipelineError("fidelity needs a pruner to decide which trials get all rows; drop pruner = none")
+    return {"n_jobs": jobs, "trial_timeout": trial_timeout or None, "pruner": pruner, "fidelity": fidelity}
 
 
 def make_tuner(spec, random_state: int | None = None, **params: Any) -> OptunaSearchCV:

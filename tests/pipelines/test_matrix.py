@@ -6,12 +6,10 @@ import numpy as np
 import pytest
 
 from fdt.pipelines.errors import SplitError, UnknownMetricError
+from fdt.pipelines.evaluation import INVERTED
 from fdt.pipelines.matrix import generalisation_matrices, write_report
 from fdt.pipelines.metrics import compute_metrics
 from fdt.pipelines.specs import get_spec
-from fdt.pipelines.intervals import choose_thresholds
-from fdt.pipelines.splits import assign_groups, holdout_masks
-from fdt.pipelines.tuning import make_tuner
 
 FAKES = ["inpaint", "sd21", "dcgan"]
 
@@ -25,33 +23,55 @@ def test_matrix_shapes(matrix_report):
     assert cross.rows == ["train native", "train 64"] and cross.columns == ["test native", "test 64"]
 
 
-def test_diagonal_is_scored_on_held_out_groups_of_the_training_source(matrix_report):
-    report = matrix_report
-    data = report.data["native"]
-    masks = holdout_masks(data.groups, assign_groups(np.concatenate([fs.groups for fs in report.data.values()]), np.concatenate([fs.sources for fs in report.data.values()]), (0.8, 0.1, 0.1), 0, np.concatenate([fs.y for fs in report.data.values()])))
-    matrix = report.matrices[0]
-    train = masks["train"] & np.isin(data.sources, ["coco", "inpaint"])
-    test = masks["test"] & np.isin(data.sources, ["coco", "inpaint"])
-    assert not set(data.groups[train]) & set(data.groups[test])
-    model = make_tuner(get_spec("logreg"), 0, n_trials=0, cv=3).fit(data.X[train], data.y[train], data.groups[train])
-    val = masks["val"] & np.isin(data.sources, ["coco", "inpaint"])
-    # thresholds of the operating-point metrics come from the validation rows, never the scored ones
-    chosen = choose_thresholds(data.y[val], model.predict_proba(data.X[val])[:, 1])
-    expected = compute_metrics(data.y[test], model.predict_proba(data.X[test])[:, 1], thresholds=chosen)
-    in_sample = compute_metrics(data.y[test], model.predict_proba(data.X[test])[:, 1])
-    assert matrix.cells[0][0] == pytest.approx(expected, nan_ok=True)
-    assert matrix.cells[0][0]["best_threshold_accuracy"] != in_sample["best_threshold_accuracy"]
-    low, high = matrix.interval(0, 0)
-    assert low <= matrix.values[0, 0] <= high
-    assert matrix.counts[0][0] == int(test.sum())
+MIRRORED = {"coco": (0, np.zeros(6)), "far": (1, np.array([10.0, 0, 0, 0, 0, 0])), "mirror": (1, np.array([-10.0, 0, 0, 0, 0, 0]))}
 
 
-def test_row_and_column_means(matrix_report):
-    matrix = matrix_report.matrices[0]
-    np.testing.assert_allclose(matrix.row_means, matrix.values.mean(axis=1))
-    np.testing.assert_allclose(matrix.column_means, matrix.values.mean(axis=0))
-    # dcgan's fakes are twice as far from the reals as inpaint's: the model trained on inpaint catches them
-    assert matrix.values[0, 2] > 0.9
+@pytest.fixture(scope="module")
+def mirrored():
+    """Fakes ten standard deviations to one side of the reals ("far") or the other ("mirror"): the answer is known.
+
+    A linear model trained on reals vs far calls everything on far's side fake, so it ranks
+    every mirror fake below every real (ROC AUC exactly 0) and every far fake above (exactly 1).
+    """
+    from tests.pipelines.conftest import make_featureset
+
+    data = {"native": make_featureset(MIRRORED, per_source=40, seed=3)}
+    return generalisation_matrices(data, ["coco"], ["far", "mirror"], get_spec("logreg"), cv=3, n_resamples=100)
+
+
+def test_a_hand_worked_matrix_and_its_means(mirrored):
+    (matrix,) = mirrored.matrices
+    np.testing.assert_array_equal(matrix.values, [[1.0, 0.0], [0.0, 1.0]])
+    np.testing.assert_array_equal(matrix.row_means, [0.5, 0.5])
+    np.testing.assert_array_equal(matrix.column_means, [0.5, 0.5])
+    assert matrix.rows == ["coco vs far", "coco vs mirror"] and matrix.columns == matrix.rows
+    # 40 groups per source, 10 % held out for the test: 4 reals and 4 fakes in every cell
+    assert matrix.counts == [[8, 8], [8, 8]]
+    assert INVERTED in matrix.flags(0, 1) and INVERTED in matrix.flags(1, 0) and INVERTED not in matrix.flags(0, 0)
+    assert "0.00 [0.00, 0.00]†" in matrix.to_markdown()
+
+
+def test_the_diagonal_is_scored_on_groups_the_model_never_saw():
+    """Labels unrelated to the features, two copies per group, and a 1-nearest-neighbour head.
+
+    Scored on its training groups, 1-NN finds each row's own copy and ranks perfectly (ROC AUC 1);
+    on held-out groups it can only guess.
+    """
+    from sklearn.model_selection import GroupKFold, cross_val_predict
+    from sklearn.neighbors import KNeighborsClassifier
+
+    from fdt.pipelines.specs import spec_from_dict
+    from tests.pipelines.conftest import make_featureset
+
+    noise = {"coco": (0, np.zeros(6)), "same": (1, np.zeros(6)), "alike": (1, np.zeros(6))}
+    data = make_featureset(noise, per_source=100, copies=2, seed=5)
+    memorised = KNeighborsClassifier(n_neighbors=1).fit(data.X, data.y).predict_proba(data.X)[:, 1]
+    assert compute_metrics(data.y, memorised)["roc_auc"] == 1.0  # the leak this test would catch
+    held_out = cross_val_predict(KNeighborsClassifier(n_neighbors=1), data.X, data.y, groups=data.groups, cv=GroupKFold(5), method="predict_proba")[:, 1]
+    assert compute_metrics(data.y, held_out)["roc_auc"] < 0.7  # and what grouped scoring gives
+    one_nn = spec_from_dict("one-nn", {"classifier": "knn", "params": {"n_neighbors": 1}, "scaler": False})
+    report = generalisation_matrices({"native": data}, ["coco"], ["same", "alike"], one_nn, cv=3, n_resamples=100)
+    assert np.all(report.matrices[0].values < 0.9), report.matrices[0].values
 
 
 def test_written_report(matrix_report, tmp_path):

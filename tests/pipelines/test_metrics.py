@@ -7,31 +7,41 @@ import pytest
 from fdt.pipelines.errors import UnknownMetricError
 from fdt.pipelines.metrics import METRICS, check_metric, compute_metrics, expected_calibration_error, summarise
 
-# Four reals, four fakes; one real (0.65) and one fake (0.45) are on the wrong side of 0.5,
-# and every score sits alone in its tenth-wide ECE bin.
-Y = [0, 0, 0, 0, 1, 1, 1, 1]
-P = [0.15, 0.25, 0.35, 0.65, 0.45, 0.75, 0.85, 0.95]
+# Twenty reals, five fakes, every metric a different number (recall and fake accuracy are one
+# quantity, TP / (TP + FN), and agree by definition), so swapping any two metrics fails.
+# Sorted: .99F .95R .88F .85R .78F .68R .58F .3F, then 17 reals at .1. No score sits on a
+# bin edge of the ECE, whose bins are tenths.
+Y = [0] * 20 + [1] * 5
+P = [0.95, 0.85, 0.68] + [0.1] * 17 + [0.99, 0.88, 0.78, 0.58, 0.3]
 
 EXPECTED = {
-    "accuracy": 6 / 8,
-    "real_accuracy": 3 / 4,
-    "fake_accuracy": 3 / 4,
-    "balanced_accuracy": 3 / 4,
-    "precision": 3 / 4,  # 3 true fakes among 4 called fake
-    "recall": 3 / 4,
-    "f1": 3 / 4,
-    "roc_auc": 15 / 16,  # of 16 (real, fake) pairs only (0.65, 0.45) is misordered
-    "average_precision": (1 + 1 + 1 + 4 / 5) / 4,  # precision at ranks 1, 2, 3 and 5
-    "best_threshold_accuracy": 7 / 8,  # calling fake from 0.75 up misses only the 0.45 fake
-    "eer": 1 / 4,  # at threshold 0.65: FPR = 1/4 and FNR = 1/4
-    "tpr_at_fpr_1": 3 / 4,  # the three fakes above every real
-    "tpr_at_fpr_5": 3 / 4,
-    "tpr_at_fpr_10": 3 / 4,
-    # reals: .15² + .25² + .35² + .65² = .63; fakes: .55² + .25² + .15² + .05² = .39
-    "brier": (0.63 + 0.39) / 8,
-    # one sample per bin: |y - p| summed = (.15+.25+.35+.65) + (.55+.25+.15+.05) = 2.4
-    "ece": 2.4 / 8,
+    # at 0.5: TP 4 (.99 .88 .78 .58), FN 1 (.3), FP 3 (.95 .85 .68), TN 17
+    "accuracy": 21 / 25,
+    "real_accuracy": 17 / 20,
+    "fake_accuracy": 4 / 5,
+    "recall": 4 / 5,
+    "balanced_accuracy": (17 / 20 + 4 / 5) / 2,
+    "precision": 4 / 7,
+    "f1": 2 / 3,  # 2 * (4/7) * (4/5) / (4/7 + 4/5) = (32/35) / (48/35)
+    "roc_auc": 91 / 100,  # reals below each fake: 20 + 19 + 18 + 17 + 17 of 100 pairs
+    "average_precision": (1 + 2 / 3 + 3 / 5 + 4 / 7 + 5 / 8) / 5,  # precision at ranks 1, 3, 5, 7, 8
+    "best_threshold_accuracy": 22 / 25,  # calling fake from .3 up: 5 fakes + 17 reals right
+    # ROC (FPR, TPR): (.05,.2) (.05,.4) (.1,.4) (.1,.6) (.15,.6) (.15,.8) (.15,1); FNR falls from .2 to 0 at FPR .15
+    "eer": 0.15,
+    "tpr_at_fpr_1": 1 / 5,  # no real allowed: only .99
+    "tpr_at_fpr_5": 2 / 5,  # one real (.95) allowed: .99 and .88
+    "tpr_at_fpr_10": 3 / 5,  # two reals allowed: down to .78
+    # reals: .95² + .85² + .68² + 17 * .1² = 2.2574; fakes: .01² + .12² + .22² + .42² + .7² = .7293
+    "brier": (2.2574 + 0.7293) / 25,
+    # |sum y - sum p| per bin: [0,.1] 17 reals 1.7; (.2,.3] .7; (.5,.6] .42; (.6,.7] .68; (.7,.8] .22;
+    # (.8,.9] .85R+.88F |1 - 1.73| = .73; (.9,1] .95R+.99F |1 - 1.94| = .94; total 5.39
+    "ece": 5.39 / 25,
 }
+
+
+def test_the_hand_worked_case_tells_every_metric_apart():
+    values = [value for name, value in EXPECTED.items() if name != "recall"]
+    assert len({round(v, 9) for v in values}) == len(values) == len(METRICS) - 1
 
 
 def test_compute_metrics_returns_every_metric_in_order():

@@ -57,3 +57,30 @@ def test_matrix_cells_in_parallel_equal_serial(featuresets):
     assert runs[0].best_params == runs[1].best_params
     for one, two in zip(runs[0].matrices, runs[1].matrices):
         np.testing.assert_array_equal(one.values, two.values)
+
+
+def test_report_matrix_jobs_two_equals_jobs_one_and_leaves_no_worker(tmp_path, store_root):
+    """``--jobs 2`` runs as its own ``fdt`` process (with a trial budget, so each cell's worker starts fold workers
+    too): once it has exited, none of the processes it started may still live."""
+    import subprocess
+    import sys
+    import time
+
+    from tests.conftest import session_processes
+
+    matrix = ["report", "matrix", "--extractor", "fft", "--real", "coco", "--fake", "inpaint,sd21", "--trials", "2", "--cv", "3",
+              "--pruner", "median", "--no-progress", "--store", str(store_root)]
+    serial = invoke(store_root, *matrix, "--out", str(tmp_path / "jobs1"), "--jobs", "1", "--trial-timeout", "0")
+    assert serial.exit_code == 0, serial.output
+    before = {pid for pid, _ in session_processes()}
+    command = [sys.executable, "-m", "fdt", *matrix, "--out", str(tmp_path / "jobs2"), "--jobs", "2", "--trial-timeout", "60"]
+    parallel = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert parallel.returncode == 0, parallel.stderr
+    deadline = time.monotonic() + 10
+    while (left := [p for p in session_processes() if p[0] not in before]) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not left, left
+    one, two = (json.loads((tmp_path / f"jobs{jobs}" / "report.json").read_text()) for jobs in (1, 2))
+    assert one["best_params"] == two["best_params"] and len(one["best_params"]) == 2
+    assert [m["values"] for m in one["matrices"]] == [m["values"] for m in two["matrices"]]
+    assert [m["intervals"] for m in one["matrices"]] == [m["intervals"] for m in two["matrices"]]

@@ -57,6 +57,18 @@ def test_solver_sees_the_width_after_pca_and_narrow_data_cuts_pca():
     assert configure(nystroem, 1000, 4096) == {"dual": False}  # 1000 rows > 3 x 300 kernel features
 
 
+def test_nystroem_landmarks_are_cut_to_the_rows_without_a_warning():
+    import warnings
+
+    X, y = data()
+    nystroem = get_spec("svm-nystroem").build(0).set_params(features__n_components=4096)
+    chosen = configure(nystroem, len(y), X.shape[1], 0)
+    assert chosen["features__n_components"] == len(y) and chosen["dual"] is True  # as many kernel features as rows: dual
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # scikit-learn's own cut warns on every fit
+        assert nystroem.fit(X, y).named_steps["features"].components_.shape[0] == len(y)
+
+
 def test_non_converged_fits_are_recorded_on_trials_and_refit():
     X, y = data()
     capped = LinearSVC(dual=True, tol=1e-12, max_iter=1, C=10.0)

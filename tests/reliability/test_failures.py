@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 from pathlib import Path
@@ -31,9 +32,9 @@ def test_a_file_that_changed_during_extraction_is_retried_on_the_next_run(tmp_pa
     real_read = extraction._DecodeDataset.__getitem__
 
     def changed_mid_read(self, index):  # the file is replaced between hashing and decoding
-        sha, path, needed = self.items[index]
-        if path == str(victim):
-            return sha, path, [(level, None, "file changed while it was being extracted") for level in needed]
+        item = self.items[index]
+        if item.path == str(victim):
+            return extraction._Decoded(item.index, hashlib.sha256(original).hexdigest(), item.path, [(0, None, "file changed while it was being extracted")])
         return real_read(self, index)
 
     monkeypatch.setattr(extraction._DecodeDataset, "__getitem__", changed_mid_read)

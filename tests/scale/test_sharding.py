@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +17,7 @@ from fdt.features_store.extraction import extract_records
 from fdt.features_store.sharding import parse_shard, shard_of
 from fdt.features_store.verify import verify_store
 from tests.conftest import write_images
+from tests.sync import start_fdt_stopping_after_shards, wait_for_shards
 
 
 @pytest.fixture
@@ -92,15 +92,10 @@ def test_a_killed_shard_rerun_completes_the_set(corpus: Path, tmp_path: Path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     for index in (0, 2):
         subprocess.run(_command(corpus, store, f"{index}/3", *cnn), check=True, env=env, capture_output=True)
-    victim = subprocess.Popen(_command(corpus, store, "1/3", *cnn), env=env, stderr=subprocess.PIPE)
-    key_dir = lambda: list((store / "features").glob("*/*.h5"))  # noqa: E731
-    before = len(key_dir())
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and len(key_dir()) < before + 2:
-        assert victim.poll() is None, victim.communicate()[1].decode()
-        time.sleep(0.02)
+    victim, shards = start_fdt_stopping_after_shards(_command(corpus, store, "1/3", *cnn)[3:], 2, env)
+    wait_for_shards(victim, shards, 2)  # two shards of this job are in place; it holds there
     victim.send_signal(signal.SIGKILL)
-    victim.wait()
+    victim.communicate()
     assert len(FeatureStore(store).load("mobilenet_v2", "native")) < 80
     assert verify_store(FeatureStore(store)).ok
     subprocess.run(_command(corpus, store, "1/3", *cnn), check=True, env=env, capture_output=True)
@@ -125,19 +120,23 @@ def test_dask_local_cluster_equals_local_extraction(corpus: Path, tmp_path: Path
     assert verify_store(FeatureStore(tmp_path / "dask")).ok
 
 
-def test_a_shard_job_waits_for_another_jobs_compaction(corpus: Path, tmp_path: Path):
+def test_a_shard_job_waits_for_another_jobs_compaction(corpus: Path, tmp_path: Path, monkeypatch):
     import fcntl
-    import threading
+    from concurrent.futures import ThreadPoolExecutor
 
     from fdt.features_store.store import _COMPACTING
+    from tests.sync import LockWait
 
     store = tmp_path / "s"
     store.mkdir()
-    lock = open(store / ".lock", "a+")
-    fcntl.flock(lock, fcntl.LOCK_EX)
-    lock.write(f"{_COMPACTING}pid 1 on elsewhere since now")
-    lock.flush()
-    threading.Timer(1.0, lambda: fcntl.flock(lock, fcntl.LOCK_UN)).start()
-    summary = extract_records(load_image_set(corpus), "fft", {"size": 4}, "native", store, workers=0, progress=False, shard=(0, 2))
-    assert summary.new_rows > 0
-    lock.close()
+    wait = LockWait().install(monkeypatch)
+    with open(store / ".lock", "a+") as lock, ThreadPoolExecutor(1) as pool:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        lock.write(f"{_COMPACTING}pid 1 on elsewhere since now")
+        lock.flush()
+        job = pool.submit(extract_records, load_image_set(corpus), "fft", {"size": 4}, "native", store, workers=0, progress=False, shard=(0, 2))
+        assert wait.waiting.wait(60)  # the shard job found a compaction under way and waits (its --wait is 0)
+        assert not job.done()
+        fcntl.flock(lock, fcntl.LOCK_UN)
+        wait.released.set()
+        assert job.result(timeout=120).new_rows > 0
