@@ -10,6 +10,7 @@ from fdt.pipelines.quality import (
     Neighbourhoods,
     frechet_distance,
     frechet_from_moments,
+    frechet_from_moments_eigh,
     kernel_inception_distance,
     measure_quality,
     moments,
@@ -86,6 +87,14 @@ def test_fd_with_fewer_images_than_dimensions_is_finite_and_flagged():
     assert np.isfinite(frechet_distance(real, fake).value)
     quality = measure_quality(real, fake, k=1, kid_subsets=2, n_resamples=5)
     assert np.isfinite(quality.fd) and any("below the 8 feature dimensions" in note for note in quality.notes)
+
+
+@pytest.mark.parametrize("n", [4, 40])  # fewer images than dimensions (singular covariances), and more
+def test_the_bootstraps_eigendecomposition_route_equals_sqrtm(n: int):
+    real, fake = _features(5, n=n, d=12), _features(6, n=n + 3, d=12, shift=0.2, scale=1.4)
+    mu1, s1 = moments(real)
+    mu2, s2 = moments(fake)
+    assert frechet_from_moments_eigh(mu1, s1, mu2, s2) == pytest.approx(frechet_from_moments(mu1, s1, mu2, s2).value, rel=1e-7)
 
 
 def test_weighted_moments_equal_the_moments_of_repeated_rows():
