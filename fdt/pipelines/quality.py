@@ -335,8 +335,11 @@ def measure_quality(
     smallest = min(len(real), len(fake))
     if smallest < dimensions:
         notes.append(f"n = {smallest} images is below the {dimensions} feature dimensions: FD is biased upwards and not comparable across n")
-    if m < kid_subset_size:
-        notes.append(f"KID subsets hold {m} images (fewer than the {kid_subset_size} asked for)")
+    if m == smallest:
+        notes.append(
+            f"KID subsets of {m} images hold the whole smaller set, so KID's ± std reflects only the other set's subsampling "
+            f"(0 when both sets have {m} images); a --kid-subset-size below {m} gives a spread"
+        )
     return Quality(
         n_real=len(real), n_fake=len(fake), dimensions=dimensions,
         fd=point.value, fd_interval=interval(fd_resampled),

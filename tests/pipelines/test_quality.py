@@ -183,6 +183,9 @@ def test_measure_quality_carries_intervals_and_tells_far_from_near():
     assert bad.kid > good.kid + 3 * good.kid_std
     assert bad.prdc["precision"] < good.prdc["precision"] and bad.prdc["coverage"] < good.prdc["coverage"]
     assert good.n_real == 80 and good.kid_subset_size == 40 and "fd_interval" in good.to_dict()
+    assert not any("KID subsets" in note for note in good.notes)
+    whole = measure_quality(real, near, kid_subsets=3, kid_subset_size=1000, n_resamples=10)
+    assert whole.kid_std == pytest.approx(0, abs=1e-12) and any("hold the whole smaller set" in note for note in whole.notes)
 
 
 def test_measure_quality_is_seeded():
