@@ -79,6 +79,8 @@ def test_fd_retakes_a_non_finite_root_with_the_eps_offset_and_says_so(monkeypatc
     # pytorch-fid: only the root is taken of the shifted covariances; the traces are of the given ones
     expected = 3 + s1.sum() + s2.sum() - 2 * np.sum(np.sqrt((s1 + eps) * (s2 + eps)))
     assert len(calls) == 2 and result.offset == eps and result.value == pytest.approx(expected, rel=1e-12)
+    # the bootstrap's route, given the same offset, measures the same quantity
+    assert frechet_from_moments_eigh(np.zeros(3), np.diag(s1), np.ones(3), np.diag(s2), offset=eps) == pytest.approx(expected, rel=1e-12)
     assert result.notes == ["the covariance product was singular: 0.001 * I added to both covariances (as pytorch-fid does)"]
 
 
