@@ -30,6 +30,8 @@ SMALL = {
     "mobilenet_v2": {"weights": "random", "input_size": 32},
     "xception": {"weights": "random", "input_size": 71},
     "inception_v3": {"weights": "random", "input_size": 75},
+    "resnet50": {"weights": "random", "input_size": 32},
+    "densenet121": {"weights": "random", "input_size": 32},
     "timm": {"model": "test_resnet", "weights": "random", "input_size": 32},
     "fft": {"size": 16},
     "dct": {"size": 16},
@@ -65,7 +67,7 @@ def _params(name: str, request: pytest.FixtureRequest) -> dict:
     if name in ("clip", "dinov2", "vae"):
         extra = {"distance": "l2"} if name == "vae" else {}
         return {"model": str(request.getfixturevalue("tiny_folders")[name]), "weights": "random", **extra}
-    return dict(SMALL[name])
+    return dict(SMALL.get(name, {}))  # a new extractor without published weights needs no entry here
 
 
 def _images(count: int, seed: int = 0, size: int = 24) -> list[Image.Image]:
@@ -110,7 +112,7 @@ def test_listing_and_help_import_no_network_library():
     ).stdout.splitlines()
     assert codes == "[0, 0, 0]" and imported == "[]"
     assert names.split(",") == list_extractors()
-    assert "Registered extractor name: autoencoder, clip, dct, dinov2, fft, inception_v3, mobilenet_v2, timm, vae, vgg16, xception." in extract_help
+    assert "Registered extractor name: autoencoder, clip, dct, densenet121, dinov2, fft, inception_v3, mobilenet_v2, resnet50, timm, vae, vgg16, xception." in extract_help
 
 
 def test_a_script_registers_its_own_extractor_with_one_line(monkeypatch: pytest.MonkeyPatch):
@@ -179,7 +181,8 @@ def test_random_seed_changes_features_and_is_in_the_identity(name: str):
 def test_extractors_follow_the_scikit_learn_estimator_contract():
     extractor = create_extractor("timm", model="test_resnet", weights="random", input_size=32, seed=4)
     assert extractor.get_params() == {
-        "model": "test_resnet", "weights": "random", "seed": 4, "input_size": 32, "precision": "fp32", "channels_last": False, "device": "cpu",
+        "model": "test_resnet", "weights": "random", "seed": 4, "input_size": 32, "precision": "fp32", "channels_last": False,
+        "output": "features", "input": None, "device": "cpu",
     }
     assert repr(extractor) == "TimmExtractor(input_size=32, model='test_resnet', seed=4, weights='random')"
     twin = clone(extractor)
@@ -452,7 +455,7 @@ def test_a_plugin_pipeline_spec_is_listed_and_a_broken_one_is_skipped(plugin_on_
 
 
 def test_unknown_extractor_lists_the_valid_ones():
-    with pytest.raises(UnknownExtractorError, match="choose one of: autoencoder, clip, dct, dinov2, fft, inception_v3, mobilenet_v2"):
+    with pytest.raises(UnknownExtractorError, match="choose one of: autoencoder, clip, dct, densenet121, dinov2, fft, inception_v3, mobilenet_v2, resnet50"):
         create_extractor("resnet")
 
 

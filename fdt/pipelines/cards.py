@@ -168,8 +168,12 @@ class UntrustedModelWarning(UserWarning):
     """A pickled model was loaded because the user said it is trusted."""
 
 
+FDT_TYPES = frozenset({"fdt.pipelines.score.SingleScoreLogistic"})
+"""fdt's own estimators: scikit-learn subclasses that add a check and no state, rebuilt like their base."""
+
+
 def trusted_types(untrusted: Sequence[str]) -> list[str]:
-    """The types among ``untrusted`` (skops' list for a file) that fdt trusts: classes of scikit-learn.
+    """The types among ``untrusted`` (skops' list for a file) that fdt trusts: classes of scikit-learn, and :data:`FDT_TYPES`.
 
     skops trusts numpy, scipy and the public scikit-learn estimators by itself;
     fitted models also hold private scikit-learn classes (``_CalibratedClassifier``,
@@ -179,7 +183,7 @@ def trusted_types(untrusted: Sequence[str]) -> list[str]:
     """
     import importlib
 
-    trusted = []
+    trusted = [name for name in untrusted if name in FDT_TYPES]
     for name in untrusted:
         module, _, attribute = name.rpartition(".")
         if module.split(".")[0] != "sklearn":

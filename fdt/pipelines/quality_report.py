@@ -229,7 +229,7 @@ def detectability_by_cv(data: FeatureSet, real: Sequence[str], source: str, spec
     from fdt.pipelines.evaluation import cross_validate_metrics, evaluate_rows
     from fdt.pipelines.splits import grouped_folds
 
-    rows = data.where_sources(list(real) + [source])
+    rows = data.subset(np.isin(data.sources, [*real, source]))
     folds = grouped_folds(rows.y, rows.groups, cv, random_state)
     _, _, scores = cross_validate_metrics(spec.build(random_state), rows.X, rows.y, rows.groups, folds, cv, random_state)
     scored = evaluate_rows(rows.y, scores, rows.groups, rows.sources, {}, random_state, n_resamples)
@@ -273,10 +273,10 @@ def quality_report(
     from fdt.pipelines.leakage import check_scored_rows
 
     notes = [note for note in [check_scored_rows(data, np.ones(len(data), bool), "quality", allow_trained_groups)] if note]
-    reals = data.where_sources(list(real))
+    reals = data.subset(np.isin(data.sources, list(real)))
     rows = []
     for source in tqdm(list(fakes), desc="quality per fake source", disable=not progress):
-        fake = data.where_sources([source])
+        fake = data.subset(data.sources == source)
         quality = measure_quality(
             reals.X, fake.X, reals.groups, fake.groups, k=k, kid_subsets=kid_subsets, kid_subset_size=kid_subset_size,
             n_resamples=n_resamples, random_state=random_state, progress=progress,

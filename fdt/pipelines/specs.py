@@ -50,6 +50,7 @@ CLASSIFIERS: dict[str, str] = {
     "knn": "sklearn.neighbors.KNeighborsClassifier",
     "sgd": "sklearn.linear_model.SGDClassifier",
     "hist-gradient-boosting": "sklearn.ensemble.HistGradientBoostingClassifier",
+    "score-logistic": "fdt.pipelines.score.SingleScoreLogistic",
 }
 """Short classifier names a spec may use; any scikit-learn ``module.Class`` works too, and classes allowed by :func:`allow_class`."""
 
@@ -340,6 +341,16 @@ BUILTIN_SPECS: dict[str, PipelineSpec] = {
             cost="O(n·m·d) per fit (m components)",
         ),
         PipelineSpec(
+            "score",
+            "score-logistic",
+            # Platt scaling: practically unregularised, nothing to tune
+            {"C": 1e6, "max_iter": 1000},
+            {},
+            scaler=False,
+            description="A detector's own score (output=logit) calibrated by a logistic on it; refuses more than one feature",
+            cost="O(n) per fit",
+        ),
+        PipelineSpec(
             "sgd-hinge",
             "sgd",
             {"loss": "hinge", "alpha": 1e-3, "early_stopping": True, "n_iter_no_change": 3, "max_iter": 50, "tol": 1e-3},
@@ -521,7 +532,7 @@ def _class(name: str, short: Mapping[str, str], spec_name: str, what: str) -> ty
 def _classifier_class(classifier: str, spec_name: str) -> type:
     dotted = CLASSIFIERS.get(classifier, classifier)
     module, _, attribute = dotted.rpartition(".")
-    if module.split(".")[0] not in TRUSTED_PACKAGES and dotted not in _ALLOWED_CLASSES:
+    if module.split(".")[0] not in TRUSTED_PACKAGES and dotted not in _ALLOWED_CLASSES and dotted not in CLASSIFIERS.values():
         raise SpecError(
             f"pipeline {spec_name!r}: classifier {classifier!r} is not a short name ({', '.join(CLASSIFIERS)}) or a scikit-learn class; "
             f"fdt imports other modules only when you allow them (--allow-class {dotted}, or fdt.pipelines.specs.allow_class)"

@@ -7,6 +7,12 @@ network, through three hooks: :meth:`~CNNExtractor.published_weights`,
 :meth:`~CNNExtractor.preprocessing` and :meth:`~CNNExtractor.make_network`.
 Networks timm knows need no subclass of their own: see
 :mod:`fdt.features_store.extractors.timm_models`.
+
+With ``weights=PATH`` of a detector ``fdt models finetune`` trained on this
+extractor's network (:mod:`fdt.models.detector`), the extractor gives the
+fine-tuned network's features, or with ``output=logit`` its own score; such
+features carry a reference to the network's training record, so evaluation
+refuses to score the groups it trained on.
 """
 
 from __future__ import annotations
@@ -23,7 +29,9 @@ from fdt.features_store.errors import ExtractorError
 from fdt.features_store.extractors.base import Extractor, resolve_device
 from fdt.features_store.extractors.precision import autocast, numeric_key
 from fdt.features_store.registry import register_extractor
+from fdt.grouping import record_path
 from fdt.models.backbones import MOBILENET_V2, VGG16, Backbone, build_backbone
+from fdt.models.inputs import INPUTS, NetworkInput
 from fdt.models.weights import WeightsSource, resolve_published, resolve_weights
 
 RESAMPLING = {
@@ -87,6 +95,14 @@ class CNNExtractor(Extractor):
         Autocast precision of the forward pass (part of the key when not ``fp32``).
     channels_last : bool
         Run the network in channels-last memory format (part of the key when true).
+    output : {"features", "logit"}
+        ``features``: the feature layer. ``logit``: the one-number score of a
+        fine-tuned detector (``weights=PATH`` of ``fdt models finetune``), positive
+        for fake; part of the key when ``logit``.
+    input : {"pixels", "spectrum"} or None
+        What the network sees: the pixels, or the centred log-magnitude spectrum of
+        the grey image (:mod:`fdt.models.inputs`); ``None`` (default) means what a
+        fine-tuned file was trained on, else pixels. Part of the key when ``spectrum``.
     device : str
         ``auto``, ``cpu`` or ``cuda``; not part of the features' identity.
     """
@@ -96,13 +112,15 @@ class CNNExtractor(Extractor):
 
     def __init__(
         self, weights: str = "imagenet", seed: int = 0, input_size: int | str | None = None, precision: str = "fp32",
-        channels_last: bool = False, device: str = "cpu",
+        channels_last: bool = False, output: str = "features", input: str | None = None, device: str = "cpu",
     ) -> None:
         self.weights = weights
         self.seed = seed
         self.input_size = input_size
         self.precision = precision
         self.channels_last = channels_last
+        self.output = output
+        self.input = input
         self.device = device
 
     # ---- what a subclass says about its network
@@ -119,20 +137,66 @@ class CNNExtractor(Extractor):
         """The feature network in eval mode, with ``weights_file`` loaded, or seeded from ``self.seed`` if ``None``."""
         raise NotImplementedError
 
+    # ---- a fine-tuned detector file as weights
+
+    def finetuned(self) -> dict[str, Any] | None:
+        """The metadata of the fine-tuned detector file ``weights`` names, or ``None`` for other weights."""
+        if "_detector" not in self.__dict__:
+            from fdt.models.detector import is_detector_file, read_detector_file
+
+            meta = None
+            path = Path(str(self.weights)).expanduser()
+            if self.weights not in self.published_words + ("random",) and is_detector_file(path):
+                meta = {k: v for k, v in read_detector_file(path).items() if k != "state_dict"}
+                mine = self._model() if hasattr(self, "_model") else None
+                if (meta["backbone"], meta.get("model")) != (self.name, mine):
+                    theirs = meta["backbone"] + (f" (model {meta['model']})" if meta.get("model") else "")
+                    raise ExtractorError(f"{self.weights} is a fine-tuned {theirs}, not {self.name}" + (f" (model {mine})" if mine else "") + f": use the {meta['backbone']} extractor")
+            self._detector = meta
+        return self._detector
+
+    def _output(self) -> str:
+        finetuned = self.finetuned()  # also refuses a file of another network before anything is built
+        if self.output not in ("features", "logit"):
+            raise ExtractorError(f"output must be features or logit, not {self.output!r}")
+        if self.output == "logit" and finetuned is None:
+            raise ExtractorError("output=logit needs a fine-tuned detector: weights=PATH of a file fdt models finetune wrote")
+        return self.output
+
+    def _input_kind(self) -> str:
+        trained = (self.finetuned() or {}).get("input")
+        if self.input is not None and self.input not in INPUTS:
+            raise ExtractorError(f"input must be one of {', '.join(INPUTS)}, not {self.input!r}")
+        if trained is not None and self.input is not None and self.input != trained:
+            raise ExtractorError(f"{self.weights} was fine-tuned on {trained} input, not {self.input}; leave input unset or pass input={trained}")
+        return trained or self.input or "pixels"
+
+    def _width(self, features: int) -> int:
+        """``num_features`` of this configuration: ``features`` wide, or 1 for a detector's logit."""
+        return 1 if self._output() == "logit" else features
+
     # ---- shared
 
     def _input_size(self) -> int | str:
         if self.input_size is None:
-            return self.preprocessing().input_size
+            return (self.finetuned() or {}).get("input_size") or self.preprocessing().input_size
         if self.input_size == "native" or (isinstance(self.input_size, int) and not isinstance(self.input_size, bool) and self.input_size >= 32):
             return self.input_size
         raise ExtractorError(f"input_size must be an integer of at least 32 or 'native', not {self.input_size!r}")
 
     def key_params(self) -> dict[str, Any]:
-        return {"input_size": self._input_size(), **numeric_key(self.precision, self.channels_last)}
+        # output and input join the key only off their defaults, so earlier rows keep their keys
+        extra = {"output": "logit"} if self._output() == "logit" else {}
+        extra |= {"input": "spectrum"} if self._input_kind() == "spectrum" else {}
+        return {"input_size": self._input_size(), **numeric_key(self.precision, self.channels_last), **extra}
 
     def resolve_weights(self) -> tuple[str, Path | None]:
         """``(identity, file)`` of the ``weights`` parameter: the one step that turns it into a file to load."""
+        if self.finetuned() is not None:
+            from fdt.models.detector import detector_identity
+
+            path = Path(str(self.weights)).expanduser()
+            return detector_identity(path), path
         return resolve_weights(self.weights, self.seed, lambda: resolve_published(self.published_weights()), self.published_words)
 
     def weights_identity(self) -> str:
@@ -140,14 +204,26 @@ class CNNExtractor(Extractor):
             self._identity, self._weights_file = self.resolve_weights()
         return self._identity
 
-    def preprocessor(self) -> ResizeNormalize:
-        size, config = self._input_size(), self.preprocessing()
-        return ResizeNormalize(None if size == "native" else size, config.mean, config.std, config.interpolation)
+    def preprocessor(self) -> ResizeNormalize | NetworkInput:
+        size, config, meta = self._input_size(), self.preprocessing(), self.finetuned()
+        size = None if size == "native" else size
+        if meta is not None:  # exactly the transform it was trained with
+            return NetworkInput(meta["input"], size, tuple(meta["mean"]), tuple(meta["std"]), meta.get("interpolation", "bilinear"))
+        if self._input_kind() == "spectrum":
+            return NetworkInput("spectrum", size, config.mean, config.std)
+        return ResizeNormalize(size, config.mean, config.std, config.interpolation)
 
     def _build(self) -> None:
         self.weights_identity()
         self.device_ = resolve_device(self.device)
-        net = self.make_network(self._weights_file).to(self.device_)
+        if self.finetuned() is not None:
+            from fdt.models.detector import load_detector
+
+            # the architecture (randomly initialised), then every weight from the file
+            detector, _ = load_detector(self._weights_file, self.make_network(None), self.device_)
+            net = detector if self._output() == "logit" else detector.body
+        else:
+            net = self.make_network(self._weights_file).to(self.device_)
         self.net_ = net.to(memory_format=torch.channels_last) if self.channels_last else net
 
     def forward(self, batch: np.ndarray) -> np.ndarray:
@@ -162,6 +238,11 @@ class CNNExtractor(Extractor):
         file = self.__dict__.get("_weights_file")
         if file is not None:
             info["weights_file"] = str(Path(file))
+        meta = self.finetuned()
+        if meta is not None:
+            # the file's own fingerprint of what it trained on: a swapped or missing record is refused at evaluation
+            reference = {"path": str(record_path(Path(str(self.weights)).expanduser()).resolve()), "trained_sha256": meta["trained_sha256"]}
+            info |= {"weights_file": str(Path(str(self.weights))), "trained_from_data": True, "training_record": reference, "start_weights": meta["start_weights"]}
         return info
 
 
@@ -178,7 +259,7 @@ class TorchvisionExtractor(CNNExtractor):
 
     @property
     def num_features(self) -> int:
-        return self.backbone.num_features
+        return self._width(self.backbone.num_features)
 
     def make_network(self, weights_file: Path | None) -> torch.nn.Module:
         return build_backbone(self.backbone, self.seed, weights_file)

@@ -26,8 +26,9 @@ from typing import Any, ClassVar
 
 import torch
 
+from fdt.errors import one_line
 from fdt.features_store.errors import ExtractorError
-from fdt.features_store.extractors.cnn import CNNExtractor, Preprocessing
+from fdt.features_store.extractors.cnn import RESAMPLING, CNNExtractor, Preprocessing
 from fdt.features_store.registry import register_extractor
 from fdt.models.weights import WeightsSource
 
@@ -43,7 +44,7 @@ class TimmExtractor(CNNExtractor):
         ``published`` (``imagenet`` is the same) reads the model's published weights
         from the timm / Hugging Face cache; ``random`` is a seeded init, stated in every
         output; a path loads a local state-dict file.
-    seed, input_size, precision, channels_last, device
+    seed, input_size, precision, channels_last, output, input, device
         As for ``vgg16``; ``input_size=None`` means the pretrained config's.
     """
 
@@ -52,10 +53,12 @@ class TimmExtractor(CNNExtractor):
 
     def __init__(
         self, model: str | None = None, weights: str = "published", seed: int = 0, input_size: int | str | None = None,
-        precision: str = "fp32", channels_last: bool = False, device: str = "cpu",
+        precision: str = "fp32", channels_last: bool = False, output: str = "features", input: str | None = None, device: str = "cpu",
     ) -> None:
         self.model = model
-        super().__init__(weights=weights, seed=seed, input_size=input_size, precision=precision, channels_last=channels_last, device=device)
+        super().__init__(
+            weights=weights, seed=seed, input_size=input_size, precision=precision, channels_last=channels_last, output=output, input=input, device=device,
+        )
 
     def _model(self) -> str:
         """The timm name: the parameter, or the registered configuration's (``model=None``)."""
@@ -88,7 +91,10 @@ class TimmExtractor(CNNExtractor):
 
     def preprocessing(self) -> Preprocessing:
         config = self._pretrained_config()
-        return Preprocessing(int(config.input_size[-1]), tuple(config.mean), tuple(config.std), config.interpolation or "bilinear")
+        interpolation = config.interpolation or "bilinear"
+        if interpolation not in RESAMPLING or len(config.mean) != 3:
+            raise ExtractorError(f"timm's {self._model()} expects {interpolation} resizing of {len(config.mean)} channels; fdt feeds RGB resized by {', '.join(RESAMPLING)}")
+        return Preprocessing(int(config.input_size[-1]), tuple(config.mean), tuple(config.std), interpolation)
 
     def key_params(self) -> dict[str, Any]:
         config = self.preprocessing()
@@ -105,7 +111,7 @@ class TimmExtractor(CNNExtractor):
             self._pretrained_config()  # an unknown name is refused before timm is asked to build it
             with torch.device("meta"):  # the architecture without allocating or initialising its weights
                 self._num_features = int(timm.create_model(self._model(), num_classes=0).num_features)
-        return self._num_features
+        return self._width(self._num_features)
 
     def make_network(self, weights_file: Path | None) -> torch.nn.Module:
         import timm
@@ -119,7 +125,7 @@ class TimmExtractor(CNNExtractor):
                 # timm's own loader: its checkpoint filter, and the classifier dropped (num_classes=0)
                 net = timm.create_model(self._model(), pretrained=True, pretrained_cfg_overlay={"file": str(weights_file)}, num_classes=0)
             except RuntimeError as error:
-                raise ExtractorError(f"{weights_file} does not fit timm's {self._model()}: {str(error).splitlines()[0]}") from None
+                raise ExtractorError(f"{weights_file} does not fit timm's {self._model()}: {one_line(error)}") from None
         return net.eval().requires_grad_(False)
 
     def weights_note(self) -> str:
@@ -143,3 +149,7 @@ def timm_configuration(class_name: str, model: str, doc: str) -> type[TimmExtrac
 
 
 XceptionExtractor = register_extractor("xception")(timm_configuration("XceptionExtractor", "legacy_xception", "Xception (Chollet 2017), timm's legacy_xception"))
+ResNet50Extractor = register_extractor("resnet50")(timm_configuration("ResNet50Extractor", "resnet50.tv_in1k", "ResNet50 with torchvision's ImageNet weights (seed 004)"))
+DenseNet121Extractor = register_extractor("densenet121")(
+    timm_configuration("DenseNet121Extractor", "densenet121.tv_in1k", "DenseNet121 with torchvision's ImageNet weights (seed 002's network for spectra)")
+)
