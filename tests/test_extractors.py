@@ -30,6 +30,7 @@ SMALL = {
     "vgg16": {"weights": "random", "input_size": 32},
     "mobilenet_v2": {"weights": "random", "input_size": 32},
     "xception": {"weights": "random", "input_size": 71},
+    "inception_v3": {"weights": "random", "input_size": 75},
     "resnet50": {"weights": "random", "input_size": 32},
     "densenet121": {"weights": "random", "input_size": 32},
     "timm": {"model": "test_resnet", "weights": "random", "input_size": 32},
@@ -112,7 +113,7 @@ def test_listing_and_help_import_no_network_library():
     ).stdout.splitlines()
     assert codes == "[0, 0, 0]" and imported == "[]"
     assert names.split(",") == list_extractors()
-    assert "Registered extractor name: autoencoder, clip, dct, densenet121, dinov2, fft, mobilenet_v2, resnet50, timm, vae, vgg16, xception." in extract_help
+    assert "Registered extractor name: autoencoder, clip, dct, densenet121, dinov2, fft, inception_v3, mobilenet_v2, resnet50, timm, vae, vgg16, xception." in extract_help
 
 
 def test_a_script_registers_its_own_extractor_with_one_line(monkeypatch: pytest.MonkeyPatch):
@@ -449,7 +450,7 @@ def test_a_plugin_pipeline_spec_is_listed_and_a_broken_one_is_skipped(plugin_on_
 
 
 def test_unknown_extractor_lists_the_valid_ones():
-    with pytest.raises(UnknownExtractorError, match="choose one of: autoencoder, clip, dct, densenet121, dinov2, fft, mobilenet_v2, resnet50"):
+    with pytest.raises(UnknownExtractorError, match="choose one of: autoencoder, clip, dct, densenet121, dinov2, fft, inception_v3, mobilenet_v2, resnet50"):
         create_extractor("resnet")
 
 
