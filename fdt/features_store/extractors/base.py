@@ -119,9 +119,8 @@ class Extractor(TransformerMixin, BaseEstimator):
         return out
 
     def _reset(self) -> None:
-        """Forget everything but the parameters (the built network, cached configs and identities)."""
-        params = set(self.param_names())
-        for attribute in [a for a in self.__dict__ if a not in params]:
+        """Forget the built network and cached state: every ``_``-prefixed or ``_``-suffixed attribute, by scikit-learn's convention."""
+        for attribute in [a for a in self.__dict__ if a.startswith("_") or a.endswith("_")]:
             del self.__dict__[attribute]
 
 
