@@ -14,7 +14,7 @@ def test_first_run_computes_every_stage(tiny_runs):
     result, record = tiny_runs["first"], tiny_runs["first_record"]
     assert result.exit_code == 0, result.output
     stages = {entry["stage"] for entry in record["stages"]}
-    assert stages == {"images", "generator", "autoencoder", "extract", "study", "matrix"}
+    assert stages == {"images", "generator", "extractor-training", "extract", "study", "matrix"}
     assert all(entry["action"] == "computed" for entry in record["stages"] if entry["stage"] != "images" or entry["name"] == "photos")
     extract = [entry for entry in record["stages"] if entry["stage"] == "extract"]
     assert {(e["name"], e["resolution"]) for e in extract} == {(x, r) for x in ("vgg16", "mobilenet_v2", "xception", "fft", "autoencoder") for r in ("32", "16")}
