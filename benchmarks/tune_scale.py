@@ -184,7 +184,7 @@ def main() -> None:
             if d != dim:
                 continue
             by_n = {p[0]: p for p in points}
-            cells = "".join(f"{f'{by_n[n][1]:.0f}/{by_n[n][2]:.0f}/{by_n[n][3]}/{by_n[n][4]:.3f}':>24}" if n in by_n else f"{'':>24}" for n in sizes)
+            cells = "".join(f"{f'{by_n[n][1]:.0f}/{by_n[n][2]:.1f}/{by_n[n][3]}/{by_n[n][4]:.3f}':>24}" if n in by_n else f"{'':>24}" for n in sizes)
             print(f"{name:16}{cells}{exponent([(p[0], p[1]) for p in points]):>10.2f}{exponent([(p[0], p[2]) for p in points]):>9.2f}")
         if rbf:
             print("best CV AUC minus exact svm-rbf's on the same folds (target >= -0.01):")

@@ -22,7 +22,7 @@ from typing import Iterable, Sequence
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from fdt.errors import FdtError
+from fdt.errors import FdtError, one_line
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"})
 MANIFEST_COLUMNS = ("path", "source", "label", "group")
@@ -44,7 +44,7 @@ class ImageRecord:
 
     ``group`` ties images that must stay on one side of a split (the source photo
     of an inpainting, the caption of a generation). An empty group means the
-    image is its own group; :func:`resolve_groups` fills it with the content hash.
+    image is its own group; :func:`fdt.grouping.group_of` fills it with the content hash.
     """
 
     path: str
@@ -148,7 +148,7 @@ def load_rgb(source: str | os.PathLike | bytes, max_pixels: int = DEFAULT_MAX_PI
     except Image.DecompressionBombError as error:
         raise ImageDecodeError(f"image is too large: {error}") from None
     except (OSError, SyntaxError, ValueError) as error:
-        raise ImageDecodeError(f"not a readable image ({_reason(error)})") from None
+        raise ImageDecodeError(f"not a readable image ({one_line(error)})") from None
     with image:
         width, height = image.size
         if width * height > max_pixels:
@@ -160,7 +160,7 @@ def load_rgb(source: str | os.PathLike | bytes, max_pixels: int = DEFAULT_MAX_PI
         except Image.DecompressionBombError as error:
             raise ImageDecodeError(f"image is too large: {error}") from None
         except (OSError, SyntaxError, ValueError, EOFError) as error:
-            raise ImageDecodeError(f"cannot decode image ({_reason(error)})") from None
+            raise ImageDecodeError(f"cannot decode image ({one_line(error)})") from None
 
 
 def _as_file(source: str | os.PathLike | bytes):
@@ -170,10 +170,6 @@ def _as_file(source: str | os.PathLike | bytes):
         return io.BytesIO(source)
     with open_regular(source) as handle:  # a FIFO or a device would block the decoder
         return io.BytesIO(handle.read())
-
-
-def _reason(error: BaseException) -> str:
-    return str(error).splitlines()[0] if str(error) else type(error).__name__
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:
@@ -396,11 +392,6 @@ def load_image_set(
     if not path.exists():
         raise DataError(f"no such folder or manifest: {path}")
     return from_folder(path, real_sources=real_sources, label=label)
-
-
-def resolve_groups(records: Sequence[ImageRecord], hashes: Sequence[str]) -> list[str]:
-    """Each record's group, defaulting to its content hash (an image is its own group)."""
-    return [record.group or f"sha256:{digest}" for record, digest in zip(records, hashes)]
 
 
 def write_manifest(path: str | os.PathLike, rows: Iterable[dict[str, object]], columns: Sequence[str]) -> None:

@@ -17,6 +17,15 @@ class FdtError(Exception):
     """A mistake in what the user asked for or gave fdt; the message says why in one line."""
 
 
+def one_line(error: BaseException) -> str:
+    """An error's message as one line: its first line (a ``KeyError``'s without the quotes ``str`` adds), else its type's name.
+
+    For fdt's own messages, and for quoting a library's error inside one.
+    """
+    message = str(error.args[0]) if isinstance(error, KeyError) and error.args else str(error)
+    return message.strip().splitlines()[0] if message.strip() else type(error).__name__
+
+
 class DiskFullError(FdtError, OSError):
     """A write failed for lack of space (a full disk, a quota, a file-size limit); what was written before is kept."""
 

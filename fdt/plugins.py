@@ -1,10 +1,11 @@
 """Third-party packages extend fdt through ``importlib.metadata`` entry points.
 
-Three groups, one per kind of thing a plugin adds:
+Four groups, one per kind of thing a plugin adds:
 
 - ``fdt.extractors``: an :class:`~fdt.features_store.extractors.base.Extractor` subclass,
 - ``fdt.pipelines``: a :class:`~fdt.pipelines.specs.PipelineSpec` or a table as in a spec file,
-- ``fdt.generators``: read by the generator registry.
+- ``fdt.generators``: read by the generator registry,
+- ``fdt.metrics``: a :class:`~fdt.pipelines.metrics.Metric`.
 
 A plugin package declares them in its packaging metadata; the entry point's name is
 the name users type::
@@ -29,7 +30,7 @@ import logging
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
-GROUPS = ("fdt.extractors", "fdt.generators", "fdt.pipelines")
+GROUPS = ("fdt.extractors", "fdt.generators", "fdt.metrics", "fdt.pipelines")
 
 _log = logging.getLogger(__name__)
 _reported: set[tuple[str, str]] = set()

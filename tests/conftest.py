@@ -87,6 +87,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
         if reusable_executor._executor is not None:
             reusable_executor._executor.shutdown(wait=True, kill_workers=True)
+    if "fdt.pipelines.folds" in sys.modules:  # the trial-budget fold workers are kept warm the same way (60 s idle)
+        sys.modules["fdt.pipelines.folds"].stop_workers()
     deadline = time.monotonic() + 15
     while (left := session_processes()) and time.monotonic() < deadline:
         time.sleep(0.5)

@@ -1,4 +1,8 @@
-"""Read a store with plain h5py by following docs/store-format.md alone (no fdt imports below the fixture)."""
+"""Read a store with plain h5py by following docs/store-format.md alone.
+
+fdt only writes the store (the fixture) and recomputes one spectrum to check a row
+against the image it came from; every read of the store's files is plain h5py.
+"""
 
 from __future__ import annotations
 

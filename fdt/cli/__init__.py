@@ -45,13 +45,17 @@ class _LazyGroup(click.Group):
         return getattr(importlib.import_module(module), attribute)
 
     def invoke(self, ctx: click.Context):
-        """Every command's errors pass here: fdt's own become one line and exit code 2; anything else is a bug."""
-        from fdt.cli.common import REPORT_BUG, user_errors
+        """Every command's errors pass here: fdt's own and click's become one line and exit code 2; anything else is a bug."""
+        from fdt.cli.common import REPORT_BUG, USER_ERROR_EXIT, user_errors
 
         try:
             with user_errors():
                 return super().invoke(ctx)
-        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+        except click.exceptions.ClickException as error:
+            # click's own user errors exit 1 (a plain ClickException, a FileError) or 2 (usage): one code for all
+            error.exit_code = USER_ERROR_EXIT
+            raise
+        except (click.exceptions.Exit, click.exceptions.Abort):
             raise
         except Exception as error:
             error.add_note(REPORT_BUG)

@@ -1,4 +1,9 @@
-"""What every command shares: user errors as one line with exit code 2, and ``key=value`` parameters."""
+"""What every command shares: user errors as one line with exit code 2, and ``key=value`` parameters.
+
+This is the one place that turns exceptions into what a user sees: the group's
+``invoke`` (:mod:`fdt.cli`) runs every command inside :func:`user_errors`, and a
+command adds the paths the user named so OS errors about them read as one line too.
+"""
 
 from __future__ import annotations
 
@@ -8,22 +13,19 @@ from typing import Any, Callable, Iterator
 
 import click
 
-from fdt.errors import FdtError
+from fdt.errors import FdtError, one_line
+
+USER_ERROR_EXIT = 2
+"""The exit code of every mistake of the user's: fdt's own errors and click's usage, parameter and file errors alike."""
 
 
 class UserError(click.ClickException):
     """A mistake in what the user asked for: printed as one line, exit code 2, no traceback."""
 
-    exit_code = 2
+    exit_code = USER_ERROR_EXIT
 
 
 REPORT_BUG = "fdt: this is a bug, not a mistake of yours; please report it with the traceback above (https://github.com/fdt/fdt/issues)"
-
-
-def one_line(error: BaseException) -> str:
-    """An error's message as one line (a ``KeyError``'s without the quotes ``str`` adds)."""
-    message = str(error.args[0]) if isinstance(error, KeyError) and error.args else str(error)
-    return message.splitlines()[0] if message.strip() else type(error).__name__
 
 
 @contextlib.contextmanager

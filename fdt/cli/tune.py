@@ -174,8 +174,10 @@ def study_status(storage: str, study_name: str) -> str:
     import optuna
 
     from fdt.cli.common import UserError
+    from fdt.extras import postgres_driver
     from fdt.pipelines.tuning import count_trials
 
+    postgres_driver(storage)
     try:
         study = optuna.load_study(study_name=study_name, storage=storage)
     except KeyError:

@@ -19,7 +19,7 @@ from fdt.atomic import write_text
 from fdt.experiment.config import CorpusImages, FolderImages, GeneratedImages
 from fdt.pipelines.evaluation import INVERTED, TOO_FEW
 from fdt.pipelines.intervals import format_interval
-from fdt.pipelines.metrics import LOWER_IS_BETTER
+from fdt.pipelines.metrics import Metric, get_metric
 
 if TYPE_CHECKING:
     from fdt.experiment.runner import RunResult
@@ -166,19 +166,19 @@ def _matrices_section(result: "RunResult", reports: Path) -> list[str]:
         for matrix in report["matrices"]:
             mine = files.get(matrix["title"], {})
             links = ", ".join(f"[{kind}]({relative}/{path.name})" for kind, path in mine.items() if path.is_file())
-            lines.append(f"- {matrix['title']}: mean {_mean(matrix):.3f}; {links}")
+            lines.append(f"- {matrix['title']}: mean {_metric(entry).format(_mean(matrix))}; {links}")
         if pca:
             lines.append(f"- PCA scatter: {', '.join(f'[{p.stem}]({relative}/{p.name})' for p in pca)}")
         lines.append("")
-    best = best_report(result)
-    if best is not None:
+    for best in best_reports(result):
         folder = Path(best["folder"])
         files = matrix_files(folder)
         titles = [m["title"] for m in _per_resolution(best["report"]) if m["title"] in files and files[m["title"]]["heatmap"].is_file()]
         first = files[titles[0]]["heatmap"] if titles else None
-        lines += [f"Best on average: **{best['label']}**.", ""]
+        metric = _metric(best)
+        lines += [f"Best on average by {metric.name} ({metric.direction}): **{best['label']}**.", ""]
         if first is not None:
-            lines.append(f"![{first.stem}]({folder.relative_to(reports)}/{first.name})")
+            lines += [f"![{first.stem}]({folder.relative_to(reports)}/{first.name})", ""]
     return lines
 
 
@@ -186,15 +186,38 @@ def _mean(matrix: dict[str, Any]) -> float:
     return float(np.nanmean(np.array(matrix["values"], dtype=float)))
 
 
-def _sign(metric: str) -> float:
-    return -1.0 if metric in LOWER_IS_BETTER else 1.0
+def _metric(entry: dict[str, Any]) -> Metric:
+    return get_metric(entry["metric"])
+
+
+def _report_mean(entry: dict[str, Any]) -> float:
+    """The mean of a matrix report's per-resolution matrices, in its own metric."""
+    means = [_mean(m) for m in _per_resolution(entry["report"])]
+    return float(np.nanmean(means)) if means and not np.isnan(means).all() else float("nan")
+
+
+def _by_metric(entries: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """Matrix reports grouped by the metric each shows, in order of first use: a mean is compared only with means of its own metric."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for entry in entries:
+        groups.setdefault(entry["metric"], []).append(entry)
+    return groups
+
+
+def _best_of(entries: list[dict[str, Any]]) -> dict[str, Any]:
+    metric = _metric(entries[0])
+    return max(entries, key=lambda e: -np.inf if np.isnan(_report_mean(e)) else metric.sign * _report_mean(e))
+
+
+def best_reports(result: "RunResult") -> list[dict[str, Any]]:
+    """For each metric the matrix reports show, the report with the best mean (lowest for error rates such as ``eer``)."""
+    return [_best_of(entries) for entries in _by_metric(result.matrix_reports).values()]
 
 
 def best_report(result: "RunResult") -> dict[str, Any] | None:
-    """The matrix report whose per-resolution matrices have the best mean (lowest for error-like metrics)."""
-    if not result.matrix_reports:
-        return None
-    return max(result.matrix_reports, key=lambda e: _sign(e["metric"]) * np.nanmean([_mean(m) for m in _per_resolution(e["report"])]))
+    """The best matrix report of the first metric any report shows (:func:`best_reports`), or ``None`` without reports."""
+    best = best_reports(result)
+    return best[0] if best else None
 
 
 def _per_resolution(report: dict[str, Any]) -> list[dict[str, Any]]:
@@ -208,11 +231,12 @@ def _cross(report: dict[str, Any]) -> dict[str, Any] | None:
 def _cells(matrix: dict[str, Any]) -> list[tuple[int, int, float, tuple[float, float] | None, list[str]]]:
     """``(row, column, value, interval, flags)`` of every cell of a matrix as written by :meth:`Matrix.to_dict`."""
     out = []
+    intervals, cells = matrix.get("intervals"), matrix.get("cells")
     for i, row in enumerate(matrix["values"]):
         for j, value in enumerate(row):
-            interval = (matrix.get("intervals") or [[None]])[i][j] if matrix.get("intervals") else None
-            cell = matrix["cells"][i][j] if "cells" in matrix else {}
-            out.append((i, j, np.nan if value is None else float(value), tuple(interval) if interval else None, list(cell.get("flags", []))))
+            interval = intervals[i][j] if intervals else None
+            flags = cells[i][j].get("flags", []) if cells else []
+            out.append((i, j, np.nan if value is None else float(value), tuple(interval) if interval else None, list(flags)))
     return out
 
 
@@ -232,11 +256,12 @@ def reading(result: "RunResult") -> list[str]:
     sentences += _tuned_reading(result.cards)
     notes = [*result.shortcuts, *(note for entry in result.matrix_reports for note in entry["report"].get("notes", []))]
     sentences += [f"**{note.strip('*')}**" for note in dict.fromkeys(notes)]
-    best = best_report(result)
-    if best is None:
+    if not result.matrix_reports:
         return sentences or ["No matrices were requested."]
-    sentences += _ranking_reading(result.matrix_reports, best)
-    sentences += _generalisation_reading(best)
+    for entries in _by_metric(result.matrix_reports).values():
+        best = _best_of(entries)
+        sentences += _ranking_reading(entries, best)
+        sentences += _generalisation_reading(best)
     sentences += _flag_reading(result.matrix_reports)
     return sentences
 
@@ -265,11 +290,12 @@ def _tuned_reading(cards: list[dict[str, Any]]) -> list[str]:
 
 
 def _ranking_reading(reports: list[dict[str, Any]], best: dict[str, Any]) -> list[str]:
-    metric = best["metric"]
-    means = {e["label"]: float(np.nanmean([_mean(m) for m in _per_resolution(e["report"])])) for e in reports}
-    ranking = ", ".join(f"{label} {value:.3f}" for label, value in means.items())
-    text = f"Mean {metric} over every train/test pair: {ranking}."
-    others = [e for e in reports if e is not best and e["metric"] == metric]
+    """How the reports of one metric rank, and whether the best one is apart from the others at this sample size."""
+    metric = _metric(best)
+    extreme = "highest" if metric.higher_is_better else "lowest"
+    ranking = ", ".join(f"{e['label']} {metric.format(_report_mean(e))}" for e in reports)
+    text = f"Mean {metric.name} ({metric.direction}) over every train/test pair: {ranking}."
+    others = [e for e in reports if e is not best]
     if others:
         mine = [c for m in _per_resolution(best["report"]) for c in _cells(m)]
         indistinct = []
@@ -277,19 +303,20 @@ def _ranking_reading(reports: list[dict[str, Any]], best: dict[str, Any]) -> lis
             theirs = [c for m in _per_resolution(other["report"]) for c in _cells(m)]
             if all(_overlap(a[3], b[3]) for a, b in zip(mine, theirs)):
                 indistinct.append(other["label"])
+        lead = f" {best['label']} has the best mean (the {extreme})"
         if len(indistinct) == len(others):
-            text += f" {best['label']} has the highest mean, but every one of its cells' intervals overlaps the same cell of every other extractor: at this sample size they are indistinguishable."
+            text += f"{lead}, but every one of its cells' intervals overlaps the same cell of every other extractor: at this sample size they are indistinguishable."
         elif indistinct:
-            text += f" {best['label']} has the highest mean; it is indistinguishable from {', '.join(indistinct)} at this sample size (every cell's interval overlaps)."
+            text += f"{lead}; it is indistinguishable from {', '.join(indistinct)} at this sample size (every cell's interval overlaps)."
         else:
-            text += f" {best['label']} has the highest mean, and at least one of its cells is clearly apart (intervals disjoint) from each other extractor's."
+            text += f"{lead}, and at least one of its cells is clearly apart (intervals disjoint) from each other extractor's."
     return [text]
 
 
 def _generalisation_reading(best: dict[str, Any]) -> list[str]:
-    metric, sign = best["metric"], _sign(best["metric"])
+    metric = _metric(best)
     sentences = []
-    lower, higher, same = 0, 0, 0
+    worse, better, same = 0, 0, 0
     for matrix in _per_resolution(best["report"]):
         cells = _cells(matrix)
         diagonal = {i: (v, ci) for i, j, v, ci, _ in cells if i == j}
@@ -299,15 +326,15 @@ def _generalisation_reading(best: dict[str, Any]) -> list[str]:
             d_value, d_interval = diagonal[i]
             if _overlap(interval, d_interval):
                 same += 1
-            elif sign * value < sign * d_value:
-                lower += 1
+            elif metric.better(d_value, value):
+                worse += 1
             else:
-                higher += 1
-    total = lower + higher + same
+                better += 1
+    total = worse + better + same
     if total:
         sentences.append(
-            f"With {best['label']}, of {total} cells testing a detector on a generator it never saw, {lower} score clearly worse than on its own "
-            f"generator (intervals disjoint), {higher} clearly better, and {same} are indistinguishable from it at this sample size."
+            f"With {best['label']} ({metric.name}, {metric.direction}), of {total} cells testing a detector on a generator it never saw, {worse} score clearly worse than on its own "
+            f"generator (intervals disjoint), {better} clearly better, and {same} are indistinguishable from it at this sample size."
         )
     cross = _cross(best["report"])
     if cross is not None:

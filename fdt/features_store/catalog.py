@@ -16,19 +16,8 @@ import numpy as np
 
 from fdt import __version__
 from fdt.features_store.errors import StoreFormatError
-from fdt.features_store.fileformat import (
-    CATALOG_READS,
-    CATALOG_TYPE,
-    CATALOG_VERSION,
-    HASH_DTYPE,
-    STR_DTYPE,
-    check_encoding,
-    damaged,
-    decode_strings,
-    now,
-    stamp,
-    write_h5,
-)
+from fdt.features_store.fileformat import CATALOG_READS, CATALOG_TYPE, CATALOG_VERSION, HASH_DTYPE, STR_DTYPE
+from fdt.features_store.fileformat import check_encoding, damaged, decode_strings, now, stamp, write_h5
 
 Row = tuple[str, str, str, int, str]
 """One catalog row: ``(sha256, path, source, label, group)``."""

@@ -13,6 +13,8 @@ import time
 from typing import Any, Sequence
 
 from fdt.data import ImageRecord
+from fdt.errors import one_line
+from fdt.extras import require
 from fdt.features_store.errors import StoreError
 from fdt.features_store.extraction import ExtractSummary, extract_records, hash_files
 
@@ -24,7 +26,7 @@ def _extract_shard(args: tuple, kwargs: dict[str, Any]) -> ExtractSummary:
     ``workers`` for itself.
     """
     import torch
-    from distributed import get_worker
+    from distributed import get_worker  # a Dask worker runs this: distributed is there
 
     torch.set_num_threads(max(1, get_worker().state.nthreads))
     return extract_records(*args, **kwargs)
@@ -32,12 +34,11 @@ def _extract_shard(args: tuple, kwargs: dict[str, Any]) -> ExtractSummary:
 
 def connect(address: str):
     """A Dask client of the scheduler at ``address``; an unreachable scheduler is a :class:`StoreError`, one line."""
-    from distributed import Client
-
+    Client = require("distributed", "fdt extract --scheduler (extraction on a Dask cluster)").Client
     try:
         return Client(address)
     except (OSError, ValueError) as error:  # a refused or timed-out connection; a malformed address
-        raise StoreError(f"cannot reach the Dask scheduler at {address}: {str(error).splitlines()[0] if str(error) else type(error).__name__}") from None
+        raise StoreError(f"cannot reach the Dask scheduler at {address}: {one_line(error)}") from None
 
 
 def extract_on_dask(
@@ -60,8 +61,10 @@ def extract_on_dask(
     shared filesystem). Decoding runs inside each task (``workers=0``): Dask's
     own processes are the parallelism.
     """
-    from distributed import Client, as_completed
     from tqdm.auto import tqdm
+
+    distributed = require("distributed", "fdt extract --scheduler (extraction on a Dask cluster)")
+    Client, as_completed = distributed.Client, distributed.as_completed
 
     started = time.perf_counter()
     client = scheduler if isinstance(scheduler, Client) else connect(scheduler)

@@ -85,6 +85,3 @@ class FeatureSet:
         return FeatureSet(
             self.X[rows], self.y[rows], self.groups[rows], self.sources[rows], self.sha256[rows], self.paths[rows], self.key, self.info
         )
-
-    def where_sources(self, sources: list[str] | tuple[str, ...]) -> "FeatureSet":
-        return self.subset(np.isin(self.sources, list(sources)))

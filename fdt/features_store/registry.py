@@ -26,10 +26,13 @@ import functools
 import importlib
 import importlib.util
 import pkgutil
-from typing import Any, Callable, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
 from fdt import plugins
 from fdt.features_store.errors import ExtractorError, UnknownExtractorError
+
+if TYPE_CHECKING:
+    from fdt.features_store.extractors.base import Extractor
 
 PACKAGE = "fdt.features_store.extractors"
 PLUGIN_GROUP = "fdt.extractors"
@@ -89,7 +92,7 @@ def list_extractors() -> list[str]:
     return sorted(set(_REGISTERED) | set(builtin_modules()) | set(plugins.plugin_names(PLUGIN_GROUP)))
 
 
-def extractor_class(name: str) -> Any:
+def extractor_class(name: str) -> type["Extractor"]:
     """The class registered as ``name``, importing its module (or plugin) on first use."""
     if name in _REGISTERED:
         return _REGISTERED[name]
@@ -104,7 +107,7 @@ def extractor_class(name: str) -> Any:
     raise UnknownExtractorError(f"unknown extractor {name!r}; choose one of: {', '.join(list_extractors())}")
 
 
-def _plugin_class(name: str) -> Any:
+def _plugin_class(name: str) -> type["Extractor"]:
     from fdt.features_store.extractors.base import Extractor
 
     cls = plugins.load_plugin(PLUGIN_GROUP, name)
@@ -116,7 +119,7 @@ def _plugin_class(name: str) -> Any:
     return register_extractor(name)(cls)
 
 
-def create_extractor(name: str, **params: Any):
+def create_extractor(name: str, **params: Any) -> "Extractor":
     """Build the extractor ``name`` with ``params``; unknown names and parameters are errors."""
     cls = extractor_class(name)
     try:

@@ -21,18 +21,8 @@ from fdt import __version__
 from fdt.data import display_path
 from fdt.features_store.errors import StoreFormatError
 from fdt.features_store.featureset import ExtractorKey, canonical_json
-from fdt.features_store.fileformat import (
-    HASH_DTYPE,
-    SHARD_TYPE,
-    SHARD_VERSION,
-    STR_DTYPE,
-    check_encoding,
-    damaged,
-    decode_strings,
-    now,
-    stamp,
-    write_h5,
-)
+from fdt.features_store.fileformat import HASH_DTYPE, SHARD_TYPE, SHARD_VERSION, STR_DTYPE
+from fdt.features_store.fileformat import check_encoding, damaged, decode_strings, now, stamp, write_h5
 
 T = TypeVar("T")
 

@@ -18,16 +18,8 @@ from fdt.data import ImageRecord, display_path
 from fdt.features_store.catalog import write_catalog_file
 from fdt.features_store.errors import StoreError
 from fdt.features_store.featureset import ExtractorKey
-from fdt.features_store.fileformat import (
-    HASH_DTYPE,
-    MARKER,
-    STORE_TYPE,
-    STORE_VERSION,
-    full_disk_error,
-    is_transient,
-    now,
-    refuse_symlinks,
-)
+from fdt.features_store.fileformat import HASH_DTYPE, MARKER, STORE_TYPE, STORE_VERSION
+from fdt.features_store.fileformat import full_disk_error, is_transient, now, refuse_symlinks
 from fdt.features_store.locking import WriterLocks
 from fdt.features_store.shards import Shard, write_shard
 

@@ -41,7 +41,7 @@ def load_square(path: str | os.PathLike, size: int) -> Image.Image:
 def source_group(record: ImageRecord) -> str:
     """The group of an image made from ``record``: the source's own group, else its content hash.
 
-    The content hash is the group :func:`fdt.data.resolve_groups` gives an
+    The content hash is the group :func:`fdt.grouping.group_of` gives an
     ungrouped real image, so an inpainting and its source always share a group
     and never sit on both sides of a split.
     """

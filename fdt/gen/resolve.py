@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 
 from fdt.devices import resolve_device  # noqa: F401  (generators import it from here)
+from fdt.errors import one_line
 from fdt.gen.errors import GenError, ModelNotFoundError
 
 _DTYPES = {"float32": "float32", "fp32": "float32", "float16": "float16", "fp16": "float16", "bfloat16": "bfloat16", "bf16": "bfloat16"}
@@ -79,7 +80,6 @@ def load_pipeline(pipeline_class, model: str, dtype, device: str):
     try:
         pipeline = pipeline_class.from_pretrained(location, dtype=dtype, local_files_only=local_only, safety_checker=None, requires_safety_checker=False)
     except (OSError, ValueError) as error:
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise ModelNotFoundError(f"cannot load model {model!r}: {reason}") from None
+        raise ModelNotFoundError(f"cannot load model {model!r}: {one_line(error)}") from None
     pipeline.set_progress_bar_config(disable=True)
     return pipeline.to(device)

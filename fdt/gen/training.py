@@ -27,7 +27,7 @@ CHECKPOINT = "checkpoint.pt"
 
 
 def data_digest(records: Sequence[ImageRecord]) -> str:
-    """A short identity of a training set, so a resume on other images is refused."""
+    """A short identity of a training set's file paths (not their contents), so a resume on other files is refused."""
     return hashlib.sha256("\n".join(sorted(r.path for r in records)).encode()).hexdigest()[:16]
 
 

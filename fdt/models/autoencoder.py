@@ -34,7 +34,7 @@ from fdt import __version__
 from fdt.atomic import atomic_path, write_text
 from fdt.devices import resolve_device
 from fdt.data import REAL, DataError, ImageDecodeError, ImageRecord, apply_resolution, load_image_set, load_rgb, sha256_file
-from fdt.errors import FdtError
+from fdt.errors import FdtError, one_line
 from fdt.grouping import assign_groups, group_of, training_record, write_training_record
 
 FORMAT = "fdt.autoencoder"
@@ -441,7 +441,7 @@ def read_autoencoder_file(path: str | os.PathLike) -> dict[str, Any]:
     try:
         state = _torch_load(path, torch.device("cpu"))
     except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError) as error:
-        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        reason = one_line(error)
         raise AutoencoderFormatError(f"{path} is not an fdt autoencoder model file ({reason}); {retrain}") from None
     found = state.get("format") if isinstance(state, dict) else None
     if found != FORMAT:

@@ -16,6 +16,7 @@ from typing import Callable
 import torch
 from torch import nn
 
+from fdt.errors import one_line
 from fdt.features_store.errors import ExtractorError
 from fdt.models.weights import WeightsSource, load_state_dict
 
@@ -92,5 +93,5 @@ def build_backbone(backbone: Backbone, seed: int, weights_file: Path | None) -> 
         try:
             net.load_state_dict(state)
         except RuntimeError as error:
-            raise ExtractorError(f"{weights_file} does not fit {backbone.published.name}: {str(error).splitlines()[0]}") from None
+            raise ExtractorError(f"{weights_file} does not fit {backbone.published.name}: {one_line(error)}") from None
     return backbone.head(net).eval().requires_grad_(False)

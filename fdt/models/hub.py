@@ -20,6 +20,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from fdt.errors import one_line
 from fdt.features_store.errors import ExtractorError, WeightsNotFoundError
 from fdt.models.weights import WeightsSource, resolve_published, resolve_weights
 
@@ -84,7 +85,7 @@ def load_pretrained(from_pretrained: Callable[..., Any], weights_file: Path, fil
         try:
             net, info = from_pretrained(stage, output_loading_info=True, **kwargs)
         except (OSError, RuntimeError, ValueError) as error:
-            raise ExtractorError(f"{weights_file} does not load into the model: {str(error).splitlines()[0]}") from None
+            raise ExtractorError(f"{weights_file} does not load into the model: {one_line(error)}") from None
     wrong = list(info.get("missing_keys") or []) + [str(item) for item in info.get("mismatched_keys") or []]
     if wrong:
         raise ExtractorError(f"{weights_file} does not fit the model: {len(wrong)} tensor(s) missing or of another shape, e.g. {sorted(wrong)[0]}")

@@ -22,6 +22,7 @@ from typing import Callable, Iterable
 from urllib.parse import urlparse
 
 from fdt.data import sha256_file
+from fdt.errors import one_line
 from fdt.features_store.errors import ExtractorError, WeightsNotFoundError
 
 _SHA256_BLOB = re.compile(r"[0-9a-f]{64}")
@@ -94,7 +95,7 @@ def resolve_published(source: WeightsSource, what: str = "", alternatives: str =
     try:
         return _download(source)
     except Exception as error:  # any network failure means the same to the user: the file is absent
-        raise WeightsNotFoundError(f"{hint} (download failed: {str(error).splitlines()[0] if str(error) else type(error).__name__})") from None
+        raise WeightsNotFoundError(f"{hint} (download failed: {one_line(error)})") from None
 
 
 def _download(source: WeightsSource) -> Path:
@@ -156,7 +157,7 @@ def load_state_dict(path: str | os.PathLike) -> dict:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:
-        raise ExtractorError(f"{path} is not a loadable torch weights file ({str(error).splitlines()[0]})") from None
+        raise ExtractorError(f"{path} is not a loadable torch weights file ({one_line(error)})") from None
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
     if not isinstance(state, dict):

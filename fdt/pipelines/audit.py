@@ -26,6 +26,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from fdt.errors import one_line
 
 SHORTCUT_AUC = 0.8
 CATEGORICAL = ("format", "mode", "subsampling")
@@ -93,7 +94,7 @@ def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
                 "bytes_per_pixel": size / max(width * height, 1),
             }
     except (OSError, ValueError, SyntaxError) as error:
-        return {"error": str(error).splitlines()[0] if str(error) else type(error).__name__}
+        return {"error": one_line(error)}
 
 
 @dataclass

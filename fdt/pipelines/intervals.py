@@ -4,11 +4,11 @@ Why groups: the rows of one group (five inpaintings of one photo, a COCO photo
 and the fake made from its caption) are not independent, so resampling rows
 would give intervals that are too narrow. Why one weighted pass: a resample of
 groups is a vector of row weights (how often each row's group was drawn), and
-every metric fdt reports is a weighted sum over the rows sorted once by score,
-so 1000 resamples cost a few matrix products instead of 1000 calls to
-scikit-learn. :func:`fdt.pipelines.metrics.compute_metrics` is the same code
-with every weight 1, so a point estimate and its interval always agree on what
-a metric means.
+every metric fdt reports is a weighted sum over the rows sorted once by score
+(:func:`fdt.pipelines.metrics.weighted_metrics`), so 1000 resamples cost a few
+matrix products instead of 1000 calls to scikit-learn.
+:func:`fdt.pipelines.metrics.compute_metrics` is the same code with every weight
+1, so a point estimate and its interval always agree on what a metric means.
 
 The resampling, exactly (so anyone can reproduce an interval by hand):
 
@@ -31,124 +31,14 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-TPR_AT_FPR = (1, 5, 10)
-ECE_BINS = 10
+from fdt.pipelines.metrics import ECE_BINS, TPR_AT_FPR, weighted_metrics
+
+__all__ = [
+    "DEFAULT_RESAMPLES", "ECE_BINS", "TPR_AT_FPR", "bootstrap_metrics", "bootstrap_weights", "choose_threshold",
+    "choose_thresholds", "format_interval", "group_strata", "weighted_metrics",
+]
 DEFAULT_RESAMPLES = 1000
 _CHUNK_ELEMENTS = 4_000_000  # rows x resamples per weighted pass: ~32 MB per float64 array
-
-
-def weighted_metrics(
-    y_true: np.ndarray,
-    proba_fake: np.ndarray,
-    weights: np.ndarray,
-    threshold: float = 0.5,
-    thresholds: Mapping[str, float] | None = None,
-) -> dict[str, np.ndarray]:
-    """Every metric of :data:`fdt.pipelines.metrics.METRICS` for each row of ``weights``.
-
-    Parameters
-    ----------
-    y_true, proba_fake : arrays of shape (n,)
-        Labels (0 real, 1 fake) and fake-probabilities.
-    weights : array of shape (b, n)
-        Non-negative row weights; row ``k`` of the result is the metrics of the data
-        set in which row ``i`` appears ``weights[k, i]`` times.
-    threshold : float
-        Probability at or above which an image is called fake.
-    thresholds : mapping, optional
-        Thresholds chosen elsewhere (:func:`choose_thresholds` on validation rows):
-        ``"best"`` for ``best_threshold_accuracy`` and ``"fpr_K"`` for ``tpr_at_fpr_K``.
-        Without them those metrics are read off these rows' own ROC curve.
-
-    Returns
-    -------
-    dict of name -> array of shape (b,)
-    """
-    y = np.asarray(y_true).astype(int).ravel()
-    p = np.asarray(proba_fake, dtype=float).ravel()
-    w = np.atleast_2d(np.asarray(weights, dtype=float))
-    fake = y == 1
-    real = ~fake
-    order = np.argsort(-p, kind="mergesort")
-    ys, ps, ws = y[order], p[order], w[:, order]
-    # The last row of each run of equal scores: an operating point of the ROC curve.
-    ends = np.r_[np.flatnonzero(np.diff(ps)), ps.size - 1]
-    tp = np.cumsum(ws * ys, axis=1)[:, ends]
-    fp = np.cumsum(ws * (1 - ys), axis=1)[:, ends]
-    positives = ws @ ys.astype(float)
-    negatives = ws.sum(axis=1) - positives
-    total = positives + negatives
-    both = (positives > 0) & (negatives > 0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        tpr = np.concatenate([np.zeros((len(w), 1)), tp / positives[:, None]], axis=1)
-        fpr = np.concatenate([np.zeros((len(w), 1)), fp / negatives[:, None]], axis=1)
-        auc = np.trapezoid(tpr, fpr, axis=1)
-        precision_curve = tp / np.maximum(tp + fp, np.finfo(float).tiny)
-        average_precision = np.sum(np.diff(tpr, axis=1) * precision_curve, axis=1)
-
-        predicted = p >= threshold
-        called_fake = w @ predicted.astype(float)
-        true_fake = w @ (predicted & fake).astype(float)
-        true_real = w @ (~predicted & real).astype(float)
-        real_accuracy = np.where(negatives > 0, true_real / negatives, math.nan)
-        fake_accuracy = np.where(positives > 0, true_fake / positives, math.nan)
-        precision = np.where(called_fake > 0, true_fake / np.maximum(called_fake, np.finfo(float).tiny), 0.0)
-        recall = np.where(positives > 0, true_fake / np.maximum(positives, np.finfo(float).tiny), 0.0)
-        f1 = np.where(precision + recall > 0, 2 * precision * recall / np.maximum(precision + recall, np.finfo(float).tiny), 0.0)
-
-        if thresholds and "best" in thresholds:
-            best = _accuracy_at(w, fake, p, thresholds["best"], total)
-        else:
-            # Calling fake everything at or above each distinct score covers every achievable split.
-            correct = tp + (negatives[:, None] - fp)
-            best = np.maximum(correct.max(axis=1), negatives) / total
-
-        brier = (w @ (p - y) ** 2) / total if np.all((p >= 0) & (p <= 1)) else np.full(len(w), math.nan)
-        bins = np.clip(np.ceil(np.clip(p, 0.0, 1.0) * ECE_BINS).astype(int) - 1, 0, ECE_BINS - 1)
-        onehot = np.eye(ECE_BINS)[bins]
-        ece = np.abs(w @ (onehot * y[:, None]) - w @ (onehot * np.clip(p, 0.0, 1.0)[:, None])).sum(axis=1) / total
-
-        result = {
-            "roc_auc": np.where(both, auc, math.nan),
-            "average_precision": np.where(both, average_precision, math.nan),
-            "accuracy": (true_fake + true_real) / total,
-            "balanced_accuracy": np.where(both, (real_accuracy + fake_accuracy) / 2, math.nan),
-            "real_accuracy": real_accuracy,
-            "fake_accuracy": fake_accuracy,
-            "best_threshold_accuracy": best,
-            "precision": precision,
-            "recall": recall,
-            "f1": f1,
-            "eer": np.where(both, _equal_error_rate(fpr, tpr), math.nan),
-            "brier": brier,
-            "ece": ece,
-        }
-        for percent in TPR_AT_FPR:
-            name = f"fpr_{percent}"
-            if thresholds and name in thresholds:
-                value = (w @ ((p >= thresholds[name]) & fake).astype(float)) / positives
-            else:
-                value = np.where(fpr <= percent / 100 + 1e-12, tpr, -np.inf).max(axis=1)
-            result[f"tpr_at_fpr_{percent}"] = np.where(both, value, math.nan)
-    return result
-
-
-def _accuracy_at(w: np.ndarray, fake: np.ndarray, p: np.ndarray, threshold: float, total: np.ndarray) -> np.ndarray:
-    return (w @ ((p >= threshold) == fake).astype(float)) / total
-
-
-def _equal_error_rate(fpr: np.ndarray, tpr: np.ndarray) -> np.ndarray:
-    """Where the false negative rate crosses the false positive rate, interpolated between ROC points."""
-    gap = (1.0 - tpr) - fpr  # decreasing along the curve, from 1 to -1
-    crossed = gap <= 0
-    crossing = np.where(crossed.any(axis=1), crossed.argmax(axis=1), gap.shape[1] - 1)
-    rows = np.arange(len(gap))
-    before = np.maximum(crossing - 1, 0)
-    g_before, g_after = gap[rows, before], gap[rows, crossing]
-    exact = (crossing == 0) | (g_after == 0)
-    weight = np.where(exact, 0.0, g_before / np.where(exact, 1.0, g_before - g_after))
-    interpolated = fpr[rows, before] + weight * (fpr[rows, crossing] - fpr[rows, before])
-    return np.where(exact, fpr[rows, crossing], interpolated)
 
 
 def choose_thresholds(y_true: np.ndarray, proba_fake: np.ndarray) -> dict[str, float]:

@@ -12,6 +12,7 @@ import numpy as np
 
 from fdt.features_store.featureset import FeatureSet
 from fdt.pipelines.evaluation import INVERTED, TOO_FEW
+from fdt.pipelines.metrics import get_metric
 
 MAX_POINTS_PER_SOURCE = 500
 FLAG_MARKS = {INVERTED: " †", TOO_FEW: " ‡"}
@@ -22,10 +23,12 @@ def heatmap(matrix, path: Path, weights: dict[str, str]) -> Path:
     from matplotlib.figure import Figure
 
     values = matrix.values
+    metric = get_metric(matrix.metric)
     figure = Figure(figsize=(1.8 + 1.5 * len(matrix.columns), 1.6 + 0.9 * len(matrix.rows)), layout="constrained")
     axes = figure.add_subplot()
     low, high = np.nanmin(values), np.nanmax(values)
-    image = axes.imshow(values, cmap="viridis", vmin=low, vmax=high)
+    # the better end of the scale is yellow whichever way the metric runs
+    image = axes.imshow(values, cmap="viridis" if metric.higher_is_better else "viridis_r", vmin=low, vmax=high)
     axes.set_xticks(
         range(len(matrix.columns)), [f"{c}\nmean {m:.3f}" for c, m in zip(matrix.columns, matrix.column_means)],
         fontsize=8, rotation=30, ha="right", rotation_mode="anchor",
@@ -35,7 +38,7 @@ def heatmap(matrix, path: Path, weights: dict[str, str]) -> Path:
     axes.set_ylabel("trained on")
     for i in range(values.shape[0]):
         for j in range(values.shape[1]):
-            bright = high > low and (values[i, j] - low) / (high - low) > 0.6  # viridis turns yellow: dark text there
+            bright = high > low and metric.sign * (values[i, j] - (low + high) / 2) / (high - low) > 0.1  # yellow end: dark text there
             interval = matrix.interval(i, j)
             text = f"{values[i, j]:.3f}" if not interval or np.isnan(interval[0]) else f"{values[i, j]:.2f}\n[{interval[0]:.2f}, {interval[1]:.2f}]"
             text += "".join(mark for flag, mark in FLAG_MARKS.items() if flag in matrix.flags(i, j))
@@ -43,7 +46,7 @@ def heatmap(matrix, path: Path, weights: dict[str, str]) -> Path:
                 j, i, text, ha="center", va="center", fontsize=8,
                 color="black" if bright else "white", fontweight="bold" if i == j else "normal",
             )
-    figure.colorbar(image, ax=axes, label=matrix.metric)
+    figure.colorbar(image, ax=axes, label=f"{metric.label} ({metric.direction})")
     used = [f"{mark} {flag}" for flag, mark in FLAG_MARKS.items() if any(flag in matrix.flags(i, j) for i in range(values.shape[0]) for j in range(values.shape[1]))]
     axes.set_title("\n".join([matrix.title, f"weights: {', '.join(sorted(set(weights.values())))}", *used]), fontsize=9)
     figure.savefig(path, dpi=100)

@@ -37,18 +37,13 @@ from fdt.pipelines.errors import PipelineError
 from fdt.pipelines.evaluation import load_condition
 from fdt.pipelines.intervals import DEFAULT_RESAMPLES, bootstrap_metrics, choose_thresholds, format_interval
 from fdt.pipelines.leakage import check_scored_rows
-from fdt.pipelines.metrics import compute_metrics
+from fdt.pipelines.metrics import compute_metrics, get_metric
 from fdt.pipelines.specs import PipelineSpec
 from fdt.pipelines.splits import DEFAULT_FRACTIONS, assign_groups, check_binary, grouped_folds, holdout_masks
 from fdt.pipelines.tuning import make_tuner
 
 METRICS = ("roc_auc", "average_precision", "accuracy", "best_threshold_accuracy")
-LABELS = {
-    "roc_auc": "ROC AUC",
-    "average_precision": "average precision",
-    "accuracy": "accuracy at 0.5",
-    "best_threshold_accuracy": "accuracy at the validation threshold",
-}
+LABELS = {name: get_metric(name).label for name in METRICS}
 ALL_FAKES = "all fakes"
 
 
@@ -245,8 +240,8 @@ def plot_sweep(report: RobustnessReport, index: int, path: Path) -> Path:
         axes.set_xlabel(f"{sweep.operation} {sweep.param}".strip())
         axes.set_title(LABELS[metric], fontsize=10)
         axes.set_ylim(0.0, 1.02)
-        if metric in ("roc_auc", "accuracy", "best_threshold_accuracy"):
-            axes.axhline(0.5, color="grey", linewidth=0.8, linestyle=":")
+        if get_metric(metric).chance is not None:
+            axes.axhline(get_metric(metric).chance, color="grey", linewidth=0.8, linestyle=":")
         axes.grid(alpha=0.3)
     axes_list[0].legend(fontsize=8, title="test fakes", title_fontsize=8)
     random = " (RANDOM weights)" if report.weights.startswith("random") else ""

@@ -23,6 +23,8 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from fdt.errors import one_line
+from fdt.extras import postgres_driver
 from fdt.pipelines.errors import PipelineError
 from fdt.pipelines.folds import FoldRunner, TrialTimeout
 from fdt.pipelines.logs import quiet_optuna
@@ -321,6 +323,7 @@ def open_storage(url: str | None, attempts: int = 8) -> Any:
     """
     if url is None:
         return None
+    postgres_driver(url)
     import random
     import time
 
@@ -334,7 +337,7 @@ def open_storage(url: str | None, attempts: int = 8) -> Any:
                 return optuna.storages.RDBStorage(url, heartbeat_interval=HEARTBEAT_SECONDS, grace_period=STALE_AFTER_SECONDS)
         except SQLAlchemyError as error:
             if attempt == attempts - 1:
-                raise PipelineError(f"cannot open the study storage {url}: {str(error).splitlines()[0]}") from None
+                raise PipelineError(f"cannot open the study storage {url}: {one_line(error)}") from None
             time.sleep(0.2 + random.random() * 0.5 * (attempt + 1))
 
 

@@ -26,8 +26,9 @@ from typing import Any, ClassVar
 
 import torch
 
+from fdt.errors import one_line
 from fdt.features_store.errors import ExtractorError
-from fdt.features_store.extractors.cnn import CNNExtractor, Preprocessing
+from fdt.features_store.extractors.cnn import RESAMPLING, CNNExtractor, Preprocessing
 from fdt.features_store.registry import register_extractor
 from fdt.models.weights import WeightsSource
 
@@ -90,7 +91,10 @@ class TimmExtractor(CNNExtractor):
 
     def preprocessing(self) -> Preprocessing:
         config = self._pretrained_config()
-        return Preprocessing(int(config.input_size[-1]), tuple(config.mean), tuple(config.std), config.interpolation or "bilinear")
+        interpolation = config.interpolation or "bilinear"
+        if interpolation not in RESAMPLING or len(config.mean) != 3:
+            raise ExtractorError(f"timm's {self._model()} expects {interpolation} resizing of {len(config.mean)} channels; fdt feeds RGB resized by {', '.join(RESAMPLING)}")
+        return Preprocessing(int(config.input_size[-1]), tuple(config.mean), tuple(config.std), interpolation)
 
     def key_params(self) -> dict[str, Any]:
         config = self.preprocessing()
@@ -121,7 +125,7 @@ class TimmExtractor(CNNExtractor):
                 # timm's own loader: its checkpoint filter, and the classifier dropped (num_classes=0)
                 net = timm.create_model(self._model(), pretrained=True, pretrained_cfg_overlay={"file": str(weights_file)}, num_classes=0)
             except RuntimeError as error:
-                raise ExtractorError(f"{weights_file} does not fit timm's {self._model()}: {str(error).splitlines()[0]}") from None
+                raise ExtractorError(f"{weights_file} does not fit timm's {self._model()}: {one_line(error)}") from None
         return net.eval().requires_grad_(False)
 
     def weights_note(self) -> str:
