@@ -23,12 +23,14 @@ from fdt.cli import cli
 from fdt.features_store import ExtractorKey, UnknownExtractorError, WeightsNotFoundError, create_extractor, list_extractors, register_extractor, registry
 from fdt.features_store.errors import ExtractorError
 from fdt.features_store.extractors.fft import azimuthal_profile, log_spectrum
+from tests.conftest import install_plugin
 
 # small inputs keep the CNNs fast on a CPU; the code path is the one real runs take
 SMALL = {
     "vgg16": {"weights": "random", "input_size": 32},
     "mobilenet_v2": {"weights": "random", "input_size": 32},
     "xception": {"weights": "random", "input_size": 71},
+    "inception_v3": {"weights": "random", "input_size": 75},
     "resnet50": {"weights": "random", "input_size": 32},
     "densenet121": {"weights": "random", "input_size": 32},
     "timm": {"model": "test_resnet", "weights": "random", "input_size": 32},
@@ -111,7 +113,7 @@ def test_listing_and_help_import_no_network_library():
     ).stdout.splitlines()
     assert codes == "[0, 0, 0]" and imported == "[]"
     assert names.split(",") == list_extractors()
-    assert "Registered extractor name: autoencoder, clip, dct, densenet121, dinov2, fft, mobilenet_v2, resnet50, timm, vae, vgg16, xception." in extract_help
+    assert "Registered extractor name: autoencoder, clip, dct, densenet121, dinov2, fft, inception_v3, mobilenet_v2, resnet50, timm, vae, vgg16, xception." in extract_help
 
 
 def test_a_script_registers_its_own_extractor_with_one_line(monkeypatch: pytest.MonkeyPatch):
@@ -405,17 +407,11 @@ def plugin_on_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A package ``fdt_tiny_plugin`` installed as pip leaves it (a ``.dist-info`` with entry points), with one broken entry."""
     from fdt import plugins
 
-    site = tmp_path / "site"
-    (site / "fdt_tiny_plugin").mkdir(parents=True)
-    (site / "fdt_tiny_plugin" / "__init__.py").write_text(PLUGIN_MODULE)
-    info = site / "fdt_tiny_plugin-0.1.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: fdt-tiny-plugin\nVersion: 0.1\n")
-    (info / "entry_points.txt").write_text(
+    entry_points = (
         "[fdt.extractors]\nchannel_means = fdt_tiny_plugin:ChannelMeans\nbroken = fdt_tiny_plugin_missing:Nothing\n\n"
         "[fdt.pipelines]\ntiny-logreg = fdt_tiny_plugin:SPEC\nbad-spec = fdt_tiny_plugin:channel_means\n"
     )
-    monkeypatch.syspath_prepend(str(site))
+    site = install_plugin(tmp_path / "site", "fdt_tiny_plugin", PLUGIN_MODULE, entry_points, monkeypatch)
     monkeypatch.setattr(registry, "_REGISTERED", dict(registry._REGISTERED))
     monkeypatch.setattr(plugins, "_reported", set())
     yield site
@@ -454,7 +450,7 @@ def test_a_plugin_pipeline_spec_is_listed_and_a_broken_one_is_skipped(plugin_on_
 
 
 def test_unknown_extractor_lists_the_valid_ones():
-    with pytest.raises(UnknownExtractorError, match="choose one of: autoencoder, clip, dct, densenet121, dinov2, fft, mobilenet_v2, resnet50"):
+    with pytest.raises(UnknownExtractorError, match="choose one of: autoencoder, clip, dct, densenet121, dinov2, fft, inception_v3, mobilenet_v2, resnet50"):
         create_extractor("resnet")
 
 

@@ -10,6 +10,7 @@ from fdt.cli.common import (
     ALLOW_TRAINED_GROUPS_OPTION,
     EQUALISE_OPTION,
     STORE_OPTION,
+    UserError,
     equalise_key,
     parse_params,
     pipeline_options,
@@ -25,7 +26,7 @@ from fdt.cli.tune import tuning_options, tuning_settings, warn_if_slow
 
 @click.group()
 def report() -> None:
-    """Generalisation matrices, ROC curves and plots."""
+    """Generalisation matrices, ROC curves, robustness sweeps, quality vs detectability, and plots."""
 
 
 @report.command()
@@ -155,3 +156,64 @@ def robustness(extractor, resolution, params, weights, pipeline_name, specs, rea
     write_robustness(result, folder)
     click.echo(result.to_markdown())
     click.echo(f"wrote {folder}/ (CSV, JSON, Markdown, one PNG per sweep)")
+
+
+@report.command()
+@stored_features_options(
+    "Extractor whose stored features to measure quality in (inception_v3 for FID).",
+    "Resolution of the stored features.",
+    "Weights identity prefix narrowing the stored key.",
+    EQUALISE_OPTION,
+)
+@source_options("Real source(s), comma-separated, pooled as the reference set.", "Fake sources, comma-separated: one table row and one point each.")
+@click.option("--matrix", "matrix_file", default=None, type=click.Path(dir_okay=False), help="Detectability from this fdt report matrix report.json (its diagonal).")
+@click.option("--model", "models", multiple=True, type=click.Path(dir_okay=False), help="Detectability from this tuned model's card (test ROC AUC); repeatable.")
+@pipeline_options("logreg")
+@click.option("--cv", default=5, show_default=True, type=click.IntRange(min=2), help="Grouped folds of the cross-validated detectability (without --matrix or --model).")
+@click.option("--k", "k", default=5, show_default=True, type=click.IntRange(min=1), help="Nearest neighbours of precision/recall/density/coverage.")
+@click.option("--kid-subsets", default=100, show_default=True, type=click.IntRange(min=1), help="KID subsets (mean ± std over them).")
+@click.option("--kid-subset-size", default=1000, show_default=True, type=click.IntRange(min=2), help="Images per KID subset (at most the smaller set).")
+@click.option("--resamples", default=100, show_default=True, type=click.IntRange(min=10), help="Bootstrap resamples of the FD and k-NN metric intervals.")
+@click.option("--seed", default=0, show_default=True, type=int)
+@STORE_OPTION
+@click.option("--out", default=None, type=click.Path(file_okay=False), help="Output folder (default: reports/quality-EXTRACTOR).")
+@progress_option()
+@ALLOW_TRAINED_GROUPS_OPTION
+def quality(
+    extractor, resolution, equalise, params, weights, real, fake, matrix_file, models, pipeline_name, specs, cv, k, kid_subsets,
+    kid_subset_size, resamples, seed, store_root, out, progress, allow_trained_groups,
+) -> None:
+    """Fréchet distance, KID and precision/recall/density/coverage of each fake source against the reals, next to its detectability.
+
+    Works on any extractor's stored features; the report names the feature space
+    (only inception_v3 with published weights at 299 px gives an FID).
+    """
+    from fdt.data import parse_resolution
+    from fdt.features_store.store import FeatureStore
+    from fdt.pipelines.evaluation import load_condition
+    from fdt.pipelines.quality_report import detectability_from_cards, detectability_from_matrix, quality_report, write_quality
+    from fdt.pipelines.specs import get_spec
+
+    real_sources, fake_sources = split_list(real), split_list(fake)
+    if matrix_file and models:
+        raise UserError("take detectability from --matrix or from --model files, not both")
+    with user_errors(store_root, specs, matrix_file, *models):
+        res = parse_resolution(resolution)
+        data = load_condition(FeatureStore(store_root), extractor, res, real_sources, fake_sources, parse_params(params), weights, equalise_key(equalise))
+        if matrix_file:
+            detectability = detectability_from_matrix(matrix_file, real_sources, fake_sources, res)
+        elif models:
+            detectability = detectability_from_cards(models, fake_sources)
+        else:
+            detectability = {}
+        spec = None if detectability else get_spec(pipeline_name, specs)
+        result = quality_report(
+            data, real_sources, fake_sources, detectability, spec, cv, k, kid_subsets, kid_subset_size, resamples,
+            random_state=seed, progress=progress, allow_trained_groups=allow_trained_groups,
+        )
+    folder = Path(out or Path("reports") / f"quality-{extractor}")
+    write_quality(result, folder)
+    click.echo(result.to_markdown())
+    for note in result.notes:
+        click.echo(f"warning: {note}", err=True)
+    click.echo(f"wrote {folder}/ (quality.md, quality.csv, quality.json, quality-vs-detectability.png)")
