@@ -190,36 +190,7 @@ def finetune(
     total = config.epochs + config.finetune_epochs
     bar = _progress_bar(total=total * batches, initial=len(state["history"]) * batches, disable=not progress, unit="batch")
     with bar, _deterministic_cudnn():
-        for stage, epochs, lr in ((1, config.epochs, config.lr), (2, config.finetune_epochs, config.finetune_lr)):
-            done = sum(row["stage"] == stage for row in state["history"])
-            if done >= epochs or state["stopped"][stage - 1]:
-                continue
-            if stage == 2 and state["stage"] == 1:  # stage 2 starts from stage 1's best weights
-                detector.load_state_dict(state["best"])
-                state["stage"], state["optimizer"], state["bad_epochs"] = 2, None, 0
-            optimizer = torch.optim.Adam(_trainable(detector, config, stage), lr=lr)
-            if state["optimizer"] is not None:
-                optimizer.load_state_dict(state["optimizer"])
-            for _ in range(done, epochs):
-                epoch = len(state["history"]) + 1
-                bar.set_description(f"stage {stage} epoch {epoch}/{total}")
-                train_loss, train_accuracy = _train_epoch(detector, loaders["train"], optimizer, weights, config, epoch, workers, target, bar)
-                val_loss, val_accuracy = _evaluate(detector, loaders["val"], weights, config.batch_size, workers, target)
-                state["history"].append(
-                    {"epoch": epoch, "stage": stage, "train_loss": train_loss, "val_loss": val_loss,
-                     "train_accuracy": train_accuracy, "val_accuracy": val_accuracy, "lr": lr}
-                )
-                if val_loss < state["best_val"]:
-                    state["best_val"], state["best_epoch"], state["bad_epochs"] = val_loss, epoch, 0
-                    state["best"] = _cpu_copy(detector.state_dict())
-                else:
-                    state["bad_epochs"] += 1
-                state["optimizer"] = optimizer.state_dict()
-                if config.patience and state["bad_epochs"] >= config.patience:
-                    state["stopped"][stage - 1] = True
-                _save_checkpoint(checkpoint, run, state, detector)
-                if state["stopped"][stage - 1]:
-                    break
+        _train_stages(detector, loaders, weights, config, state, lambda: _save_checkpoint(checkpoint, run, state, detector), workers, target, bar)
     detector.load_state_dict(state["best"])
     record = training_record(used.groups, used.sha256, run["split"], data_sha256)
     write_training_record(out, record)
@@ -237,6 +208,48 @@ def finetune(
     written = curves.write_curves(state["history"], out, f"{out.name}: {config.backbone} on {config.input}" + (" (RANDOM initial weights)" if start_identity.startswith("random") else ""))
     summary["curves"] = [str(p) for p in written]
     return summary
+
+
+def _train_stages(
+    detector: Detector, loaders: dict[str, "_Images"], weights: torch.Tensor, config: FinetuneConfig, state: dict[str, Any],
+    save: Any, workers: int, target: torch.device, bar: Any,
+) -> None:
+    """Run what is left of stage 1 (head only) and stage 2 (last blocks too), updating ``state`` and calling ``save`` after every epoch.
+
+    Early stopping counts epochs without a lower validation loss than the best so
+    far; stage 2 starts from the best weights of stage 1, with a new optimiser.
+    """
+    total = config.epochs + config.finetune_epochs
+    for stage, epochs, lr in ((1, config.epochs, config.lr), (2, config.finetune_epochs, config.finetune_lr)):
+        done = sum(row["stage"] == stage for row in state["history"])
+        if done >= epochs or state["stopped"][stage - 1]:
+            continue
+        if stage == 2 and state["stage"] == 1:  # stage 2 starts from stage 1's best weights
+            detector.load_state_dict(state["best"])
+            state["stage"], state["optimizer"], state["bad_epochs"] = 2, None, 0
+        optimizer = torch.optim.Adam(_trainable(detector, config, stage), lr=lr)
+        if state["optimizer"] is not None:
+            optimizer.load_state_dict(state["optimizer"])
+        for _ in range(done, epochs):
+            epoch = len(state["history"]) + 1
+            bar.set_description(f"stage {stage} epoch {epoch}/{total}")
+            train_loss, train_accuracy = _train_epoch(detector, loaders["train"], optimizer, weights, config, epoch, workers, target, bar)
+            val_loss, val_accuracy = _evaluate(detector, loaders["val"], weights, config.batch_size, workers, target)
+            state["history"].append(
+                {"epoch": epoch, "stage": stage, "train_loss": train_loss, "val_loss": val_loss,
+                 "train_accuracy": train_accuracy, "val_accuracy": val_accuracy, "lr": lr}
+            )
+            if val_loss < state["best_val"]:
+                state["best_val"], state["best_epoch"], state["bad_epochs"] = val_loss, epoch, 0
+                state["best"] = _cpu_copy(detector.state_dict())
+            else:
+                state["bad_epochs"] += 1
+            state["optimizer"] = optimizer.state_dict()
+            if config.patience and state["bad_epochs"] >= config.patience:
+                state["stopped"][stage - 1] = True
+            save()
+            if state["stopped"][stage - 1]:
+                break
 
 
 # --------------------------------------------------------------------------- data
@@ -263,7 +276,12 @@ def backbone_extractor(backbone: str, weights: str, seed: int) -> Any:
 
 
 def _readable_rows(records: Sequence[ImageRecord], resolution: str, progress: bool) -> tuple[_Rows, int]:
-    """Every record that decodes and takes the resolution step, with its hash and group; how many were skipped."""
+    """Every record that decodes and takes the resolution step, with its hash and group; how many were skipped.
+
+    Every image is checked, not only the train share: the group assignment must
+    see the groups tuning will see, which are those whose images have features
+    (an image that fails here fails extraction too).
+    """
     kept: list[tuple[ImageRecord, str]] = []
     failures: list[str] = []
     for record in _progress_bar(records, desc="checking images", unit="img", disable=not progress):
