@@ -28,6 +28,18 @@ def write_images(folder: Path, count: int, size: int = 32, seed: int = 0, fmt: s
     return paths
 
 
+def install_plugin(site: Path, package: str, module: str, entry_points: str, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A package installed as pip leaves it (``<package>/__init__.py`` and a ``.dist-info`` with ``entry_points``), on ``sys.path``."""
+    (site / package).mkdir(parents=True)
+    (site / package / "__init__.py").write_text(module)
+    info = site / f"{package}-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {package.replace('_', '-')}\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text(entry_points)
+    monkeypatch.syspath_prepend(str(site))
+    return site
+
+
 @pytest.fixture
 def image_tree(tmp_path: Path) -> Path:
     """``data/real`` (12 images) and ``data/fake`` (12 images), 32 px."""

@@ -13,13 +13,13 @@ import torch
 from click.testing import CliRunner
 from PIL import Image
 
+from fdt.checkpoints import CheckpointMismatchError
 from fdt.cli import cli
 from fdt.data import DataError, ImageRecord, load_rgb
 from fdt.models.autoencoder import (
     FORMAT,
     AutoencoderError,
     AutoencoderFormatError,
-    CheckpointMismatchError,
     ConvAutoencoder,
     load_autoencoder,
     preprocess,
@@ -171,7 +171,7 @@ def test_killed_mid_epoch_then_resumed_equals_uninterrupted(image_folder: Path, 
 def test_resume_refuses_checkpoint_of_another_run(image_folder: Path, tmp_path: Path) -> None:
     out = tmp_path / "ae.pt"
     train_autoencoder(image_folder, out, epochs=1, **TINY)
-    with pytest.raises(CheckpointMismatchError, match="seed differ.*--no-resume"):
+    with pytest.raises(CheckpointMismatchError, match="other settings \\(seed 0 -> 1\\).*--no-resume"):
         train_autoencoder(image_folder, out, epochs=2, seed=1, **TINY)
     train_autoencoder(image_folder, out, epochs=1, seed=1, resume=False, **TINY)
     assert read_autoencoder_file(out)["training"]["seed"] == 1

@@ -23,6 +23,7 @@ from fdt.cli import cli
 from fdt.features_store import ExtractorKey, UnknownExtractorError, WeightsNotFoundError, create_extractor, list_extractors, register_extractor, registry
 from fdt.features_store.errors import ExtractorError
 from fdt.features_store.extractors.fft import azimuthal_profile, log_spectrum
+from tests.conftest import install_plugin
 
 # small inputs keep the CNNs fast on a CPU; the code path is the one real runs take
 SMALL = {
@@ -406,17 +407,11 @@ def plugin_on_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A package ``fdt_tiny_plugin`` installed as pip leaves it (a ``.dist-info`` with entry points), with one broken entry."""
     from fdt import plugins
 
-    site = tmp_path / "site"
-    (site / "fdt_tiny_plugin").mkdir(parents=True)
-    (site / "fdt_tiny_plugin" / "__init__.py").write_text(PLUGIN_MODULE)
-    info = site / "fdt_tiny_plugin-0.1.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: fdt-tiny-plugin\nVersion: 0.1\n")
-    (info / "entry_points.txt").write_text(
+    entry_points = (
         "[fdt.extractors]\nchannel_means = fdt_tiny_plugin:ChannelMeans\nbroken = fdt_tiny_plugin_missing:Nothing\n\n"
         "[fdt.pipelines]\ntiny-logreg = fdt_tiny_plugin:SPEC\nbad-spec = fdt_tiny_plugin:channel_means\n"
     )
-    monkeypatch.syspath_prepend(str(site))
+    site = install_plugin(tmp_path / "site", "fdt_tiny_plugin", PLUGIN_MODULE, entry_points, monkeypatch)
     monkeypatch.setattr(registry, "_REGISTERED", dict(registry._REGISTERED))
     monkeypatch.setattr(plugins, "_reported", set())
     yield site

@@ -22,6 +22,12 @@ _seed = click.option("--seed", default=0, show_default=True, type=int, help="Ima
 _source = click.option("--source", default=None, help="Source name in the manifest [default: the output folder's name].")
 _out = click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path), help="Output folder; continues if not empty.")
 _masks = click.option("--masks", default="diagonal,random", show_default=True, help="Comma list of diagonal, random, upper-left, upper-right, lower-left, lower-right.")
+_channels = click.option(
+    "--channels", default="auto", show_default=True, type=click.Choice(["auto", "1", "3"]),
+    help="1 grayscale, 3 RGB; auto: grayscale exactly when every training image is, so fakes keep the reals' mode.",
+)
+_keep_epochs = click.option("--keep-epochs", is_flag=True, help="Also keep each epoch's weights as OUT/epochs/epoch_NNN.pt, to sample any epoch later.")
+_model = click.argument("model_dir", type=click.Path(path_type=Path))
 _coverage = click.option("--coverage", nargs=2, type=click.FloatRange(0, 1, min_open=True, max_open=True), default=(0.1, 0.4), show_default=True, help="Range of a random mask's covered fraction.")
 
 
@@ -36,6 +42,30 @@ def gen() -> None:
     """Generate fakes: DCGAN, Stable Diffusion, inpainting, small DDPM."""
 
 
+@gen.command("list")
+def list_() -> None:
+    """Every generator (built-in and installed plugins): what it makes images from, and its parameters.
+
+    The parameters are those an experiment file's [images.NAME.train] and
+    [images.NAME.sample] tables may set, read from the functions themselves.
+    """
+    with user_errors():
+        from fdt.gen.registry import get_generator, list_generators
+
+        for name in list_generators():
+            spec = get_generator(name)
+            click.echo(f"{name}: {spec.description} [{', '.join(spec.capabilities)}]")
+            for stage, table in (("train", "train"), ("make", "sample")):
+                if stage == "train" and not spec.train:
+                    continue
+                params = ", ".join(_describe(p) for p in spec.parameters(stage).values())
+                click.echo(f"  {table}: {params}")
+
+
+def _describe(parameter) -> str:
+    return parameter.name if parameter.default is parameter.empty else f"{parameter.name}={parameter.default!r}"
+
+
 # ---------------------------------------------------------------- DCGAN
 
 
@@ -47,7 +77,7 @@ def dcgan() -> None:
 @dcgan.command("train")
 @click.argument("images", type=click.Path(exists=True, path_type=Path))
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path), help="Model folder, e.g. models/dcgan.")
-@click.option("--size", default=64, show_default=True, type=click.Choice(["16", "32", "64", "128"]), help="Image side in pixels.")
+@click.option("--size", default=64, show_default=True, type=click.IntRange(min=16), help="Image side in pixels: a power of two, or 3, 5 or 7 times one (48).")
 @click.option("--epochs", default=100, show_default=True, type=click.IntRange(min=1))
 @click.option("--batch-size", default=128, show_default=True, type=click.IntRange(min=1))
 @click.option("--features", default=64, show_default=True, type=click.IntRange(min=1), help="Width of the first D / last G layer.")
@@ -56,7 +86,12 @@ def dcgan() -> None:
 @_seed
 @_device
 @click.option("--resume/--no-resume", default=True, show_default=True, help="Continue from OUT's checkpoint if there is one.")
-def dcgan_train(images: Path, out_dir: Path, size: str, epochs: int, batch_size: int, features: int, nz: int, lr: float, seed: int, device: str, resume: bool) -> None:
+@_channels
+@_keep_epochs
+def dcgan_train(
+    images: Path, out_dir: Path, size: int, epochs: int, batch_size: int, features: int, nz: int, lr: float, seed: int, device: str, resume: bool,
+    channels: str, keep_epochs: bool,
+) -> None:
     """Train a DCGAN on IMAGES (a folder, a CSV manifest or one image file).
 
     Writes OUT/checkpoint.pt every epoch, a sample grid per epoch under
@@ -65,12 +100,15 @@ def dcgan_train(images: Path, out_dir: Path, size: str, epochs: int, batch_size:
     with user_errors(images, out_dir):
         from fdt.gen.dcgan import train_dcgan
 
-        out = train_dcgan(images, out_dir, size=int(size), epochs=epochs, batch_size=batch_size, features=features, nz=nz, lr=lr, seed=seed, device=device, resume=resume)
+        out = train_dcgan(
+            images, out_dir, size=size, epochs=epochs, batch_size=batch_size, features=features, nz=nz, lr=lr, seed=seed, device=device, resume=resume,
+            channels=None if channels == "auto" else int(channels), keep_epochs=keep_epochs,
+        )
     click.echo(f"{out}: DCGAN trained for {epochs} epochs")
 
 
 @dcgan.command("sample")
-@click.argument("model_dir", type=click.Path(file_okay=False, path_type=Path))
+@_model
 @click.option("-n", "n", required=True, type=click.IntRange(min=1), help="Number of images.")
 @_out
 @_seed
@@ -78,7 +116,7 @@ def dcgan_train(images: Path, out_dir: Path, size: str, epochs: int, batch_size:
 @_device
 @_source
 def dcgan_sample(model_dir: Path, n: int, out_dir: Path, seed: int, batch_size: int, device: str, source: str | None) -> None:
-    """Sample N fakes from the DCGAN in MODEL_DIR into OUT, with a manifest."""
+    """Sample N fakes from the DCGAN in MODEL_DIR (a model folder, or one checkpoint such as MODEL/epochs/epoch_005.pt) into OUT."""
     with user_errors(model_dir, out_dir):
         from fdt.gen.dcgan import sample_dcgan
 
@@ -174,14 +212,18 @@ def ddpm() -> None:
 @ddpm.command("train")
 @click.argument("images", type=click.Path(exists=True, path_type=Path))
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path), help="Model folder, e.g. models/ddpm.")
-@click.option("--size", default="32", show_default=True, type=click.Choice(["32", "64"]), help="Image side in pixels.")
+@click.option("--size", default="32", show_default=True, type=click.Choice(["32", "48", "64"]), help="Image side in pixels.")
 @click.option("--epochs", default=20, show_default=True, type=click.IntRange(min=1))
 @click.option("--batch-size", default=64, show_default=True, type=click.IntRange(min=1))
 @click.option("--lr", default=1e-3, show_default=True, type=click.FloatRange(min=0, min_open=True), help="AdamW learning rate.")
 @_seed
 @_device
 @click.option("--resume/--no-resume", default=True, show_default=True, help="Continue from OUT's checkpoint if there is one.")
-def ddpm_train(images: Path, out_dir: Path, size: str, epochs: int, batch_size: int, lr: float, seed: int, device: str, resume: bool) -> None:
+@_channels
+@_keep_epochs
+def ddpm_train(
+    images: Path, out_dir: Path, size: str, epochs: int, batch_size: int, lr: float, seed: int, device: str, resume: bool, channels: str, keep_epochs: bool
+) -> None:
     """Train the small DDPM on IMAGES (a folder, a CSV manifest or one image file).
 
     Writes OUT/checkpoint.pt every epoch, a sample grid per epoch, OUT/first_vs_last.png
@@ -190,12 +232,15 @@ def ddpm_train(images: Path, out_dir: Path, size: str, epochs: int, batch_size: 
     with user_errors(images, out_dir):
         from fdt.gen.ddpm import train_ddpm
 
-        out = train_ddpm(images, out_dir, size=int(size), epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device, resume=resume)
+        out = train_ddpm(
+            images, out_dir, size=int(size), epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device, resume=resume,
+            image_channels=None if channels == "auto" else int(channels), keep_epochs=keep_epochs,
+        )
     click.echo(f"{out}: DDPM trained for {epochs} epochs")
 
 
 @ddpm.command("sample")
-@click.argument("model_dir", type=click.Path(file_okay=False, path_type=Path))
+@_model
 @click.option("-n", "n", required=True, type=click.IntRange(min=1), help="Number of images.")
 @_out
 @click.option("--steps", default=50, show_default=True, type=click.IntRange(min=1), help="DDIM steps.")
@@ -204,7 +249,7 @@ def ddpm_train(images: Path, out_dir: Path, size: str, epochs: int, batch_size: 
 @_device
 @_source
 def ddpm_sample(model_dir: Path, n: int, out_dir: Path, steps: int, seed: int, batch_size: int, device: str, source: str | None) -> None:
-    """Sample N images from the DDPM in MODEL_DIR into OUT with DDIM, with a manifest."""
+    """Sample N images with DDIM from the DDPM in MODEL_DIR (a model folder, or one checkpoint such as MODEL/epochs/epoch_005.pt) into OUT."""
     with user_errors(model_dir, out_dir):
         from fdt.gen.ddpm import sample_ddpm
 
@@ -212,7 +257,7 @@ def ddpm_sample(model_dir: Path, n: int, out_dir: Path, steps: int, seed: int, b
 
 
 @ddpm.command("inpaint")
-@click.argument("model_dir", type=click.Path(file_okay=False, path_type=Path))
+@_model
 @click.argument("images", type=click.Path(exists=True, path_type=Path))
 @_out
 @_masks

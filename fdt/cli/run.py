@@ -45,17 +45,26 @@ def _number(value: float | None) -> str:
 @click.argument("experiment_file", type=click.Path(dir_okay=False))
 @click.option("--workspace", "-w", default=".", show_default=True, type=click.Path(file_okay=False), help="Folder for data/, generators/, features_store/, models/, reports/.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
-def run(experiment_file: str, workspace: str, quiet: bool) -> None:
+@click.option("--check", is_flag=True, help="Only check the file (keys, folders, extractors, generators, pipelines); run and write nothing.")
+def run(experiment_file: str, workspace: str, quiet: bool, check: bool) -> None:
     """Run every stage of EXPERIMENT_FILE (TOML); a second run does only what is missing.
 
     The whole file (keys, folders, extractors, generators, pipelines) is checked
     before anything is written. reports/run.json records what each stage computed
     or reused; reports/summary.md links every report file.
     """
-    from fdt.experiment import load_experiment
+    from fdt.experiment import load_experiment, make_plan
 
     with user_errors(experiment_file):
         experiment = load_experiment(experiment_file)
+    if check:
+        with user_errors(workspace, *experiment.input_paths()):
+            plan = make_plan(experiment, workspace)
+        click.echo(
+            f"{experiment_file}: ok ({len(experiment.images)} image sets, {len(experiment.extractors)} extractors, "
+            f"{len(experiment.studies)} studies, {len(experiment.matrices)} matrices; real {', '.join(plan.real)}; fakes {', '.join(plan.fakes)})"
+        )
+        return
     _run(experiment, workspace, quiet)
 
 

@@ -4,7 +4,7 @@ The file has five kinds of tables (see the README for a full example)::
 
     [experiment]            name, seed, resolutions, real/fake sources, split, device, ...
     [images.NAME]           one image set: a folder, a manifest, the bundled photo corpus,
-                            or a generator run (dcgan, ddpm, ddpm-inpaint) that makes one
+                            or a generator run (any name of :mod:`fdt.gen.registry`) that makes one
     [extractors.LABEL]      an extractor with its parameters (the autoencoder with its training)
     [[studies]]             tuned, cross-validated detectors (real vs every fake) per resolution
     [[matrices]]            generalisation matrices per resolution plus the cross-resolution one
@@ -27,8 +27,9 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from fdt.errors import FdtError, UnsafeNameError, check_name
+from fdt.gen.errors import GenError
+from fdt.gen.registry import GeneratorSpec, UnknownGeneratorError, get_generator, list_generators
 
-GENERATORS = ("dcgan", "ddpm", "ddpm-inpaint")
 IMAGENET_IF_CACHED = "imagenet-if-cached"
 
 
@@ -60,12 +61,17 @@ class Settings:
 
 @dataclass(frozen=True)
 class FolderImages:
-    """A folder: one source per sub-folder (``real`` names the real ones), or one source labelled ``label``."""
+    """A folder: one source per sub-folder (``real`` names the real ones), or one source labelled ``label``.
+
+    ``layout`` reads a public dataset's own folder layout (``coco``, ``fer2013``,
+    ``deepfakeface``, ... of :mod:`fdt.layouts`; ``auto`` detects one) as downloaded.
+    """
 
     name: str
     folder: str
     real: tuple[str, ...] = ("real",)
     label: str | None = None
+    layout: str = "plain"
 
 
 @dataclass(frozen=True)
@@ -89,12 +95,15 @@ class CorpusImages:
 
 @dataclass(frozen=True)
 class GeneratedImages:
-    """Fakes made by a generator fdt trains: ``dcgan`` and ``ddpm`` train on ``train_on``;
-    ``ddpm-inpaint`` repaints ``samples`` images of ``inpaint`` with the DDPM of image set ``model``.
+    """Fakes made by a registered generator (:mod:`fdt.gen.registry`); which keys it needs follows from its entry.
 
-    ``train`` is passed to the training function and ``sample`` to the sampling
-    (or inpainting) function; their keys are checked against those functions'
-    parameters.
+    A generator that trains learns ``train_on``; one that uses another's model
+    names that image set in ``model``; an inpainting generator repaints
+    ``samples`` of the real images of ``inpaint``; a text-to-image one reads the first
+    ``samples`` prompts of ``prompts`` (a text file or COCO captions JSON). Else
+    ``samples`` is the number of images. ``train`` is passed to the training
+    function and ``sample`` to the function that makes the images; their keys
+    are checked against those functions' parameters.
     """
 
     name: str
@@ -103,6 +112,7 @@ class GeneratedImages:
     train_on: str | None = None
     model: str | None = None
     inpaint: str | None = None
+    prompts: str | None = None
     train: dict[str, Any] = field(default_factory=dict)
     sample: dict[str, Any] = field(default_factory=dict)
 
@@ -115,9 +125,10 @@ class ExtractorConfig:
     """``[extractors.LABEL]``: a registered extractor (default: the label) and its parameters.
 
     ``weights = "imagenet-if-cached"`` (CNNs) uses ImageNet weights where they are
-    in the cache and seeded random weights otherwise; reports say which. The
-    autoencoder names the image set it trains on (``train_on``) and its training
-    parameters (``train``); fdt sets its ``model`` parameter.
+    in the cache and seeded random weights otherwise; reports say which. An
+    extractor that trains on images (one with a ``trainer``, like the autoencoder)
+    names the image set it trains on (``train_on``) and its training parameters
+    (``train``); fdt sets the parameter its trained model goes to.
     """
 
     label: str
@@ -202,7 +213,7 @@ class Experiment:
 
     def input_paths(self) -> list[str]:
         """The folders and manifests the file names: OS errors about them are the user's to fix."""
-        named = [getattr(images, "folder", None) or getattr(images, "manifest", None) for images in self.images.values()]
+        named = [getattr(images, "folder", None) or getattr(images, "manifest", None) or getattr(images, "prompts", None) for images in self.images.values()]
         return [self.path, *filter(None, named)]
 
 
@@ -291,18 +302,38 @@ def _image_set(name: str, table: Any, base: Path) -> ImageSet:
         if image_set.crops < 1 or image_set.size < 8:
             raise ExperimentError(f"{where} needs crops >= 1 and size >= 8")
         return image_set
-    if image_set.generator not in GENERATORS:
-        raise ExperimentError(f"{where} generator must be one of {', '.join(GENERATORS)}, not {image_set.generator!r}")
-    needed = {"dcgan": ("train_on",), "ddpm": ("train_on",), "ddpm-inpaint": ("model", "inpaint")}[image_set.generator]
-    for key in ("train_on", "model", "inpaint"):
+    spec = _generator(image_set.generator, where)
+    needed = _needed_keys(spec)
+    for key in ("train_on", "model", "inpaint", "prompts"):
         present = getattr(image_set, key) is not None
         if present != (key in needed):
             raise ExperimentError(f"{where}: a {image_set.generator} generator {'needs' if key in needed else 'takes no'} key {key!r}")
-    if image_set.generator == "ddpm-inpaint" and image_set.train:
-        raise ExperimentError(f"{where}: ddpm-inpaint trains nothing (it uses the DDPM of {image_set.model!r}); remove [train]")
+    if not spec.train and image_set.train:
+        raise ExperimentError(f"{where}: {image_set.generator} trains nothing; remove [train]")
     if image_set.samples < 1:
         raise ExperimentError(f"{where} samples must be at least 1")
+    if image_set.prompts is not None:
+        return dataclasses.replace(image_set, prompts=str(base / image_set.prompts))
     return image_set
+
+
+def _generator(name: str, where: str) -> GeneratorSpec:
+    try:
+        return get_generator(name)
+    except UnknownGeneratorError:
+        raise ExperimentError(f"{where} generator must be one of {', '.join(list_generators())}, not {name!r}") from None
+    except GenError as error:  # a plugin that does not load to a generator
+        raise ExperimentError(f"{where}: {error}") from None
+
+
+def _needed_keys(spec: GeneratorSpec) -> tuple[str, ...]:
+    """The image-set keys a generator's entry asks for: what it trains on, whose model it uses, what it starts from."""
+    return (
+        *(("train_on",) if spec.train else ()),
+        *(("model",) if spec.model_of else ()),
+        *(("inpaint",) if spec.kind == "inpaint" else ()),
+        *(("prompts",) if spec.kind == "text" else ()),
+    )
 
 
 def _safe(name: str, what: str, where: str) -> None:
@@ -318,16 +349,7 @@ def _extractor(label: str, table: Any) -> ExtractorConfig:
     _safe(label, "extractor label", where)
     if not isinstance(table, dict):
         raise ExperimentError(f"{where} must be a table")
-    config = _build(ExtractorConfig, {"extractor": label, **table}, where, fixed={"label": label})
-    trains = config.train_on is not None or bool(config.train)
-    if trains != (config.extractor == "autoencoder"):
-        raise ExperimentError(
-            f"{where}: the autoencoder needs train_on (the image set it learns)" if config.extractor == "autoencoder"
-            else f"{where}: only the autoencoder takes train_on and [train]"
-        )
-    if config.extractor == "autoencoder" and "model" in config.params:
-        raise ExperimentError(f"{where}: params.model is set by fdt from train_on; remove it")
-    return config
+    return _build(ExtractorConfig, {"extractor": label, **table}, where, fixed={"label": label})
 
 
 def _check_references(experiment: Experiment) -> None:
@@ -342,8 +364,9 @@ def _check_references(experiment: Experiment) -> None:
                     raise ExperimentError(f"{where} {key} = {target!r} names no [images.{target}] table")
             if image_set.model is not None:
                 model = images[image_set.model]
-                if not (isinstance(model, GeneratedImages) and model.generator == "ddpm"):
-                    raise ExperimentError(f"{where} model = {image_set.model!r} must name a ddpm image set")
+                wanted = get_generator(image_set.generator).model_of
+                if not (isinstance(model, GeneratedImages) and model.generator == wanted):
+                    raise ExperimentError(f"{where} model = {image_set.model!r} must name a {wanted} image set")
     for label, config in extractors.items():
         if config.train_on is not None and config.train_on not in images:
             raise ExperimentError(f"[extractors.{label}] train_on = {config.train_on!r} names no [images.{config.train_on}] table")

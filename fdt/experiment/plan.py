@@ -27,38 +27,27 @@ from fdt.experiment.config import (
 )
 
 
+TRAINER_RESERVED = ("records_or_folder", "out", "device", "resume", "progress", "split")
+
+
 @dataclass(frozen=True)
-class GeneratorAPI:
-    """How the runner calls one generator: functions by import path, and the arguments it sets itself."""
+class Trainer:
+    """How an extractor that learns from images is trained: its training function and the parameter its model goes to."""
 
-    module: str
-    train: str | None
-    sample: str
-    train_reserved: tuple[str, ...]
-    sample_reserved: tuple[str, ...]
-
-    def function(self, name: str) -> Callable[..., Any]:
-        return getattr(importlib.import_module(self.module), name)
+    function: Callable[..., Any]
+    param: str
 
 
-GENERATOR_APIS: dict[str, GeneratorAPI] = {
-    "dcgan": GeneratorAPI(
-        "fdt.gen.dcgan", "train_dcgan", "sample_dcgan",
-        ("images", "out_dir", "resume", "device", "progress"),
-        ("model_dir", "n", "out_dir", "device", "source", "progress"),
-    ),
-    "ddpm": GeneratorAPI(
-        "fdt.gen.ddpm", "train_ddpm", "sample_ddpm",
-        ("images", "out_dir", "resume", "device", "progress"),
-        ("model_dir", "n", "out_dir", "device", "source", "progress"),
-    ),
-    "ddpm-inpaint": GeneratorAPI(
-        "fdt.gen.ddpm", None, "inpaint_ddpm",
-        (),
-        ("model_dir", "images", "out_dir", "device", "source", "progress"),
-    ),
-}
-AUTOENCODER_RESERVED = ("records_or_folder", "out", "device", "resume", "progress")
+def extractor_trainer(extractor: str) -> Trainer | None:
+    """The trainer of a registered extractor that trains on images (its class's ``trainer``), else ``None``."""
+    from fdt.features_store.registry import extractor_class
+
+    cls = extractor_class(extractor)
+    path = getattr(cls, "trainer", None)
+    if path is None:
+        return None
+    module, attribute = path.split(":")
+    return Trainer(getattr(importlib.import_module(module), attribute), cls.trained_param)
 
 
 @dataclass
@@ -94,7 +83,7 @@ class Plan:
     def generator_dir(self, image_set: str) -> Path:
         return self.workspace / "generators" / image_set
 
-    def autoencoder_path(self, label: str) -> Path:
+    def trained_extractor_path(self, label: str) -> Path:
         return self.models_dir / f"{label}.pt"
 
     def extractors_of(self, labels: tuple[str, ...]) -> list[str]:
@@ -218,7 +207,7 @@ def _image_sets(experiment: Experiment) -> tuple[dict[str, list[ImageRecord]], d
                     if not Path(image_set.folder).is_dir():
                         raise DataError(f"image folder does not exist: {image_set.folder}")
                     label = None if image_set.label is None else int(image_set.label == "fake")
-                    found = load_image_set(image_set.folder, real_sources=image_set.real, label=label)
+                    found = load_image_set(image_set.folder, real_sources=image_set.real, label=label, layout=image_set.layout)
                 else:
                     found = load_image_set(image_set.manifest)
             except DataError as error:
@@ -234,21 +223,33 @@ def _image_sets(experiment: Experiment) -> tuple[dict[str, list[ImageRecord]], d
 
 
 def _check_generators(experiment: Experiment) -> None:
-    """Each generator is available and its ``train``/``sample`` keys are parameters of its functions."""
+    """Each generator is available, its ``train``/``sample`` keys are parameters of its functions, its prompts are readable."""
+    from fdt.gen.errors import GenError
+    from fdt.gen.prompts import read_prompts
+    from fdt.gen.registry import get_generator
+
     for name, image_set in experiment.images.items():
         if not isinstance(image_set, GeneratedImages):
             continue
         where = f"[images.{name}]"
-        api = GENERATOR_APIS[image_set.generator]
-        if importlib.util.find_spec(api.module) is None:
-            raise ExperimentError(f"{where}: generator {image_set.generator!r} is not available in this fdt ({api.module} is missing)")
-        for table, function, reserved in (("train", api.train, api.train_reserved), ("sample", api.sample, api.sample_reserved)):
-            if function is None:
+        spec = get_generator(image_set.generator)
+        for table, stage in (("train", "train"), ("sample", "make")):
+            if stage == "train" and not spec.train:
                 continue
-            _check_arguments(getattr(image_set, table), api.function(function), reserved, f"[images.{name}.{table}]")
-        source = experiment.images[image_set.train_on or image_set.inpaint or ""]
-        if isinstance(source, GeneratedImages):
-            raise ExperimentError(f"{where} must train on or inpaint real images, not the generated set {source.name!r}")
+            try:
+                spec.check_params(stage, getattr(image_set, table), f"[images.{name}.{table}]")
+            except ImportError as error:
+                raise ExperimentError(f"{where}: generator {image_set.generator!r} is not available in this installation ({error})") from None
+            except GenError as error:
+                raise ExperimentError(str(error)) from None
+        if image_set.prompts is not None:
+            try:
+                read_prompts(image_set.prompts)
+            except GenError as error:
+                raise ExperimentError(f"{where}: {error}") from None
+        learns_from = image_set.train_on or image_set.inpaint
+        if learns_from is not None and isinstance(experiment.images[learns_from], GeneratedImages):
+            raise ExperimentError(f"{where} must train on or inpaint real images, not the generated set {learns_from!r}")
 
 
 def _check_arguments(given: dict[str, Any], function: Callable[..., Any], reserved: tuple[str, ...], where: str) -> None:
@@ -263,7 +264,6 @@ def _check_extractors(experiment: Experiment, device: str) -> tuple[dict[str, di
     from fdt.features_store.errors import UnknownExtractorError, WeightsNotFoundError
     from fdt.features_store.extractors.base import resolve_device
     from fdt.features_store.registry import create_extractor, list_extractors
-    from fdt.models.autoencoder import train_autoencoder
 
     try:
         resolve_device(device)
@@ -280,16 +280,24 @@ def _check_extractors(experiment: Experiment, device: str) -> tuple[dict[str, di
             cached = _imagenet_cached(config.extractor, {k: v for k, v in params.items() if k != "weights"}, where)
             params["weights"] = "imagenet" if cached else "random"
             choice = "ImageNet weights (found in the cache)" if cached else f"seeded random weights (seed {params.get('seed', 0)}): ImageNet weights are not in the cache"
+        trainer = extractor_trainer(config.extractor)
+        trains = config.train_on is not None or bool(config.train)
+        if trainer and not trains:
+            raise ExperimentError(f"{where}: the {config.extractor} extractor learns from images; give train_on (the image set it learns)")
+        if trains and not trainer:
+            raise ExperimentError(f"{where}: the {config.extractor} extractor learns nothing; remove train_on and [train]")
+        if trainer and trainer.param in params:
+            raise ExperimentError(f"{where}: params.{trainer.param} is set by fdt from train_on; remove it")
         try:
             extractor = create_extractor(config.extractor, **params)
-            if config.extractor != "autoencoder":
+            if not trainer:
                 identity = extractor.weights_identity()
                 choice = choice or f"weights {identity}"
         except (UnknownExtractorError, WeightsNotFoundError, ValueError) as error:
             raise ExperimentError(f"{where}: {str(error).splitlines()[0]}") from None
-        if config.extractor == "autoencoder":
-            _check_arguments(config.train, train_autoencoder, AUTOENCODER_RESERVED, f"{where[:-1]}.train]")
-            choice = f"an autoencoder fdt trains on {config.train_on!r}"
+        if trainer:
+            _check_arguments(config.train, trainer.function, TRAINER_RESERVED, f"{where[:-1]}.train]")
+            choice = f"a {config.extractor} fdt trains on {config.train_on!r}"
         params_by_label[label] = params
         choice_by_label[label] = choice
     return params_by_label, choice_by_label

@@ -1,8 +1,8 @@
 """Run a checked experiment stage by stage, doing only what is missing, and record what was done.
 
 Stages: image sets (bundled corpus, generator training and sampling), the
-autoencoder, feature extraction, tuned studies, generalisation matrices, and
-the summary. Each finished output carries a *stamp* (a small JSON file of the
+extractors that learn from images (the autoencoder), feature extraction, tuned
+studies, generalisation matrices, and the summary. Each finished output carries a *stamp* (a small JSON file of the
 settings and input digests it was made from); a stage whose stamp matches is
 reused, one whose stamp is absent resumes from its checkpoint, and one whose
 stamp differs starts over. Features need no stamp: the store is content
@@ -28,9 +28,9 @@ from typing import Any, Callable
 import numpy as np
 
 from fdt import __version__, atomic
-from fdt.data import ImageRecord, load_image_set
+from fdt.data import REAL, ImageRecord, load_image_set
 from fdt.experiment.config import CorpusImages, GeneratedImages, MatrixConfig, RobustnessConfig, StudyConfig
-from fdt.experiment.plan import GENERATOR_APIS, Plan
+from fdt.experiment.plan import Plan, extractor_trainer
 
 STAMP = "fdt-run.json"
 RUN_RECORD = "run.json"
@@ -101,8 +101,8 @@ def run_experiment(plan: Plan, progress: bool = True, log: Log = print) -> RunRe
     started = time.perf_counter()
     record = RunRecord(plan.experiment.settings.name, str(plan.workspace.resolve()))
     records = _image_sets(plan, record, progress, log)
-    autoencoders = _autoencoders(plan, records, record, progress, log)
-    features = _extract(plan, records, autoencoders, record, progress, log)
+    trained = _trained_extractors(plan, records, record, progress, log)
+    features = _extract(plan, records, trained, record, progress, log)
     shortcuts = _audit(plan, log)
     with warnings.catch_warnings():
         # Tuning tries extreme regularisation on purpose; a trial that does not converge scores worse, which is the answer.
@@ -160,15 +160,13 @@ def write_json(path: Path, value: Any) -> None:
 def _image_sets(plan: Plan, record: RunRecord, progress: bool, log: Log) -> dict[str, list[ImageRecord]]:
     """Records of every image set, building the corpus and running generators as needed.
 
-    Generated sets come after the sets they learn from, and inpaintings after
-    the DDPM they use.
+    Every set comes after the sets it learns from, repaints or takes a model from.
     """
     from fdt.experiment.corpus import build_corpus, corpus_is_built
 
     records = dict(plan.static_records)
     images = plan.experiment.images
-    order = sorted(images, key=lambda n: 0 if not isinstance(images[n], GeneratedImages) else 2 if images[n].generator == "ddpm-inpaint" else 1)
-    for name in order:
+    for name in _dependency_order(images):
         image_set = images[name]
         if isinstance(image_set, CorpusImages):
             folder = plan.data_dir(name)
@@ -185,21 +183,45 @@ def _image_sets(plan: Plan, record: RunRecord, progress: bool, log: Log) -> dict
     return records
 
 
+def _dependency_order(images: dict[str, Any]) -> list[str]:
+    """Image-set names, each after the sets its ``train_on``, ``inpaint`` and ``model`` name (file order otherwise)."""
+    order: list[str] = []
+
+    def visit(name: str) -> None:
+        if name in order:
+            return
+        image_set = images[name]
+        if isinstance(image_set, GeneratedImages):
+            for needed in (image_set.train_on, image_set.inpaint, image_set.model):
+                if needed is not None:
+                    visit(needed)
+        order.append(name)
+
+    for name in images:
+        visit(name)
+    return order
+
+
 def _generate(plan: Plan, image_set: GeneratedImages, records: dict[str, list[ImageRecord]], record: RunRecord, progress: bool, log: Log) -> list[ImageRecord]:
-    """Train (or reuse) a generator, then top its sample folder up to ``samples`` images."""
-    api = GENERATOR_APIS[image_set.generator]
+    """Train (or reuse) the generator's model if it has one, then top its folder up to what ``samples`` asks.
+
+    What the generator is given follows from its registry entry: ``n`` for a
+    sampler, the chosen source images for an inpainter, the chosen prompts for
+    text-to-image. An inpainter or text-to-image run makes ``per_image`` /
+    ``per_prompt`` outputs per input (the function's own default unless set).
+    """
+    from fdt.gen.prompts import read_prompts
+    from fdt.gen.registry import get_generator
+
+    spec = get_generator(image_set.generator)
     settings = plan.experiment.settings
     name = image_set.name
     out_dir = plan.data_dir(name)
     trained = False
-    if image_set.generator == "ddpm-inpaint":
-        assert image_set.model is not None and image_set.inpaint is not None
-        model_dir = plan.generator_dir(image_set.model)
-        model_stamp = read_stamp(model_dir / STAMP)
-        chosen = _subset(records[image_set.inpaint], image_set.samples, settings.seed)
-        source_digest = records_digest(chosen)
-    else:
-        assert image_set.train_on is not None and api.train is not None
+    model_dir: Path | None = None
+    model_stamp = None
+    if spec.train:
+        assert image_set.train_on is not None
         model_dir = plan.generator_dir(name)
         wanted = {"generator": image_set.generator, "train": image_set.train, "data": records_digest(records[image_set.train_on])}
         model_stamp = read_stamp(model_dir / STAMP)
@@ -207,11 +229,27 @@ def _generate(plan: Plan, image_set: GeneratedImages, records: dict[str, list[Im
             if model_stamp is not None:  # other settings or data: a checkpoint would be refused or stale
                 shutil.rmtree(model_dir)
             log(f"generator {name}: training {image_set.generator} on {image_set.train_on!r}")
-            train = api.function(api.train)
-            train(records[image_set.train_on], model_dir, resume=True, device=settings.device, progress=progress, **image_set.train)
+            train = spec.function("train")
+            train(images=records[image_set.train_on], out_dir=model_dir, resume=True, device=settings.device, progress=progress, **image_set.train)
             write_json(model_dir / STAMP, wanted)
             model_stamp, trained = wanted, True
-        source_digest = ""
+    elif spec.model_of:
+        assert image_set.model is not None
+        model_dir = plan.generator_dir(image_set.model)
+        model_stamp = read_stamp(model_dir / STAMP)
+
+    inputs: list[Any] = []
+    source_digest = ""
+    if spec.kind == "inpaint":
+        assert image_set.inpaint is not None
+        real = [r for r in records[image_set.inpaint] if r.label == REAL]  # a dataset's own fakes are not sources
+        inputs = _subset(real, image_set.samples, settings.seed)
+        source_digest = records_digest(inputs)
+    elif spec.kind == "text":
+        assert image_set.prompts is not None
+        inputs = read_prompts(image_set.prompts, image_set.samples)
+        source_digest = digest([(p.text, p.group) for p in inputs])
+    per_input = int(image_set.sample.get(spec.per_input, spec.default("make", spec.per_input))) if spec.per_input else 1
 
     sample_wanted = {"model": digest(model_stamp), "sample": image_set.sample, "inputs": source_digest}
     if read_stamp(out_dir / STAMP) != sample_wanted:
@@ -219,22 +257,24 @@ def _generate(plan: Plan, image_set: GeneratedImages, records: dict[str, list[Im
         write_json(out_dir / STAMP, sample_wanted)
     manifest = out_dir / "manifest.csv"
     have = len(load_image_set(manifest)) if manifest.is_file() else 0
-    # an inpainting run makes `per_image` outputs from each of its `samples` sources
-    per_image = int(image_set.sample.get("per_image", 1)) if image_set.generator == "ddpm-inpaint" else 1
-    missing = image_set.samples * per_image - have
+    wanted_images = image_set.samples * per_input if spec.kind == "sample" else len(inputs) * per_input
+    missing = wanted_images - have
     if missing > 0:
-        log(f"generator {name}: {'inpainting' if image_set.generator == 'ddpm-inpaint' else 'sampling'} {missing} images")
-        sample = api.function(api.sample)
-        if image_set.generator == "ddpm-inpaint":
-            sample(model_dir, chosen[have // per_image :], out_dir, device=settings.device, source=name, progress=progress, **image_set.sample)
+        log(f"generator {name}: {image_set.generator} making {missing} images")
+        given: dict[str, Any] = {"out_dir": out_dir, "device": settings.device, "source": name, "progress": progress}
+        if model_dir is not None:
+            given["model_dir"] = model_dir
+        if spec.kind == "sample":
+            given["n"] = missing
         else:
-            sample(model_dir, missing, out_dir, device=settings.device, source=name, progress=progress, **image_set.sample)
+            given["images" if spec.kind == "inpaint" else "prompts"] = inputs[have // per_input :]
+        spec.function("make")(**given, **image_set.sample)
     found = load_image_set(manifest)
     record.add(
         "generator", name, trained or missing > 0, generator=image_set.generator, trained=trained,
-        new_images=max(missing, 0), images=len(found), model=str(model_dir), folder=str(out_dir),
+        new_images=max(missing, 0), images=len(found), model=str(model_dir or ""), folder=str(out_dir),
     )
-    log(f"generator {name}: {len(found)} images ({'trained, ' if trained else 'model reused, '}{max(missing, 0)} new)")
+    log(f"generator {name}: {len(found)} images ({'trained, ' if trained else 'model reused, ' if model_dir else ''}{max(missing, 0)} new)")
     return found
 
 
@@ -244,35 +284,38 @@ def _subset(records: list[ImageRecord], count: int, seed: int) -> list[ImageReco
     return [records[i] for i in sorted(chosen)]
 
 
-# ---------------------------------------------------------------- autoencoder
+# ---------------------------------------------------------------- extractors that learn
 
 
-def _autoencoders(plan: Plan, records: dict[str, list[ImageRecord]], record: RunRecord, progress: bool, log: Log) -> dict[str, Path]:
-    """Train each autoencoder extractor's model on the train share of its image set (reused when its stamp matches)."""
-    from fdt.models.autoencoder import train_autoencoder
+def _trained_extractors(plan: Plan, records: dict[str, list[ImageRecord]], record: RunRecord, progress: bool, log: Log) -> dict[str, tuple[str, Path]]:
+    """Train each extractor that learns from images (the autoencoder) on the train share of its image set.
 
-    paths = {}
+    Reused when its stamp matches. Returns, per extractor label, the parameter
+    its model goes to and the model file.
+    """
+    models = {}
     for label, config in plan.experiment.extractors.items():
-        if config.train_on is None:
+        trainer = extractor_trainer(config.extractor)
+        if config.train_on is None or trainer is None:
             continue
-        path = plan.autoencoder_path(label)
+        path = plan.trained_extractor_path(label)
         stamp_path = path.with_name(f"{path.stem}.{STAMP}")
         split = {"seed": plan.experiment.settings.seed, "fractions": list(plan.fractions)}
         wanted = {"train": config.train, "data": records_digest(records[config.train_on]), "split": split}
         stamp = read_stamp(stamp_path)
         fresh = stamp != wanted or not path.is_file()
         if fresh:
-            log(f"autoencoder {label}: training on {config.train_on!r}")
+            log(f"{config.extractor} {label}: training on {config.train_on!r}")
             # no stamp: an interrupted run, so resume its checkpoint; another stamp: other settings, start over
             # only the train share of the assignment studies and matrices use, so their test groups stay unseen
-            train_autoencoder(
+            trainer.function(
                 records[config.train_on], path, device=plan.experiment.settings.device, resume=stamp is None, progress=progress,
                 split=split, **config.train,
             )
             write_json(stamp_path, wanted)
-        record.add("autoencoder", label, fresh, model=str(path))
-        paths[label] = path
-    return paths
+        record.add("extractor-training", label, fresh, extractor=config.extractor, model=str(path))
+        models[label] = (trainer.param, path)
+    return models
 
 
 # ---------------------------------------------------------------- features
@@ -287,7 +330,7 @@ class Features:
 
 
 def _extract(
-    plan: Plan, records: dict[str, list[ImageRecord]], autoencoders: dict[str, Path], record: RunRecord, progress: bool, log: Log
+    plan: Plan, records: dict[str, list[ImageRecord]], trained: dict[str, tuple[str, Path]], record: RunRecord, progress: bool, log: Log
 ) -> dict[tuple[str, str], Features]:
     """Extract every image of every set with every extractor at every resolution any stage uses."""
     from fdt.features_store.extraction import SpectralResizeWarning, extract_records, spectral_resize_warning
@@ -305,8 +348,9 @@ def _extract(
     for label, resolutions in needed.items():
         config = plan.experiment.extractors[label]
         params = dict(plan.extractor_params[label])
-        if label in autoencoders:
-            params["model"] = str(autoencoders[label])
+        if label in trained:
+            param, path = trained[label]
+            params[param] = str(path)
         for resolution in resolutions:
             if note := spectral_resize_warning(config.extractor, resolution):
                 log(f"warning: {note}")
@@ -324,12 +368,12 @@ def _extract(
             log(f"extract {label}@{resolution}: {summary.line()}")
             features[label, resolution] = Features(summary.key, {h for h in summary.hashes if h})
     for entry in plan.experiment.robustness:
-        _extract_levels(plan, entry, everything, autoencoders, record, progress, log)
+        _extract_levels(plan, entry, everything, trained, record, progress, log)
     return features
 
 
 def _extract_levels(
-    plan: Plan, entry: RobustnessConfig, everything: list[ImageRecord], autoencoders: dict[str, Path], record: RunRecord, progress: bool, log: Log
+    plan: Plan, entry: RobustnessConfig, everything: list[ImageRecord], trained: dict[str, tuple[str, Path]], record: RunRecord, progress: bool, log: Log
 ) -> None:
     """Every perturbed level a ``[[robustness]]`` entry scores or trains on, each image decoded once for all levels."""
     from fdt.features_store.extraction import extract_levels
@@ -342,8 +386,9 @@ def _extract_levels(
     for label in plan.extractors_of(entry.extractors):
         config = plan.experiment.extractors[label]
         params = dict(plan.extractor_params[label])
-        if label in autoencoders:
-            params["model"] = str(autoencoders[label])
+        if label in trained:
+            param, path = trained[label]
+            params[param] = str(path)
         summaries = extract_levels(
             everything, config.extractor, params, resolution, plan.store_root, levels=levels, batch_size=settings.batch_size,
             device=settings.device, workers=settings.workers, progress=progress,

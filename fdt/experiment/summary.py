@@ -106,16 +106,12 @@ def _images_section(result: "RunResult", reports: Path) -> list[str]:
         if isinstance(image_set, CorpusImages):
             what = f"real {image_set.size}×{image_set.size} crops cut from {groups} photos shipped in installed packages (one group per photo)"
         elif isinstance(image_set, GeneratedImages):
-            if image_set.generator == "ddpm-inpaint":
-                what = f"fake: {image_set.inpaint!r} images repainted by the DDPM of {image_set.model!r}"
-            else:
-                epochs = image_set.train.get("epochs")
-                what = f"fake: sampled from a {image_set.generator.upper()} fdt trained on {image_set.train_on!r}" + (f" for {epochs} epochs" if epochs else "")
+            what = _generated(image_set)
         else:
             labels = "/".join(sorted({"real" if r.label == 0 else "fake" for r in records}))
             what = f"{labels} images from {image_set.folder if isinstance(image_set, FolderImages) else image_set.manifest}"
         links = [f"[sample grid]({grid.name})"]
-        if isinstance(image_set, GeneratedImages) and image_set.generator != "ddpm-inpaint":
+        if isinstance(image_set, GeneratedImages) and image_set.train_on is not None:
             history = result.plan.generator_dir(name) / "first_vs_last.png"
             if history.is_file():
                 copy = reports / f"{name}-first-vs-last-epoch.png"
@@ -123,6 +119,19 @@ def _images_section(result: "RunResult", reports: Path) -> list[str]:
                 links.append(f"[first vs last epoch]({copy.name})")
         lines.append(f"- **{name}**: {len(records)} images, {what}; {', '.join(links)}")
     return lines
+
+
+def _generated(image_set: GeneratedImages) -> str:
+    """What made a generated set, from the keys its generator needed."""
+    if image_set.train_on is not None:
+        epochs = image_set.train.get("epochs")
+        return f"fake: sampled from a {image_set.generator} fdt trained on {image_set.train_on!r}" + (f" for {epochs} epochs" if epochs else "")
+    model = f" with the model of {image_set.model!r}" if image_set.model else ""
+    if image_set.inpaint is not None:
+        return f"fake: {image_set.inpaint!r} images repainted by {image_set.generator}{model}"
+    if image_set.prompts is not None:
+        return f"fake: made by {image_set.generator} from the prompts of {Path(image_set.prompts).name}"
+    return f"fake: made by {image_set.generator}{model}"
 
 
 def _grid(paths: list[str], out: Path) -> None:

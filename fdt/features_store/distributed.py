@@ -64,7 +64,7 @@ def extract_on_dask(
     from tqdm.auto import tqdm
 
     distributed = require("distributed", "fdt extract --scheduler (extraction on a Dask cluster)")
-    Client, as_completed = distributed.Client, distributed.as_completed
+    Client, as_completed, wait = distributed.Client, distributed.as_completed, distributed.wait
 
     started = time.perf_counter()
     client = scheduler if isinstance(scheduler, Client) else connect(scheduler)
@@ -83,9 +83,15 @@ def extract_on_dask(
         ]
         summaries = []
         with tqdm(total=count, unit="shard", desc=f"{extractor}@{resolution} on dask", disable=not progress) as bar:
-            for future in as_completed(futures):
-                summaries.append(future.result())
-                bar.update(1)
+            try:
+                for future in as_completed(futures):
+                    summaries.append(future.result())
+                    bar.update(1)
+            except Exception:
+                # the other shards' tasks run on regardless: report the failure once they are done, so the
+                # store is quiet and a re-run does not find their claims still held
+                wait(futures)
+                raise
     finally:
         if client is not scheduler:
             client.close()

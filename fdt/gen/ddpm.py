@@ -9,15 +9,19 @@ every denoising step the known region is re-noised to the current timestep
 and pasted in through the mask, and the final image keeps the source's known
 pixels exactly.
 
+Sizes are any multiple of the UNet's halvings (48 px for seed 003's FER2013
+faces); ``channels=1`` makes a grayscale model, and by default the model has
+the mode of its training images, so grayscale reals get grayscale fakes.
+
 Files in a model folder: ``checkpoint.pt`` (weights, optimizer, seeded RNG
-states, loss history; written atomically every epoch), ``config.json``,
+states, loss history; :mod:`fdt.checkpoints`, written atomically every epoch),
+``epochs/epoch_NNN.pt`` (with ``keep_epochs``: the UNet after each epoch), ``config.json``,
 ``samples/epoch_NNN.png`` (fixed-noise grid per epoch), ``first_vs_last.png``,
 ``losses.csv`` and ``losses.png``.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from dataclasses import asdict, dataclass
@@ -28,40 +32,36 @@ import numpy as np
 import torch
 from PIL import Image
 
+from fdt.atomic import write_json
+from fdt.checkpoints import Checkpoint, CheckpointMismatchError, training_data_sha256
 from fdt.gen.errors import GenError
 from fdt.gen.images import Images, as_records, load_training_array
+from fdt.gen.images import image_channels as image_channels_of
 from fdt.gen.inpainting import check_inpainting_options, inpaint_records
 from fdt.gen.output import GeneratedImage, OutputFolder
 from fdt.gen.plots import write_losses
 from fdt.gen.resolve import resolve_device
-from fdt.gen.training import (
-    CHECKPOINT,
-    data_digest,
-    global_rng_state,
-    load_checkpoint,
-    record_epoch,
-    restore_checkpoint,
-    save_checkpoint,
-    to_pil,
-    to_uint8,
-)
+from fdt.gen.training import CHECKPOINT, epoch_checkpoint, load_state, record_epoch, to_pil, to_uint8
 
 LOSS_COLUMNS = ("epoch", "iteration", "loss")
 TRAIN_TIMESTEPS = 1000
 BETA_SCHEDULE = "squaredcos_cap_v2"
-DEFAULT_CHANNELS = {32: (32, 64, 64), 64: (16, 32, 64, 64)}
+DEFAULT_CHANNELS = {32: (32, 64, 64), 48: (32, 64, 64), 64: (16, 32, 64, 64)}
 
 
-def build_unet(size: int, channels: Sequence[int] | None = None):
+def build_unet(size: int, channels: Sequence[int] | None = None, image_channels: int = 3):
     """A small ``UNet2DModel``: one ResNet layer per block, attention only at the coarsest level.
 
-    Weights are initialised from the global torch RNG; callers that need a
-    seeded init wrap this in :func:`torch.random.fork_rng`.
+    ``channels`` are the widths per level; ``image_channels`` is 1 for grayscale
+    images, 3 for RGB. Weights are initialised from the global torch RNG;
+    callers that need a seeded init wrap this in :func:`torch.random.fork_rng`.
     """
     from diffusers import UNet2DModel
 
     if size not in DEFAULT_CHANNELS and channels is None:
-        raise GenError(f"DDPM size must be 32 or 64 (or pass channels), not {size}")
+        raise GenError(f"DDPM size must be one of {', '.join(map(str, DEFAULT_CHANNELS))} (or pass channels), not {size}")
+    if image_channels not in (1, 3):
+        raise GenError(f"image channels must be 1 (grayscale) or 3 (RGB), not {image_channels}")
     channels = tuple(channels or DEFAULT_CHANNELS[size])
     if size % 2 ** (len(channels) - 1) or any(c % 8 for c in channels):
         raise GenError(f"DDPM channels {channels} do not fit {size} px: {len(channels) - 1} halvings of the size, widths multiples of 8")
@@ -69,8 +69,8 @@ def build_unet(size: int, channels: Sequence[int] | None = None):
     up = ("AttnUpBlock2D",) + ("UpBlock2D",) * (len(channels) - 1)
     return UNet2DModel(
         sample_size=size,
-        in_channels=3,
-        out_channels=3,
+        in_channels=image_channels,
+        out_channels=image_channels,
         layers_per_block=1,
         block_out_channels=channels,
         down_block_types=down,
@@ -104,10 +104,9 @@ class DDPMConfig:
     batch_size: int
     lr: float
     seed: int
-    n_images: int
-    data_digest: str
     grid_size: int
     grid_steps: int
+    image_channels: int
 
 
 def train_ddpm(
@@ -124,6 +123,8 @@ def train_ddpm(
     channels: Sequence[int] | None = None,
     grid_size: int = 16,
     grid_steps: int = 25,
+    image_channels: int | None = None,
+    keep_epochs: bool = False,
 ) -> Path:
     """Train a small DDPM on real images (noise-prediction MSE) and return the model folder.
 
@@ -133,13 +134,20 @@ def train_ddpm(
         Training photos; centre-cropped and resized to ``size``, flipped
         horizontally at random (seeded) for augmentation.
     resume : bool
-        Continue from ``out_dir``'s checkpoint if there is one; without it an
-        existing checkpoint is an error rather than silently overwritten.
+        Continue from ``out_dir``'s checkpoint if there is one (refused if it was
+        trained with other settings or on other images, by content); without it
+        an existing checkpoint is an error rather than silently overwritten.
     channels : sequence of int, optional
-        UNet widths per level (default ``(32, 64, 64)`` at 32 px,
+        UNet widths per level (default ``(32, 64, 64)`` at 32 and 48 px,
         ``(16, 32, 64, 64)`` at 64 px): small enough for a CPU.
     grid_size, grid_steps : int
         Images and DDIM steps of the per-epoch sample grid.
+    image_channels : {1, 3}, optional
+        1 for a grayscale model, 3 for RGB; by default 1 exactly when every
+        training image is stored grayscale.
+    keep_epochs : bool
+        Also keep the UNet of every epoch as ``epochs/epoch_NNN.pt``, to sample
+        any epoch later (:func:`fdt.gen.sampling.sample_checkpoint`).
     """
     if epochs < 1 or batch_size < 1:
         raise GenError(f"epochs and batch size must be at least 1, not {epochs} and {batch_size}")
@@ -148,23 +156,29 @@ def train_ddpm(
     if checkpoint_path.exists() and not resume:
         raise GenError(f"{out} already holds a DDPM checkpoint; resume it or choose another --out")
     records = as_records(images)
+    image_channels = image_channels_of(records) if image_channels is None else image_channels
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        unet = build_unet(size, channels)
-    data = load_training_array(records, size, progress=progress)
-    config = DDPMConfig(size, list(unet.config.block_out_channels), batch_size, lr, seed, len(data), data_digest(records), grid_size, grid_steps)
+        unet = build_unet(size, channels, image_channels)
+    data, hashes = load_training_array(records, size, image_channels, progress=progress)
+    config = DDPMConfig(size, list(unet.config.block_out_channels), batch_size, lr, seed, grid_size, grid_steps, image_channels)
     device = resolve_device(device)
 
     noise_rng = torch.Generator().manual_seed(seed + 1)
     shuffle_rng = torch.Generator().manual_seed(seed + 2)
-    fixed_noise = torch.randn(grid_size, 3, size, size, generator=torch.Generator().manual_seed(seed + 3))
+    fixed_noise = torch.randn(grid_size, image_channels, size, size, generator=torch.Generator().manual_seed(seed + 3))
     unet.to(device)
     optimizer = torch.optim.AdamW(unet.parameters(), lr=lr)
-    losses, start_epoch = restore_checkpoint(
-        checkpoint_path, asdict(config), out, device, {"unet": unet, "optimizer": optimizer}, {"noise_rng": noise_rng, "shuffle_rng": shuffle_rng}
+    checkpoint = Checkpoint(
+        checkpoint_path, "ddpm", asdict(config), training_data_sha256(hashes), {"unet": unet, "optimizer": optimizer},
+        {"noise_rng": noise_rng, "shuffle_rng": shuffle_rng},
     )
+    try:
+        start_epoch, losses = checkpoint.restore(epochs, device)
+    except CheckpointMismatchError as error:
+        raise GenError(str(error)) from None
     out.mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(json.dumps(asdict(config), indent=2) + "\n")
+    write_json(out / "config.json", asdict(config))
 
     from tqdm.auto import tqdm
 
@@ -189,30 +203,21 @@ def train_ddpm(
             optimizer.step()
             losses.append({"epoch": epoch, "iteration": len(losses) + 1, "loss": loss.item()})
             bar.set_postfix(loss=f"{losses[-1]['loss']:.4f}")
-        save_checkpoint(
-            {
-                "config": asdict(config),
-                "epoch": epoch,
-                "unet": unet.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "noise_rng": noise_rng.get_state(),
-                "shuffle_rng": shuffle_rng.get_state(),
-                "global_rng": global_rng_state(),
-                "losses": losses,
-            },
-            checkpoint_path,
-        )
+        checkpoint.save(epoch, losses)
+        if keep_epochs:
+            checkpoint.snapshot(epoch_checkpoint(out, epoch), epoch, ["unet"])
         unet.eval()
         record_epoch(to_uint8(denoise(unet, fixed_noise, grid_steps, device)), epoch, out)
         write_losses(losses, LOSS_COLUMNS, out / "losses.csv", out / "losses.png")
     return out
 
 
-def load_ddpm(model_dir: str | os.PathLike, device: str = "cpu"):
-    """The trained UNet of a DDPM model folder, in eval mode."""
-    state = load_checkpoint(Path(model_dir) / CHECKPOINT, "DDPM", device)
-    unet = build_unet(state["config"]["size"], state["config"]["channels"])
-    unet.load_state_dict(state["unet"])
+def load_ddpm(model: str | os.PathLike, device: str = "cpu"):
+    """The trained UNet of a DDPM model folder (its latest epoch) or of one checkpoint file, in eval mode."""
+    state = load_state(model, "ddpm", device)
+    config = state["config"]
+    unet = build_unet(config["size"], config["channels"], config["image_channels"])
+    unet.load_state_dict(state["state"]["unet"])
     return unet.to(device).eval()
 
 
@@ -250,10 +255,11 @@ def denoise(
     return sample
 
 
-def _noise(seeds: Sequence[int], size: int) -> tuple[torch.Tensor, list[torch.Generator]]:
+def _noise(seeds: Sequence[int], unet) -> tuple[torch.Tensor, list[torch.Generator]]:
     """Starting noise from one generator per image, and those generators for any later draws."""
     generators = [torch.Generator().manual_seed(s) for s in seeds]
-    return torch.stack([torch.randn(3, size, size, generator=g) for g in generators]), generators
+    shape = (unet.config.in_channels, unet.config.sample_size, unet.config.sample_size)
+    return torch.stack([torch.randn(shape, generator=g) for g in generators]), generators
 
 
 def sample_ddpm(
@@ -269,7 +275,8 @@ def sample_ddpm(
 ) -> Path:
     """Write ``n`` DDPM samples plus manifest rows into ``out_dir`` and return the manifest path.
 
-    Image number ``i`` of the folder starts from noise seeded ``seed + i``:
+    ``model_dir`` is a model folder (its latest epoch) or one checkpoint file
+    (``epochs/epoch_NNN.pt``). Grayscale models write grayscale PNGs. Image number ``i`` of the folder starts from noise seeded ``seed + i``:
     reproducible from its manifest row, independent of the batch size, and
     continuing a folder adds new images instead of repeating old ones.
     """
@@ -277,7 +284,6 @@ def sample_ddpm(
         raise GenError(f"n and batch size must be at least 1, not {n} and {batch_size}")
     device = resolve_device(device)
     unet = load_ddpm(model_dir, device)
-    size = unet.config.sample_size
     folder = OutputFolder(out_dir, model_id=str(model_dir), source=source)
 
     from tqdm.auto import tqdm
@@ -285,7 +291,7 @@ def sample_ddpm(
     with tqdm(total=n, desc="DDPM samples", unit="img", disable=not progress) as bar:
         for start in range(0, n, batch_size):
             seeds = [seed + folder.next_index + i for i in range(min(batch_size, n - start))]
-            noise, _ = _noise(seeds, size)
+            noise, _ = _noise(seeds, unet)
             pixels = to_uint8(denoise(unet, noise, steps, device))
             folder.write([GeneratedImage(to_pil(p), s) for p, s in zip(pixels, seeds)])
             bar.update(len(seeds))
@@ -308,7 +314,8 @@ def inpaint_ddpm(
 ) -> Path:
     """Repaint masked regions of real images with a trained DDPM; return the manifest path.
 
-    Sources are centre-cropped to the model's size. Each output keeps its source
+    Sources are centre-cropped to the model's size (and made grayscale for a
+    grayscale model). Each output keeps its source
     as ``group`` and its mask under ``.masks/`` (see :mod:`fdt.gen.inpainting`
     for which mask each output gets). ``per_image`` defaults to 1 so ``n``
     sources give ``n`` fakes; 5 with ``diagonal,random`` is the seed study's
@@ -320,13 +327,15 @@ def inpaint_ddpm(
     device = resolve_device(device)
     unet = load_ddpm(model_dir, device)
     size = unet.config.sample_size
+    grayscale = unet.config.in_channels == 1
     records = as_records(images)
     folder = OutputFolder(out_dir, model_id=str(model_dir), source=source)
 
     def repaint(sources: list[Image.Image], mask_arrays: list[np.ndarray], seeds: list[int]) -> list[Image.Image]:
-        known = torch.from_numpy(np.stack([np.asarray(s).transpose(2, 0, 1) for s in sources])).float() / 127.5 - 1
+        pixels = [np.asarray(s.convert("L"))[None] if grayscale else np.asarray(s).transpose(2, 0, 1) for s in sources]
+        known = torch.from_numpy(np.stack(pixels)).float() / 127.5 - 1
         mask = torch.from_numpy(np.stack(mask_arrays)[:, None].astype(np.float32))
-        noise, generators = _noise(seeds, size)
+        noise, generators = _noise(seeds, unet)
         return [to_pil(p) for p in to_uint8(denoise(unet, noise, steps, device, known, mask, generators))]
 
     return inpaint_records(records, folder, repaint, size, masks, per_image, coverage, seed, batch_size, progress=progress, desc="DDPM inpainting")

@@ -17,6 +17,8 @@ from PIL import Image, ImageOps
 
 from fdt.data import IMAGE_SUFFIXES, REAL, DataError, ImageDecodeError, ImageRecord, load_image_set, load_rgb, sha256_file
 
+GRAYSCALE_MODES = ("1", "L", "LA", "I", "I;16", "F")
+
 Images = Union[str, os.PathLike, Sequence[Union[str, os.PathLike, ImageRecord]]]
 
 
@@ -33,9 +35,26 @@ def as_records(images: Images) -> list[ImageRecord]:
     return records
 
 
-def load_square(path: str | os.PathLike, size: int) -> Image.Image:
-    """Centre-crop to a square and resize to ``size×size`` (bicubic), keeping aspect ratio."""
-    return ImageOps.fit(load_rgb(path), (size, size), Image.Resampling.BICUBIC)
+def load_square(path: str | os.PathLike, size: int, channels: int = 3) -> Image.Image:
+    """Centre-crop to a square and resize to ``size×size`` (bicubic), keeping aspect ratio; ``channels=1`` gives grayscale."""
+    image = ImageOps.fit(load_rgb(path), (size, size), Image.Resampling.BICUBIC)
+    return image.convert("L") if channels == 1 else image
+
+
+def image_channels(records: Sequence[ImageRecord]) -> int:
+    """1 if every image is stored grayscale, else 3: generators make fakes in the mode of their reals.
+
+    A grayscale real set with RGB fakes could be told apart by colour alone, so a
+    model trained on grayscale images is a grayscale model. Only headers are read.
+    """
+    for record in records:
+        try:
+            with Image.open(record.path) as image:
+                if image.mode not in GRAYSCALE_MODES:
+                    return 3
+        except (OSError, ValueError):  # unreadable files are reported when they are decoded
+            continue
+    return 1
 
 
 def source_group(record: ImageRecord) -> str:
@@ -48,22 +67,27 @@ def source_group(record: ImageRecord) -> str:
     return record.group or f"sha256:{sha256_file(record.path)}"
 
 
-def load_training_array(records: Sequence[ImageRecord], size: int, progress: bool = True) -> np.ndarray:
-    """All training images as one ``uint8`` array ``(n, 3, size, size)``, held in memory.
+def load_training_array(records: Sequence[ImageRecord], size: int, channels: int = 3, progress: bool = True) -> tuple[np.ndarray, list[str]]:
+    """All training images as one ``uint8`` array ``(n, channels, size, size)`` held in memory, and their content SHA-256s.
 
-    Unreadable images are skipped with one warning naming how many and the first
-    reason: one corrupt file should not stop a 100-epoch run, nor pass unnoticed.
+    The hashes say which images a checkpoint was trained on
+    (:func:`fdt.checkpoints.training_data_sha256`). Unreadable images are skipped
+    with one warning naming how many and the first reason: one corrupt file
+    should not stop a 100-epoch run, nor pass unnoticed.
     """
     from tqdm.auto import tqdm
 
-    arrays, failures = [], []
+    arrays, hashes, failures = [], [], []
     for record in tqdm(records, desc="loading images", unit="img", disable=not progress):
         try:
-            arrays.append(np.asarray(load_square(record.path, size)).transpose(2, 0, 1))
+            pixels = np.asarray(load_square(record.path, size, channels))
         except ImageDecodeError as error:
             failures.append(f"{record.path}: {error}")
+            continue
+        arrays.append(pixels[None] if pixels.ndim == 2 else pixels.transpose(2, 0, 1))
+        hashes.append(sha256_file(record.path))
     if failures:
         warnings.warn(f"skipped {len(failures)} unreadable image(s), e.g. {failures[0]}", stacklevel=2)
     if not arrays:
         raise DataError("none of the training images could be read")
-    return np.stack(arrays)
+    return np.stack(arrays), hashes

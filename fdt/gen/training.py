@@ -1,104 +1,54 @@
-"""What the generators fdt trains share: resumable checkpoints and the per-epoch record.
+"""What the generators fdt trains share: the model folder's checkpoints, pixel conversions and the per-epoch record.
 
-A checkpoint holds everything a run's future depends on (weights, optimizer
-moments, the seeded ``torch.Generator`` states, the loss history), so training
-resumed from it ends exactly where an uninterrupted run with the same seed
-would. It is written to a temporary name and renamed: a kill mid-write leaves
-the previous epoch's checkpoint intact.
+Checkpoints are :class:`fdt.checkpoints.Checkpoint` files: ``checkpoint.pt``
+(latest epoch, resumable) and, with ``keep_epochs``, ``epochs/epoch_NNN.pt``
+(only what sampling needs) for comparing quality across training.
 """
 
 from __future__ import annotations
 
-import hashlib
-import random
+import os
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 from PIL import Image
 
-from fdt.atomic import atomic_path
-from fdt.data import ImageRecord
+from fdt.checkpoints import CheckpointMismatchError, read_checkpoint
 from fdt.gen.errors import GenError
 from fdt.gen.plots import image_grid, save_image, side_by_side
 
 CHECKPOINT = "checkpoint.pt"
+EPOCHS = "epochs"
 
 
-def data_digest(records: Sequence[ImageRecord]) -> str:
-    """A short identity of a training set's file paths (not their contents), so a resume on other files is refused."""
-    return hashlib.sha256("\n".join(sorted(r.path for r in records)).encode()).hexdigest()[:16]
+def epoch_checkpoint(out: Path, epoch: int) -> Path:
+    """Where ``keep_epochs`` puts the snapshot of ``epoch``: ``out/epochs/epoch_NNN.pt``."""
+    return out / EPOCHS / f"epoch_{epoch:03d}.pt"
 
 
-def check_resume(config: dict[str, Any], saved: dict[str, Any], out: Path) -> None:
-    """Refuse to resume a checkpoint trained with other settings (only the epoch count may grow)."""
-    differences = [f"{key} {saved.get(key)!r} -> {value!r}" for key, value in config.items() if saved.get(key) != value]
-    if differences:
-        raise GenError(f"cannot resume {out}: the run differs from its checkpoint ({'; '.join(differences)}); choose another --out")
-
-
-def global_rng_state() -> dict[str, Any]:
-    """Global RNG states, saved so code that draws from them (libraries, augmentations) resumes too."""
-    numpy_state = np.random.get_state(legacy=False)
-    return {
-        "torch": torch.get_rng_state(),
-        "numpy_key": torch.from_numpy(numpy_state["state"]["key"].astype(np.int64)),
-        "numpy_pos": numpy_state["state"]["pos"],
-        "numpy_gauss": (numpy_state["has_gauss"], numpy_state["gauss"]),
-        "python": random.getstate(),
-    }
-
-
-def set_global_rng_state(state: dict[str, Any]) -> None:
-    torch.set_rng_state(state["torch"])
-    has_gauss, gauss = state["numpy_gauss"]
-    np.random.set_state(("MT19937", state["numpy_key"].numpy().astype(np.uint32), state["numpy_pos"], has_gauss, gauss))
-    random.setstate(state["python"])
-
-
-def restore_checkpoint(
-    checkpoint_path: Path, config: dict[str, Any], out: Path, device: str, stateful: dict[str, Any], generators: dict[str, torch.Generator]
-) -> tuple[list[dict[str, float]], int]:
-    """Restore a training run from its checkpoint, if there is one: ``(losses so far, last finished epoch)``.
-
-    ``stateful`` maps checkpoint keys to objects with ``load_state_dict`` (models,
-    optimisers) and ``generators`` to the run's ``torch.Generator``s; the global
-    RNGs are restored too, so the resumed run continues exactly where it stopped.
-    """
-    if not checkpoint_path.exists():
-        return [], 0
-    state = torch.load(checkpoint_path, map_location=device, weights_only=True)
-    check_resume(config, state["config"], out)
-    for name, target in stateful.items():
-        target.load_state_dict(state[name])
-    for name, generator in generators.items():
-        generator.set_state(state[name])
-    set_global_rng_state(state["global_rng"])
-    return state["losses"], state["epoch"]
-
-
-def save_checkpoint(state: dict[str, Any], path: Path) -> None:
-    """``torch.save`` atomically over the previous checkpoint."""
-    with atomic_path(path) as temporary:
-        torch.save(state, temporary)
-
-
-def load_checkpoint(path: Path, what: str, device: str = "cpu") -> dict[str, Any]:
-    """A checkpoint's state, or a one-line error saying how to make one."""
+def load_state(model: str | os.PathLike, kind: str, device: str = "cpu") -> dict[str, Any]:
+    """The checkpoint of a model folder (its latest epoch) or a checkpoint file, or a one-line error saying how to make one."""
+    path = Path(model)
+    if path.is_dir() or not path.suffix:
+        path = path / CHECKPOINT
     if not path.is_file():
-        raise GenError(f"no {what} checkpoint at {path}; train one with `fdt gen {what.lower()} train`")
-    return torch.load(path, map_location=device, weights_only=True)
+        raise GenError(f"no {kind.upper()} checkpoint at {path}; train one with `fdt gen {kind} train`")
+    try:
+        return read_checkpoint(path, kind, device)
+    except CheckpointMismatchError as error:
+        raise GenError(str(error)) from None
 
 
 def to_uint8(images: torch.Tensor) -> np.ndarray:
-    """Images in [-1, 1] ``(n, 3, h, w)`` to ``uint8`` on the CPU."""
+    """Images in [-1, 1] ``(n, channels, h, w)`` to ``uint8`` on the CPU."""
     return ((images.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).cpu().numpy()
 
 
 def to_pil(pixels: np.ndarray) -> Image.Image:
-    """One ``uint8`` ``(3, h, w)`` array as a PIL image."""
-    return Image.fromarray(pixels.transpose(1, 2, 0))
+    """One ``uint8`` ``(channels, h, w)`` array as a PIL image: grayscale (mode ``L``) for one channel, else RGB."""
+    return Image.fromarray(pixels[0]) if pixels.shape[0] == 1 else Image.fromarray(pixels.transpose(1, 2, 0))
 
 
 def record_epoch(samples: np.ndarray, epoch: int, out: Path) -> None:

@@ -7,8 +7,8 @@ differently. Three things live here because they must agree exactly:
 - :func:`preprocess`, the one mapping from a decoded image to the network's input,
   used both by training and by the extractor;
 - :func:`train_autoencoder`, deterministic for a seed, with a checkpoint every
-  epoch from which an interrupted run resumes to the same weights as an
-  uninterrupted one;
+  epoch (:mod:`fdt.checkpoints`) from which an interrupted run resumes to the
+  same weights as an uninterrupted one;
 - the model file (``format: "fdt.autoencoder"``, ``format_version: 1``), documented
   in ``docs/autoencoder.md``, read back by :func:`load_autoencoder`.
 """
@@ -16,7 +16,6 @@ differently. Three things live here because they must agree exactly:
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import logging
 import os
@@ -32,6 +31,7 @@ from torch import nn
 
 from fdt import __version__
 from fdt.atomic import atomic_path, write_text
+from fdt.checkpoints import Checkpoint, training_data_sha256
 from fdt.devices import resolve_device
 from fdt.data import REAL, DataError, ImageDecodeError, ImageRecord, apply_resolution, load_image_set, load_rgb, sha256_file
 from fdt.errors import FdtError, one_line
@@ -39,7 +39,6 @@ from fdt.grouping import assign_groups, group_of, training_record, write_trainin
 
 FORMAT = "fdt.autoencoder"
 FORMAT_VERSION = 1
-CHECKPOINT_FORMAT = "fdt.autoencoder.checkpoint"
 DEFAULT_CHANNELS = (32, 64, 128, 256)
 NORMALISATION = {"range": [-1.0, 1.0], "pixels": "8-bit RGB from fdt.data.load_rgb, resized with apply_resolution(size); x / 127.5 - 1"}
 
@@ -52,10 +51,6 @@ class AutoencoderError(FdtError, ValueError):
 
 class AutoencoderFormatError(AutoencoderError):
     """A file is not an fdt autoencoder model of a version this fdt reads."""
-
-
-class CheckpointMismatchError(AutoencoderError):
-    """A training checkpoint belongs to a run with other settings or other images."""
 
 
 # --------------------------------------------------------------------------- the network
@@ -218,11 +213,14 @@ def train_autoencoder(
     Adam on the mean squared reconstruction error. Images are decoded once into
     memory (``uint8``); unreadable ones are skipped and counted. All randomness
     (weight init, shuffling) comes from ``seed``; the shuffling generator lives in
-    the checkpoint ``<out>.ckpt``, written atomically after every epoch with the
-    model and optimiser states, so a run interrupted at any moment and run again
-    with ``resume=True`` ends with the same weights as an uninterrupted run
-    (bit-identical on CPU). The checkpoint is kept, so a later run with more
-    ``epochs`` continues training; ``resume=False`` starts over.
+    the checkpoint ``<out>.ckpt`` (:class:`fdt.checkpoints.Checkpoint`), written
+    atomically after every epoch with the model and optimiser states, so a run
+    interrupted at any moment and run again with ``resume=True`` ends with the
+    same weights as an uninterrupted run (bit-identical on CPU). The checkpoint
+    is kept, so a later run with more ``epochs`` continues training; a
+    checkpoint of other settings or other images (by content hash) is refused
+    with :class:`fdt.checkpoints.CheckpointMismatchError`; ``resume=False``
+    starts over.
 
     Also writes the loss per epoch to ``<out stem>.loss.csv`` and ``<out stem>.loss.png``.
 
@@ -256,12 +254,13 @@ def train_autoencoder(
     if not records:
         raise DataError(f"the train share of {split} holds none of the {len(decoded)} real images; lower the validation and test shares")
     config = {"latent_dim": int(latent_dim), "size": int(size), "channels": list(channels)}
+    trained = [hashes[str(r.path)] for r in records]
     run = {
         "seed": int(seed),
         "batch_size": int(batch_size),
         "lr": float(lr),
         "num_images": len(pixels),
-        "data_sha256": hashlib.sha256(pixels.numpy().tobytes()).hexdigest(),
+        "data_sha256": training_data_sha256(trained),
         "split": None if split is None else {"seed": int(split["seed"]), "fractions": [float(f) for f in split["fractions"]]},
     }
 
@@ -273,11 +272,13 @@ def train_autoencoder(
     # Shuffling is the only randomness after init; it draws from this CPU generator
     # alone, so its saved state is all a resumed run needs to replay the same batches.
     shuffle = torch.Generator().manual_seed(seed)
+    settings = {**config, **{k: v for k, v in run.items() if k not in ("num_images", "data_sha256")}}
+    checkpoint = Checkpoint(
+        out.with_name(out.name + ".ckpt"), "autoencoder", settings, run["data_sha256"], {"model": model, "optimizer": optimizer}, {"shuffle_rng": shuffle}
+    )
     losses: list[float] = []
-
-    checkpoint_path = out.with_name(out.name + ".ckpt")
-    if resume and checkpoint_path.exists():
-        losses = _restore_checkpoint(checkpoint_path, config, run, epochs, model, optimizer, shuffle, target)
+    if resume:
+        losses = checkpoint.restore(epochs, target)[1]
     out.parent.mkdir(parents=True, exist_ok=True)
 
     batches = -(-len(pixels) // batch_size)
@@ -297,21 +298,8 @@ def train_autoencoder(
                 bar.update(1)
                 bar.set_postfix(loss=f"{loss.item():.4f}")
             losses.append(total / len(pixels))
-            _atomic_torch_save(
-                {
-                    "format": CHECKPOINT_FORMAT,
-                    "format_version": FORMAT_VERSION,
-                    "config": config,
-                    "run": run,
-                    "losses": losses,
-                    "model": model.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "shuffle_rng": shuffle.get_state(),
-                },
-                checkpoint_path,
-            )
+            checkpoint.save(epoch + 1, losses)
     model.eval()
-    trained = [hashes[str(r.path)] for r in records]
     groups = [group_of(r.group, h) for r, h in zip(records, trained)]
     write_training_record(out, training_record(groups, trained, run["split"], run["data_sha256"]))
     _write_model_file(model, run, losses, skipped, out)
@@ -368,34 +356,6 @@ def _decode_all(records: Sequence[ImageRecord], size: int, progress: bool) -> tu
     if not pixels:
         raise DataError(f"none of the {len(records)} images could be decoded; first: {failures[0]}")
     return torch.stack(pixels), len(failures), decoded
-
-
-def _restore_checkpoint(
-    path: Path,
-    config: dict[str, Any],
-    run: dict[str, Any],
-    epochs: int,
-    model: ConvAutoencoder,
-    optimizer: torch.optim.Optimizer,
-    shuffle: torch.Generator,
-    device: torch.device,
-) -> list[float]:
-    """Load a checkpoint into the model, optimiser and generator; the losses of its finished epochs."""
-    state = _torch_load(path, device)
-    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT or state.get("format_version") != FORMAT_VERSION:
-        raise CheckpointMismatchError(f"{path} is not a training checkpoint this fdt reads; delete it or pass --no-resume")
-    for name, ours, theirs in (("settings", config, state["config"]), ("run", run, state["run"])):
-        changed = sorted(k for k in ours if ours[k] != theirs.get(k))
-        if changed:
-            what = "the training images differ" if changed == ["data_sha256"] else f"{', '.join(changed)} differ"
-            raise CheckpointMismatchError(f"checkpoint {path} is from another run ({what}); pass --no-resume to start over")
-    losses = [float(v) for v in state["losses"]]
-    if len(losses) > epochs:
-        raise CheckpointMismatchError(f"checkpoint {path} has {len(losses)} epochs, more than the {epochs} asked; raise --epochs or pass --no-resume")
-    model.load_state_dict(state["model"])
-    optimizer.load_state_dict(state["optimizer"])
-    shuffle.set_state(state["shuffle_rng"].cpu())
-    return losses
 
 
 @contextmanager

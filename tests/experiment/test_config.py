@@ -47,12 +47,10 @@ def test_integer_resolutions_become_strings():
         ("[extractors.fft]\n", r"no \[images.NAME\] table"),
         (MINIMAL + "[[studies]]\ntrials = 3\n", r"\[\[studies\]\] #1 needs key 'pipelines'"),
         (MINIMAL + "[[studies]]\npipelines = ['logreg']\nextractors = ['vgg']\n", r"\[\[studies\]\] #1 extractors: 'vgg' names no \[extractors.vgg\] table"),
-        (MINIMAL + "[images.gan]\ngenerator = 'stylegan'\nsamples = 3\n", r"generator must be one of dcgan, ddpm, ddpm-inpaint, not 'stylegan'"),
+        (MINIMAL + "[images.gan]\ngenerator = 'stylegan'\nsamples = 3\n", r"generator must be one of dcgan, ddpm, ddpm-inpaint, sd, sd-inpaint, not 'stylegan'"),
         (MINIMAL + "[images.gan]\ngenerator = 'dcgan'\nsamples = 3\n", r"\[images.gan\]: a dcgan generator needs key 'train_on'"),
         (MINIMAL + "[images.gan]\ngenerator = 'dcgan'\ntrain_on = 'coco'\nmodel = 'x'\nsamples = 3\n", r"takes no key 'model'"),
         (MINIMAL + "[images.x]\ncorpus = 'imagenet'\n", r"corpus must be 'bundled'"),
-        (MINIMAL + "[extractors.ae]\nextractor = 'autoencoder'\n", r"\[extractors.ae\]: the autoencoder needs train_on"),
-        (MINIMAL + "[extractors.vgg16]\ntrain_on = 'coco'\n", r"only the autoencoder takes train_on"),
         ("[images.coco]\nfolder = 'coco'\nlabel = 'maybe'\n[extractors.fft]\n", r"label must be 'real' or 'fake', not 'maybe'"),
     ],
 )

@@ -67,15 +67,10 @@ def test_a_plugin_metric_is_found_by_name(tmp_path, monkeypatch, caplog):
     import sys
 
     from fdt import plugins
+    from tests.conftest import install_plugin
 
-    site = tmp_path / "site"
-    (site / "fdt_metric_plugin").mkdir(parents=True)
-    (site / "fdt_metric_plugin" / "__init__.py").write_text(PLUGIN)
-    info = site / "fdt_metric_plugin-0.1.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: fdt-metric-plugin\nVersion: 0.1\n")
-    (info / "entry_points.txt").write_text("[fdt.metrics]\nmiss_rate = fdt_metric_plugin:MISS_RATE\nbroken = fdt_metric_plugin:NOT_A_METRIC\n")
-    monkeypatch.syspath_prepend(str(site))
+    entry_points = "[fdt.metrics]\nmiss_rate = fdt_metric_plugin:MISS_RATE\nbroken = fdt_metric_plugin:NOT_A_METRIC\n"
+    install_plugin(tmp_path / "site", "fdt_metric_plugin", PLUGIN, entry_points, monkeypatch)
     monkeypatch.setattr(metrics, "_REGISTRY", dict(metrics._REGISTRY))
     monkeypatch.setattr(plugins, "_reported", set())
     try:

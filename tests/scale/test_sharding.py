@@ -120,6 +120,42 @@ def test_dask_local_cluster_equals_local_extraction(corpus: Path, tmp_path: Path
     assert verify_store(FeatureStore(tmp_path / "dask")).ok
 
 
+def test_a_failing_dask_shard_surfaces_its_error_and_corrupts_nothing(corpus: Path, tmp_path: Path):
+    """Shard 1 of 2 fails in its worker process (another job holds its claim): the client gets that error,
+    the store verifies, the workers end with the cluster, and a re-run completes the set."""
+    from distributed import Client, LocalCluster
+
+    from fdt.features_store.distributed import extract_on_dask
+    from fdt.features_store.errors import StoreLockedError
+    from fdt.features_store.featureset import ExtractorKey
+    from fdt.features_store.sharding import claim_name
+    from fdt.data import sha256_file
+    from tests.sync import wait_until_exited
+
+    records = load_image_set(corpus)
+    store = FeatureStore(tmp_path / "s")
+    key = ExtractorKey("fft", {"size": 8, "profile": "none", "grid": "band-mean"}, "none", "native")
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, Client(cluster) as client:
+        workers = list(client.run(os.getpid).values())
+        with store.writer(shared=True) as writer:
+            writer.claim(claim_name(key.id, (1, 2)))
+            with pytest.raises(StoreLockedError, match="shard-1-of-2 is already being written by pid"):
+                extract_on_dask(records, "fft", {"size": 8}, "native", store.root, client, shards=2, progress=False)
+        report = verify_store(store)  # the error came once the healthy shard had finished: its rows are all there
+        assert report.ok, report.errors
+        stored = FeatureStore(store.root).load("fft", "native").sha256
+        assert sorted(stored) == sorted(h for h in map(sha256_file, (r.path for r in records)) if shard_of(h, 2) == 0)
+        summary = extract_on_dask(records, "fft", {"size": 8}, "native", store.root, client, shards=2, progress=False)
+        assert summary.new_rows + report.rows == 80 and summary.failed == 0
+    assert wait_until_exited(workers, timeout=60) == []
+    extract_records(records, "fft", {"size": 8}, "native", tmp_path / "local", workers=0, progress=False)
+    sha_a, X_a, _ = _sorted(store.root, "fft", "native")
+    sha_b, X_b, _ = _sorted(tmp_path / "local", "fft", "native")
+    assert len(set(sha_a)) == len(sha_a) == 80 and sha_a.tolist() == sha_b.tolist()
+    np.testing.assert_array_equal(X_a, X_b)
+    assert verify_store(store).ok
+
+
 def test_a_shard_job_waits_for_another_jobs_compaction(corpus: Path, tmp_path: Path, monkeypatch):
     import fcntl
     from concurrent.futures import ThreadPoolExecutor

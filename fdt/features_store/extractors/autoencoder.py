@@ -47,6 +47,9 @@ class AutoencoderExtractor(Extractor):
         ``auto``, ``cpu`` or ``cuda``.
     """
 
+    # `fdt run` trains the model with this function on an experiment's `train_on` images and passes it as `model`
+    trainer = "fdt.models.autoencoder:train_autoencoder"
+    trained_param = "model"
 
     def __init__(self, model: str = "models/ae.pt", output: str = "latent", device: str = "cpu") -> None:
         self.model = model

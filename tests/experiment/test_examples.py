@@ -1,0 +1,73 @@
+"""The seed studies shipped as experiment files: each one passes ``fdt run --check`` on stand-in folders and weights."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.experiment.conftest import invoke
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+def _image(path: Path, mode: str = "RGB", size: int = 16) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pixels = np.random.default_rng(len(str(path))).integers(0, 256, (size, size, 3), dtype=np.uint8)
+    Image.fromarray(pixels).convert(mode).save(path)
+
+
+def _stand_in_data(data: Path) -> None:
+    """A few tiny files in each dataset's layout as downloaded, where the seed files expect them."""
+    coco = data / "coco"
+    _image(coco / "val2017" / "000000000139.jpg")
+    (coco / "annotations").mkdir(parents=True)
+    captions = {"images": [{"id": 139, "file_name": "000000000139.jpg"}], "annotations": [{"image_id": 139, "id": 1, "caption": "a cat"}]}
+    (coco / "annotations" / "captions_val2017.json").write_text(json.dumps(captions))
+    _image(data / "human-faces" / "face.png")
+    for kind in ("wiki", "inpainting", "text2img"):
+        _image(data / "DeepFakeFace" / kind / "00" / "1_1950.png")
+    for kind in ("real", "fake"):
+        _image(data / "140k-real-and-fake-faces" / "real_vs_fake" / "real-vs-fake" / "train" / kind / f"{kind}.png")
+    _image(data / "fer2013" / "train" / "happy" / "1.png", mode="L", size=48)
+    for role in ("source", "inpainting"):
+        _image(data / "deepfakeart" / "similar" / "inpainting" / "record1" / f"{role}.png")
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The examples folder copied beside stand-in data, with stand-in ImageNet weights in a private torch cache."""
+    from fdt.features_store.registry import create_extractor
+    from fdt.models.weights import torch_cache_file
+
+    root = tmp_path_factory.mktemp("seeds")
+    shutil.copytree(EXAMPLES, root / "examples")
+    _stand_in_data(root / "examples" / "data")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TORCH_HOME", str(root / "torch"))
+        for name in ("vgg16", "mobilenet_v2", "xception"):
+            cached = torch_cache_file(create_extractor(name, weights="imagenet").published_weights().url)
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            cached.write_bytes(f"stand-in {name} weights: planning reads only their presence and hash".encode())
+    return root
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_each_seed_study_validates_without_running(study: Path, seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TORCH_HOME", str(study / "torch"))
+    workspace = study / f"ws{seed}"
+    result = invoke("run", str(study / "examples" / f"seed-00{seed}.toml"), "--workspace", str(workspace), "--check")
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith(f"{study / 'examples' / f'seed-00{seed}.toml'}: ok (")
+    assert not workspace.exists()
+
+
+def test_check_reports_a_missing_data_folder_in_one_line(tmp_path: Path) -> None:
+    shutil.copytree(EXAMPLES, tmp_path / "examples")
+    result = invoke("run", str(tmp_path / "examples" / "seed-003.toml"), "--check")
+    assert result.exit_code == 2
+    assert "[images.fer2013]" in result.output and len(result.output.strip().splitlines()) == 1
