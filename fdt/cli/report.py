@@ -220,15 +220,14 @@ def quality(
 
 
 @report.command()
-@click.option("--checkpoint", "checkpoints", multiple=True, required=True, metavar="EPOCH=FOLDER", help="An epoch and the model folder holding its checkpoint; repeat per epoch.")
-@click.option("--generator", type=click.Choice(["dcgan", "ddpm"]), default="dcgan", show_default=True, help="Which generator wrote the folders.")
-@click.option("--name", default=None, help="Source name prefix of the samples (default: the generator): NAME-epochNNN.")
+@click.argument("model_dir", type=click.Path(exists=True, file_okay=False))
 @click.option("--real", required=True, help="Real source(s) in the store, comma-separated: the reference set.")
 @click.option("--extractor", required=True, help="Extractor to measure quality in (inception_v3 for FID); the reals need its features.")
 @click.option("--resolution", default="native", show_default=True, help="Resolution to extract the samples at (the reals' stored features must match).")
 @click.option("--param", "params", multiple=True, metavar="KEY=VALUE", help="Extractor parameter, as given to fdt extract for the reals; repeatable.")
-@click.option("--n", "n", default=500, show_default=True, type=click.IntRange(min=2), help="Samples per epoch.")
+@click.option("--n", "n", default=500, show_default=True, type=click.IntRange(min=2), help="Samples per kept epoch.")
 @click.option("--samples", "samples_dir", required=True, type=click.Path(file_okay=False), help="Folder for the samples (one sub-folder per epoch; reused when it has --n).")
+@click.option("--epochs", default=None, help="Kept epochs to follow, comma-separated (default: all).")
 @click.option("--sample-param", "sample_params", multiple=True, metavar="KEY=VALUE", help="Option of the generator's sampling (steps=50 for the DDPM); repeatable.")
 @click.option("--device", default="auto", show_default=True, help="Where to sample and extract: auto, cpu or cuda.")
 @pipeline_options("logreg")
@@ -239,40 +238,36 @@ def quality(
 @click.option("--resamples", default=100, show_default=True, type=click.IntRange(min=10), help="Bootstrap resamples of the FD and k-NN metric intervals.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Sampling seed (image i of every epoch from the same noise) and analysis seed.")
 @STORE_OPTION
-@click.option("--out", default=None, type=click.Path(file_okay=False), help="Output folder (default: reports/training-NAME).")
+@click.option("--out", default=None, type=click.Path(file_okay=False), help="Output folder (default: reports/training-MODEL).")
 @progress_option()
 def training(
-    checkpoints, generator, name, real, extractor, resolution, params, n, samples_dir, sample_params, device, pipeline_name, specs, cv, k,
+    model_dir, real, extractor, resolution, params, n, samples_dir, epochs, sample_params, device, pipeline_name, specs, cv, k,
     kid_subsets, kid_subset_size, resamples, seed, store_root, out, progress,
 ) -> None:
-    """Follow a generator across its training: FD, KID, PRDC and detectability of each epoch's samples, against the epoch.
+    """Follow a generator across its training: FD, KID, PRDC and detectability of each kept epoch's samples, against the epoch.
 
-    Each --checkpoint EPOCH=FOLDER is a DCGAN or DDPM model folder as that epoch
-    left it. Its samples are extracted into the store next to the reals and
-    measured as in fdt report quality, with grouped-CV detectability.
+    MODEL_DIR is a DCGAN or DDPM folder trained with --keep-epochs. Each kept
+    epoch's samples are extracted into the store next to the reals and measured
+    as in fdt report quality, with grouped-CV detectability.
     """
     from fdt.data import parse_resolution
     from fdt.experiment.follow import follow_training
     from fdt.pipelines.specs import get_spec
     from fdt.pipelines.training_curve import write_training_curve
 
-    by_epoch = {}
-    for pair in checkpoints:
-        epoch, sep, folder = pair.partition("=")
-        if not sep or not epoch.strip().isdigit() or not folder:
-            raise UserError(f"--checkpoint takes EPOCH=FOLDER (e.g. 5=models/dcgan-epoch5), not {pair!r}")
-        if int(epoch) in by_epoch:
-            raise UserError(f"--checkpoint names epoch {int(epoch)} twice")
-        by_epoch[int(epoch)] = folder
-    with user_errors(store_root, specs, samples_dir, *by_epoch.values()):
+    try:
+        chosen = [int(e) for e in split_list(epochs)] or None
+    except ValueError:
+        raise UserError(f"--epochs takes epoch numbers, comma-separated, not {epochs!r}") from None
+    with user_errors(store_root, specs, samples_dir, model_dir):
         spec = get_spec(pipeline_name, specs)
         report_, sources = follow_training(
-            by_epoch, split_list(real), n, samples_dir, extractor, parse_params(params), parse_resolution(resolution), store_root,
-            generator=generator, name=name, seed=seed, device=device, spec=spec, progress=progress,
+            model_dir, split_list(real), n, samples_dir, extractor, parse_params(params), parse_resolution(resolution), store_root,
+            epochs=chosen, seed=seed, device=device, spec=spec, progress=progress,
             quality={"cv": cv, "k": k, "kid_subsets": kid_subsets, "kid_subset_size": kid_subset_size, "n_resamples": resamples},
             sample_options=parse_params(sample_params),
         )
-    folder = Path(out or Path("reports") / f"training-{name or generator}")
+    folder = Path(out or Path("reports") / f"training-{Path(model_dir).resolve().name}")
     write_training_curve(report_, sources, folder)
     click.echo(report_.to_markdown())
     for note in report_.notes:
