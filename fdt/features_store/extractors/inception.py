@@ -61,7 +61,9 @@ class InceptionV3Extractor(CNNExtractor):
         self, weights: str = "imagenet", seed: int = 0, input_size: int | None = None, variant: str = "torchvision", precision: str = "fp32",
         channels_last: bool = False, device: str = "cpu",
     ) -> None:
-        super().__init__(weights=weights, seed=seed, input_size=input_size, precision=precision, channels_last=channels_last, device=device)
+        super().__init__(
+            weights=weights, seed=seed, input_size=input_size, precision=precision, channels_last=channels_last, device=device
+        )
         self.variant = variant
 
     @property
