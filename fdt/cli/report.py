@@ -217,3 +217,59 @@ def quality(
     for note in result.notes:
         click.echo(f"warning: {note}", err=True)
     click.echo(f"wrote {folder}/ (quality.md, quality.csv, quality.json, quality-vs-detectability.png)")
+
+
+@report.command()
+@click.argument("model_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--real", required=True, help="Real source(s) in the store, comma-separated: the reference set.")
+@click.option("--extractor", required=True, help="Extractor to measure quality in (inception_v3 for FID); the reals need its features.")
+@click.option("--resolution", default="native", show_default=True, help="Resolution to extract the samples at (the reals' stored features must match).")
+@click.option("--param", "params", multiple=True, metavar="KEY=VALUE", help="Extractor parameter, as given to fdt extract for the reals; repeatable.")
+@click.option("--n", "n", default=500, show_default=True, type=click.IntRange(min=2), help="Samples per kept epoch.")
+@click.option("--samples", "samples_dir", required=True, type=click.Path(file_okay=False), help="Folder for the samples (one sub-folder per epoch; reused when it has --n).")
+@click.option("--epochs", default=None, help="Kept epochs to follow, comma-separated (default: all).")
+@click.option("--sample-param", "sample_params", multiple=True, metavar="KEY=VALUE", help="Option of the generator's sampling (steps=50 for the DDPM); repeatable.")
+@click.option("--device", default="auto", show_default=True, help="Where to sample and extract: auto, cpu or cuda.")
+@pipeline_options("logreg")
+@click.option("--cv", default=5, show_default=True, type=click.IntRange(min=2), help="Grouped folds of each epoch's cross-validated detectability.")
+@click.option("--k", "k", default=5, show_default=True, type=click.IntRange(min=1), help="Nearest neighbours of precision/recall/density/coverage.")
+@click.option("--kid-subsets", default=100, show_default=True, type=click.IntRange(min=1), help="KID subsets (mean ± std over them).")
+@click.option("--kid-subset-size", default=1000, show_default=True, type=click.IntRange(min=2), help="Images per KID subset (at most the smaller set).")
+@click.option("--resamples", default=100, show_default=True, type=click.IntRange(min=10), help="Bootstrap resamples of the FD and k-NN metric intervals.")
+@click.option("--seed", default=0, show_default=True, type=int, help="Sampling seed (image i of every epoch from the same noise) and analysis seed.")
+@STORE_OPTION
+@click.option("--out", default=None, type=click.Path(file_okay=False), help="Output folder (default: reports/training-MODEL).")
+@progress_option()
+def training(
+    model_dir, real, extractor, resolution, params, n, samples_dir, epochs, sample_params, device, pipeline_name, specs, cv, k,
+    kid_subsets, kid_subset_size, resamples, seed, store_root, out, progress,
+) -> None:
+    """Follow a generator across its training: FD, KID, PRDC and detectability of each kept epoch's samples, against the epoch.
+
+    MODEL_DIR is a DCGAN or DDPM folder trained with --keep-epochs. Each kept
+    epoch's samples are extracted into the store next to the reals and measured
+    as in fdt report quality, with grouped-CV detectability.
+    """
+    from fdt.data import parse_resolution
+    from fdt.experiment.follow import follow_training
+    from fdt.pipelines.specs import get_spec
+    from fdt.pipelines.training_curve import write_training_curve
+
+    try:
+        chosen = [int(e) for e in split_list(epochs)] or None
+    except ValueError:
+        raise UserError(f"--epochs takes epoch numbers, comma-separated, not {epochs!r}") from None
+    with user_errors(store_root, specs, samples_dir, model_dir):
+        spec = get_spec(pipeline_name, specs)
+        report_, sources = follow_training(
+            model_dir, split_list(real), n, samples_dir, extractor, parse_params(params), parse_resolution(resolution), store_root,
+            epochs=chosen, seed=seed, device=device, spec=spec, progress=progress,
+            quality={"cv": cv, "k": k, "kid_subsets": kid_subsets, "kid_subset_size": kid_subset_size, "n_resamples": resamples},
+            sample_options=parse_params(sample_params),
+        )
+    folder = Path(out or Path("reports") / f"training-{Path(model_dir).resolve().name}")
+    write_training_curve(report_, sources, folder)
+    click.echo(report_.to_markdown())
+    for note in report_.notes:
+        click.echo(f"warning: {note}", err=True)
+    click.echo(f"wrote {folder}/ (training.csv, quality-vs-epoch.png, quality.md, quality.csv, quality.json, quality-vs-detectability.png)")
