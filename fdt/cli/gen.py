@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 import click
 
-from fdt.cli.common import UserError, split_list, user_errors
+from fdt.cli.common import split_list, user_errors
 from fdt.gen.inpaint import DEFAULT_MODEL as DEFAULT_INPAINT_MODEL
 from fdt.gen.inpaint import DEFAULT_PROMPT as DEFAULT_INPAINT_PROMPT
 from fdt.gen.sd import DEFAULT_MODEL as DEFAULT_SD_MODEL

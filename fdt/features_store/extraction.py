@@ -94,7 +94,7 @@ def default_workers() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
-def hash_files(paths: Sequence[str], threads: int = 4, cache_root: Path | None = None) -> tuple[list[str], dict[int, str], dict[int, Stat]]:
+def hash_files(paths: Sequence[str], threads: int = 4, cache_root: Path | None = None) -> tuple[list[str], dict[int, str], dict[int, hashcache.Stat]]:
     """SHA-256 of each file (``""`` where unreadable), the unreadable ones' reasons, and the files hashed afresh.
 
     With ``cache_root`` (an existing store), hashes remembered there for files whose
