@@ -16,7 +16,7 @@ import shutil
 from pathlib import Path
 from typing import Any, Sequence
 
-from fdt.atomic import atomic_path, write_text
+from fdt.atomic import atomic_path, fsync_folder, write_text
 
 COLUMNS = ("epoch", "stage", "train_loss", "val_loss", "train_accuracy", "val_accuracy", "lr")
 NO_TENSORBOARD = "tensorboard is not installed (pip install tensorboard): training curves went to CSV and PNG only"
@@ -96,4 +96,5 @@ def _write_events(history: Sequence[dict[str, Any]], folder: Path) -> None:
     if folder.exists():
         os.replace(folder, old)
     os.replace(staging, folder)
+    fsync_folder(folder.parent)
     shutil.rmtree(old, ignore_errors=True)
