@@ -12,6 +12,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -30,6 +31,20 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+# Stops the server once pytest is gone, however it went (timeout, SIGKILL): a daemonised
+# postmaster is adopted by init and would otherwise outlive a killed test run.
+_WATCHDOG = """
+import os, select, shutil, subprocess, sys
+parent, base, stop = int(sys.argv[1]), sys.argv[2], sys.argv[3:]
+try:
+    select.select([os.pidfd_open(parent)], [], [])
+except ProcessLookupError:
+    pass
+subprocess.run(stop, capture_output=True)
+shutil.rmtree(base, ignore_errors=True)
+"""
 
 
 def _unavailable(reason: str):
@@ -57,6 +72,8 @@ def postgres_url():
         shutil.chown(data, "postgres")
     port = _free_port()
     log = base / "postgres.log"
+    stop = [*as_user, pg_ctl, "-D", str(data), "-m", "fast", "-w", "stop"]
+    watchdog = subprocess.Popen([sys.executable, "-c", _WATCHDOG, str(os.getpid()), str(base), *stop], start_new_session=True)
     try:
         subprocess.run([*as_user, initdb, "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8"], check=True, capture_output=True)
         if as_user:
@@ -66,6 +83,9 @@ def postgres_url():
         subprocess.run([*as_user, pg_ctl, "-D", str(data), "-o", options, "-l", str(log), "-w", "-t", "60", "start"], check=True, capture_output=True)
     except (subprocess.CalledProcessError, OSError, LookupError) as error:
         detail = getattr(error, "stderr", b"") or b""
+        watchdog.kill()
+        watchdog.wait()
+        shutil.rmtree(base, ignore_errors=True)
         _unavailable(f"could not start a server: {error} {detail.decode(errors='replace')[-300:]}")
     try:
         import psycopg2
@@ -76,5 +96,7 @@ def postgres_url():
         connection.close()
         yield f"postgresql+psycopg2://postgres@127.0.0.1:{port}/fdt"
     finally:
-        subprocess.run([*as_user, pg_ctl, "-D", str(data), "-m", "fast", "-w", "stop"], capture_output=True)
+        watchdog.kill()
+        watchdog.wait()
+        subprocess.run(stop, capture_output=True)
         shutil.rmtree(base, ignore_errors=True)
