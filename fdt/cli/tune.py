@@ -38,12 +38,14 @@ def tuning_options(command):
 
 
 def tuning_settings(jobs: int, trial_timeout: float, pruner: str, fidelity: float | None) -> dict:
-    """The :class:`~fdt.pipelines.tuning.OptunaSearchCV` settings of the shared tuning options."""
+    """The :class:`~fdt.pipelines.tuning.OptunaSearchCV` settings of the shared tuning options (the library's, with option names in the one message click cannot check)."""
     if fidelity is not None and pruner == "none":
         from fdt.cli.common import UserError
 
         raise UserError("--fidelity needs a pruner to decide which trials get all rows; drop --pruner none")
-    return {"n_jobs": jobs, "trial_timeout": trial_timeout or None, "pruner": None if pruner == "none" else pruner, "fidelity": fidelity}
+    from fdt.pipelines import tuning
+
+    return tuning.tuning_settings(jobs, trial_timeout, pruner, fidelity)
 
 
 def warn_if_slow(spec, data, trials: int, cv: int, minutes: float, seed: int) -> None:
