@@ -11,11 +11,14 @@ For each row (extractor@resolution), measured side by side in one run over the s
     their input size and normalisation; the whole FFT for ``fft``);
 (d) the bound: cores / (CPU-s per image of (c) + (p) + (b)), with process CPU
     time, so work that runs on several threads is counted in full;
+(w) the store writes every run must also make, in one process: the rows as a
+    shard, the images' catalog rows and their hash-cache entries (a separate
+    column: (d) is the issue's bound and leaves them out);
 
 then (a)/(d) (target >= 0.9), the same ratio in CPU time ((c)+(p)+(b) CPU-ms per
 image over the end-to-end run's, which other processes on a busy machine do not
-distort), and a fully cached re-run's wall time as a fraction of the first run's
-(target < 5%). ``--before DIR`` also runs (a) with the ``fdt`` package found in
+distort), both again with (w) counted as necessary work, and a fully cached
+re-run's wall time as a fraction of the first run's (target < 5%). ``--before DIR`` also runs (a) with the ``fdt`` package found in
 DIR (e.g. ``git archive main fdt | tar -x -C DIR``), interleaved round by round
 with this tree's, so before and after come from the same conditions. Figures
 are medians over ``--rounds`` interleaved rounds; the load average is printed
@@ -218,6 +221,26 @@ def decode_only(paths: list[Path], resolution: str) -> list:
     return images
 
 
+def write_only(paths: list[Path], name: str, resolution: str, num_features: int, store: Path) -> None:
+    """What a run writes besides computing, in one process: the rows' shard, the catalog, the hash cache."""
+    from fdt.data import ImageRecord
+    from fdt.features_store import hashcache
+    from fdt.features_store.featureset import ExtractorKey
+    from fdt.features_store.store import FeatureStore
+
+    shutil.rmtree(store, ignore_errors=True)
+    hashes = [hashlib.sha256(str(path).encode()).hexdigest() for path in paths]  # distinct stand-ins; the cost is the same
+    rows = np.random.default_rng(0).random((len(paths), num_features), dtype=np.float32)
+    key = ExtractorKey(name, {"benchmark": "write"}, "none", resolution)
+    writer_store = FeatureStore(store)
+    with writer_store.writer() as writer:
+        writer.flush_rows = len(paths) + 1  # one shard, as one run of this size writes
+        writer.add_rows(key, num_features, hashes, rows)
+        writer.add_catalog([ImageRecord(path, "real", 0) for path in paths], hashes)
+    names = [str(path) for path in paths]
+    hashcache.remember(writer_store.root, names, [hashcache.file_stat(path) for path in names], hashes)
+
+
 def forward_for(model, arrays: np.ndarray, batch_size: int, seconds: float) -> Timing:
     """Batches of the bare forward until ``seconds`` have passed (at least two batches)."""
     model.forward(arrays[:batch_size])  # builds the network; not part of the per-image cost
@@ -240,6 +263,7 @@ class Row:
     decode: list[Timing] = field(default_factory=list)
     prep: list[Timing] = field(default_factory=list)
     forward: list[Timing] = field(default_factory=list)
+    write: list[Timing] = field(default_factory=list)
     e2e: dict[str, list[Timing]] = field(default_factory=dict)  # "after" (this tree), "before" (--before)
     cached: dict[str, list[float]] = field(default_factory=dict)
     weights: str = ""
@@ -325,6 +349,8 @@ def run_extractor(name: str, resolution: str, paths: list[Path], args, work: Pat
         del images, arrays
         row.forward.append(forward_for(model, stacked, batch_size, args.forward_seconds))
         del stacked
+        row.write.append(measure(lambda: write_only(paths, name, resolution, model.num_features, work / "store-write"), len(paths)))
+        shutil.rmtree(work / "store-write", ignore_errors=True)
         # a long end-to-end run is not repeated past the budget: its own length averages the noise
         if round_ == 0 or spent <= args.e2e_budget:
             order = list(trees) if round_ % 2 == 0 else list(reversed(trees))  # alternate who runs first
@@ -357,7 +383,9 @@ class Summary:
     dec: float
     prep: float
     fwd: float
+    write: float
     bound: float
+    bound_w: float
     e2e_rate: dict[str, float]
     e2e_cpu: dict[str, float]
     others: dict[str, float]
@@ -369,13 +397,15 @@ def summarise(row: Row, device: str) -> Summary:
     dec = median(t.cpu_per_image for t in row.decode)
     prep = median(t.cpu_per_image for t in row.prep)
     fwd = median(t.cpu_per_image for t in row.forward)
+    write = median(t.cpu_per_image for t in row.write)
     if device == "cpu":
-        bound = cores() / (dec + prep + fwd)
+        bound, bound_w = cores() / (dec + prep + fwd), cores() / (dec + prep + fwd + write)
     else:  # the network runs on the device, decoding on the CPU cores: the slower of the two sets the pace
-        bound = min(cores() / (dec + prep), median(t.rate for t in row.forward))
+        fwd_rate = median(t.rate for t in row.forward)
+        bound, bound_w = min(cores() / (dec + prep), fwd_rate), min(cores() / (dec + prep + write), fwd_rate)
     variants = list(row.e2e)
     return Summary(
-        dec, prep, fwd, bound,
+        dec, prep, fwd, write, bound, bound_w,
         {v: median(t.rate for t in row.e2e[v]) for v in variants},
         {v: median(t.cpu_per_image for t in row.e2e[v]) for v in variants},
         {v: median(t.other_cores for t in row.e2e[v]) for v in variants},
@@ -390,7 +420,7 @@ def report(rows: list[Row], args, n: int) -> None:
     head = (
         f"{'row':<20}{'variant':>8}{'(a) e2e/s':>10}{'(b) fwd/s':>11}{'(p) prep/s':>11}{'(c) dec/s':>10}"
         f"{'dec ms':>8}{'prep ms':>8}{'fwd ms':>8}{'(d) bound/s':>12}{'(a)/(d)':>9}{'(a)/(b)':>9}"
-        f"{'e2e ms':>8}{'cpu ratio':>10}{'cached':>8}{'others':>8}{'adj':>7}{'runs':>6}"
+        f"{'e2e ms':>8}{'cpu ratio':>10}{'w ms':>7}{'/(d+w)':>8}{'cpu+w':>7}{'cached':>8}{'others':>8}{'adj':>7}{'runs':>6}"
     )
     print()
     print(
@@ -409,6 +439,8 @@ def report(rows: list[Row], args, n: int) -> None:
                 f"{m.dec * 1e3:>8.2f}{m.prep * 1e3:>8.2f}{m.fwd * 1e3:>8.2f}{m.bound:>12.1f}{e2e / m.bound:>9.2f}"
                 f"{e2e / median(t.rate for t in row.forward):>9.2f}{m.e2e_cpu[variant] * 1e3:>8.2f}"
                 f"{(m.dec + m.prep + m.fwd) / m.e2e_cpu[variant] if cpu else float('nan'):>10.2f}"
+                f"{m.write * 1e3:>7.2f}{e2e / m.bound_w:>8.2f}"
+                f"{(m.dec + m.prep + m.fwd + m.write) / m.e2e_cpu[variant] if cpu else float('nan'):>7.2f}"
                 f"{m.cached[variant]:>8.1%}{m.others[variant]:>8.2f}{e2e / (m.bound * free / k):>7.2f}{m.runs:>6}"
             )
     print(
@@ -425,6 +457,8 @@ variant: after = this tree's fdt; before = the fdt of --before (each end-to-end 
 (a)/(b): end-to-end against the bare forward (the GPU target, >= 0.90)
 e2e ms: CPU-ms per image the end-to-end run spent in all its processes
 cpu ratio: (dec + prep + fwd ms) / e2e ms, the bound's share of the CPU the run spent (not distorted by others)
+(w) w ms: writing the rows' shard, the catalog rows and the hash-cache entries of the same images, 1 process:
+    work every run must do that (d) leaves out; /(d+w) and cpu+w are (a)/(d) and the cpu ratio counting it
 cached: a fully cached re-run's wall time / the first run's (median of 3 re-runs each); target < 5%
 others: cores that other processes on this machine kept busy during the end-to-end runs (/proc/stat);
 adj: (a)/(d) with the bound scaled to the cores left free, (a) / ((d) * (cores - others) / cores)
@@ -447,15 +481,22 @@ def markdown(rows: list[Row], summaries: list[Summary], args) -> None:
         return " → ".join(format(values[v], fmt) for v in ("before", "after")) if both else format(values["after"], fmt)
 
     print()
-    print("| row | (a) end-to-end img/s | (b) bare forward img/s | (c) decode img/s | (d) bound img/s | (a)/(d) | CPU ratio | cached re-run |")
-    print("|---|---|---|---|---|---|---|---|")
+    print(
+        "| row | (a) end-to-end img/s | (b) bare forward img/s | (c) decode img/s | (d) bound img/s | (a)/(d) | CPU ratio "
+        "| (w) writes CPU-ms/img | (a)/(d+w) | CPU ratio with (w) | cached re-run |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for row, m in zip(rows, summaries):
         ratio = {v: m.e2e_rate[v] / m.bound for v in m.e2e_rate}
         cpu_ratio = {v: (m.dec + m.prep + m.fwd) / m.e2e_cpu[v] for v in m.e2e_cpu}
+        ratio_w = {v: m.e2e_rate[v] / m.bound_w for v in m.e2e_rate}
+        cpu_ratio_w = {v: (m.dec + m.prep + m.fwd + m.write) / m.e2e_cpu[v] for v in m.e2e_cpu}
+        on_cpu = args.device == "cpu"
         print(
             f"| `{row.extractor}` @ {row.resolution} | {pair(m.e2e_rate, '.1f')} | {rate(median(t.rate for t in row.forward), 0).strip()} | "
             f"{median(t.rate for t in row.decode):.0f} | {m.bound:.1f} | {pair(ratio, '.2f')} | "
-            f"{pair(cpu_ratio, '.2f') if args.device == 'cpu' else '—'} | {pair(m.cached, '.1%')} |"
+            f"{pair(cpu_ratio, '.2f') if on_cpu else '—'} | {m.write * 1e3:.2f} | {pair(ratio_w, '.2f')} | "
+            f"{pair(cpu_ratio_w, '.2f') if on_cpu else '—'} | {pair(m.cached, '.1%')} |"
         )
     if both:
         print("(before → after; medians of", args.rounds, "rounds)")

@@ -223,6 +223,16 @@ def _as_list(batch: list) -> list:
     return batch
 
 
+def _queued_chunks(batch_size: int, chunk: int, workers: int) -> int:
+    """Chunks queued per worker: two network batches in all, and at least two each.
+
+    Enough that the next batch is decoded while the main process runs the network
+    on this one; few enough that when the files run out no worker still holds a
+    long queue while the others idle (a queued chunk stays with its worker).
+    """
+    return max(2, -(-2 * batch_size // (chunk * workers)))
+
+
 def _worker_init(_: int, parent: int | None = None) -> None:
     import torch
 
@@ -416,7 +426,8 @@ def extract_levels(
             num_workers=count,
             collate_fn=_as_list,
             worker_init_fn=functools.partial(_worker_init, parent=os.getpid()) if count else None,
-            prefetch_factor=4 * batch_size // chunk if count else None,
+            prefetch_factor=_queued_chunks(batch_size, chunk, count) if count else None,
+            in_order=False,  # a chunk goes to whichever worker has room, and is taken as soon as it is done
         )
 
         def run(items: list[_Decoded]) -> None:
@@ -455,15 +466,21 @@ def extract_levels(
             if pending:
                 run(pending)
         hashed = [i for i in unknown if all_hashes[i] and stats[i] is not None]
-        if hashed:
-            hashcache.remember(store.root, [paths[i] for i in hashed], [stats[i] for i in hashed], [all_hashes[i] for i in hashed])
         hashes = list(all_hashes)
         if shard is not None:
             # each shard's job reports the unreadable files of its share of the list, so N jobs report each once
             unreadable = {i: reason for i, reason in unreadable.items() if i % shard[1] == shard[0]}
             hashes = [h if h and shard_of(h, shard[1]) == shard[0] else "" for h in hashes]
-        if catalog:
-            writer.add_catalog(records, hashes)
+        # the rows' shard, the hash cache and the catalog file are independent (each is written whole and renamed
+        # into place; any subset of them is a consistent store), so they are written at once: their fsyncs overlap
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            tasks = [pool.submit(writer.flush)]
+            if hashed:
+                tasks.append(pool.submit(hashcache.remember, store.root, [paths[i] for i in hashed], [stats[i] for i in hashed], [all_hashes[i] for i in hashed]))
+            if catalog:
+                writer.add_catalog(records, hashes)
+            for task in tasks:
+                task.result()
     present = {h for h in hashes if h}
     for (key, summary), (extracted, _) in zip(zip(keys, summaries), stored):
         summary.hashes, summary.failures, summary.reused_rows = hashes, dict(unreadable), len(present & extracted)
