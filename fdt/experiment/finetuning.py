@@ -171,7 +171,7 @@ def fine_tune_models(
         fresh = stamp != wanted or not path.is_file()
         if fresh:
             # no stamp: an interrupted run, so resume its checkpoint; more epochs: continue it; other settings or images: start over
-            resume = stamp is None or _only_longer(stamp, wanted)
+            resume = stamp is None or extends_checkpoint(stamp, wanted)
             log(f"model {name}: fine-tuning {model.config.backbone} on {len(chosen)} images of {', '.join(model.sources)} (train share only)")
             try:
                 finetune(chosen, path, model.config, device=settings.device, workers=settings.workers or 0, resume=resume, progress=progress)
@@ -187,7 +187,7 @@ def fine_tune_models(
     return {label: ("weights", files[config.model]) for label, config in plan.experiment.extractors.items() if config.model is not None}
 
 
-def _only_longer(stamp: dict[str, Any], wanted: dict[str, Any]) -> bool:
+def extends_checkpoint(stamp: dict[str, Any], wanted: dict[str, Any]) -> bool:
     """Whether ``wanted`` differs from ``stamp`` only by more epochs: a checkpoint that fine-tuning can continue."""
     old, new = dict(stamp.get("config", {})), dict(wanted["config"])
     longer = all(new[k] >= old.get(k, new[k]) for k in _EXTENDABLE)

@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from fdt.data import load_image_set, sha256_file
-from fdt.experiment.finetuning import _only_longer
+from fdt.experiment.finetuning import extends_checkpoint
 from fdt.grouping import assign_groups, group_of
 from tests.experiment.conftest import invoke, run_record
 
@@ -148,11 +148,11 @@ def test_a_rerun_reuses_the_model(runs):
 
 def test_only_more_epochs_continue_a_checkpoint():
     stamp = {"config": {"epochs": 2, "finetune_epochs": 0, "lr": 0.03}, "sources": ["real", "blocky"], "data": "d"}
-    assert _only_longer(stamp, {**stamp, "config": {**stamp["config"], "epochs": 3}})
-    assert _only_longer(stamp, {**stamp, "config": {**stamp["config"], "finetune_epochs": 2}})
-    assert not _only_longer(stamp, {**stamp, "config": {**stamp["config"], "epochs": 1}})
-    assert not _only_longer(stamp, {**stamp, "config": {**stamp["config"], "epochs": 3, "lr": 0.01}})
-    assert not _only_longer(stamp, {**stamp, "data": "other images"})
+    assert extends_checkpoint(stamp, {**stamp, "config": {**stamp["config"], "epochs": 3}})
+    assert extends_checkpoint(stamp, {**stamp, "config": {**stamp["config"], "finetune_epochs": 2}})
+    assert not extends_checkpoint(stamp, {**stamp, "config": {**stamp["config"], "epochs": 1}})
+    assert not extends_checkpoint(stamp, {**stamp, "config": {**stamp["config"], "epochs": 3, "lr": 0.01}})
+    assert not extends_checkpoint(stamp, {**stamp, "data": "other images"})
 
 
 def test_matrix_marks_cells_testing_a_source_the_network_trained_on(runs):
