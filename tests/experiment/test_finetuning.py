@@ -191,6 +191,8 @@ def test_changing_a_model_key_retrains_it_and_its_features_get_new_keys(runs):
         ('backbone = "test_resnet"', 'backbone = "no_such_net"', "[models.det]: unknown backbone"),
         ("fakes = [\"blocky\"]", "fakes = [\"real\"]", "[models.det] fakes: source 'real' is labelled real"),
         ("epochs = {epochs}", "epochs = 0", "[models.det]: epochs"),
+        ("epochs = {epochs}", "epoch = 2", "unknown key 'epoch' in [models.det]"),
+        ('params = {{ model = "test_resnet" }}', 'params = {{ model = "test_resnet", input = "spectrum" }}', "fine-tuned on pixels input, not params.input = 'spectrum'"),
     ],
 )
 def test_bad_model_references_are_one_line_errors(tmp_path, old, new, message):
