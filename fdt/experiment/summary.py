@@ -17,6 +17,7 @@ import numpy as np
 
 from fdt.atomic import write_text
 from fdt.experiment.config import CorpusImages, FolderImages, GeneratedImages
+from fdt.experiment.finetuning import summary_lines
 from fdt.pipelines.evaluation import INVERTED, TOO_FEW
 from fdt.pipelines.intervals import format_interval
 from fdt.pipelines.metrics import Metric, get_metric
@@ -43,6 +44,7 @@ def write_summary(result: "RunResult") -> Path:
         "",
     ]
     lines += _images_section(result, reports)
+    lines += summary_lines(result.record.stages, reports)
     lines += ["", "## Extractors", "", "| extractor | resolutions | weights |", "|---|---|---|"]
     for label, choice in result.plan.weights_choice.items():
         stored = sorted({s["weights"] for s in result.record.stages if s["stage"] == "extract" and s["name"] == label})
