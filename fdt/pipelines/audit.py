@@ -93,7 +93,7 @@ def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
                 "has_icc": float(bool(image.info.get("icc_profile"))),
                 "bytes_per_pixel": size / max(width * height, 1),
             }
-    except (OSError, ValueError, SyntaxError) as error:
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:  # a bomb's header claims more pixels than PIL will open
         return {"error": one_line(error)}
 
 
