@@ -27,6 +27,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from fdt.errors import one_line
+from fdt.pipelines.errors import PipelineError
 
 SHORTCUT_AUC = 0.8
 CATEGORICAL = ("format", "mode", "subsampling")
@@ -308,10 +309,14 @@ def detector_by_equalisation(store: Any, extractor: str, real: Sequence[str], fa
     from fdt.pipelines.intervals import bootstrap_metrics
     from fdt.pipelines.metrics import compute_metrics
 
+    keys = [key for key in store.keys() if key.extractor == extractor]
+    if not keys:
+        stored = sorted({key.extractor for key in store.keys()})
+        raise PipelineError(
+            f"no stored features of extractor {extractor!r} in {store.root} (stored: {', '.join(stored) or 'none'}); run fdt extract DATA -e {extractor} first"
+        )
     rows = []
-    for key in store.keys():
-        if key.extractor != extractor:
-            continue
+    for key in keys:
         data = store.load(extractor, key.resolution, sources=list(real) + list(fakes), params=key.params, weights=key.weights,
                           **({"perturb": key.perturb} if getattr(key, "perturb", "") else {}))
         if data.key.id != key.id:
