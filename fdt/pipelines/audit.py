@@ -27,6 +27,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from fdt.errors import one_line
+from fdt.pipelines.errors import PipelineError
 
 SHORTCUT_AUC = 0.8
 CATEGORICAL = ("format", "mode", "subsampling")
@@ -93,7 +94,7 @@ def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
                 "has_icc": float(bool(image.info.get("icc_profile"))),
                 "bytes_per_pixel": size / max(width * height, 1),
             }
-    except (OSError, ValueError, SyntaxError) as error:
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:  # a bomb's header claims more pixels than PIL will open
         return {"error": one_line(error)}
 
 
@@ -324,10 +325,14 @@ def detector_by_equalisation(store: Any, extractor: str, real: Sequence[str], fa
     from fdt.pipelines.intervals import bootstrap_metrics
     from fdt.pipelines.metrics import compute_metrics
 
+    keys = [key for key in store.keys() if key.extractor == extractor]
+    if not keys:
+        stored = sorted({key.extractor for key in store.keys()})
+        raise PipelineError(
+            f"no stored features of extractor {extractor!r} in {store.root} (stored: {', '.join(stored) or 'none'}); run fdt extract DATA -e {extractor} first"
+        )
     rows = []
-    for key in store.keys():
-        if key.extractor != extractor:
-            continue
+    for key in keys:
         data = store.load(extractor, key.resolution, sources=list(real) + list(fakes), params=key.params, weights=key.weights,
                           **({"perturb": key.perturb} if getattr(key, "perturb", "") else {}))
         if data.key.id != key.id:
