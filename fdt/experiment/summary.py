@@ -137,14 +137,16 @@ def _generated(image_set: GeneratedImages) -> str:
 
 
 def _grid(paths: list[str], out: Path) -> None:
-    from PIL import Image
-
+    from fdt.data import ImageDecodeError, load_rgb
     from fdt.gen.plots import image_grid, save_image
 
     pixels = []
     for path in paths:
-        with Image.open(path) as image:
-            pixels.append(np.asarray(image.convert("RGB").resize((64, 64))).transpose(2, 0, 1))
+        try:
+            image = load_rgb(path)
+        except ImageDecodeError:  # extraction recorded it as a failure; the grid shows the readable images
+            continue
+        pixels.append(np.asarray(image.resize((64, 64))).transpose(2, 0, 1))
     if pixels:
         save_image(image_grid(np.stack(pixels)), out)
 
