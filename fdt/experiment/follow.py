@@ -65,6 +65,16 @@ def follow_training(
 
     if n < 2:
         raise GenError(f"sample at least 2 images per epoch (a covariance needs 2), not {n}")
+    taken = sorted({"seed", "device", "source", "progress"} & set(sample_options or {}))
+    if taken:
+        raise GenError(f"sampling option(s) {', '.join(taken)} cannot be set: every epoch is sampled with the run's own seed, device and source name (--seed, --device)")
+    k = (quality or {}).get("k")
+    if k is not None and n <= k:  # found before any sampling, not after every epoch was sampled and extracted
+        raise GenError(f"{n} samples per epoch are too few for k = {k} nearest neighbours: sample at least {k + 1}")
+    known = set(FeatureStore(store_root).catalog().source.tolist())
+    unknown = [source for source in real if source not in known]
+    if unknown:
+        raise GenError(f"unknown real source(s) {', '.join(unknown)} in {store_root}; known: {', '.join(sorted(known)) or 'none'} (extract the reals first)")
     kept = epoch_checkpoints(model_dir)
     if not kept:
         raise GenError(f"{model_dir} holds no per-epoch checkpoints; train it with --keep-epochs to follow its training")
