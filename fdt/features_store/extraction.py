@@ -8,11 +8,15 @@
    turns out to be stored already (or owned by another shard) is not decoded.
 3. Each decoded image is perturbed per level, resized or cropped and
    preprocessed in the workers while the main process runs the network on the
-   previous batch.
+   previous batch. Workers take small chunks of files as they have room (two
+   network batches are queued in all), so when the files run out no worker
+   still holds a long queue while the others idle.
 4. Rows are flushed to the store as immutable shards every ``flush_rows`` rows,
    so a killed run keeps what it finished and a re-run computes only the rest;
    the image-set rows go to the store's catalog, and the new hashes to the hash
-   cache, once every hash is known.
+   cache, once every hash is known: those two files and the last shard are
+   written at once (each is renamed into place whole, so any subset is a
+   consistent store), so their fsyncs overlap.
 """
 
 from __future__ import annotations
