@@ -8,7 +8,8 @@ For each row (extractor@resolution), measured side by side in one run over the s
 (b) the bare forward: ``extractor.forward`` on preprocessed arrays already in memory;
 (c) decode only: read, sha256, ``load_rgb``, ``apply_resolution`` of the same files;
 (p) the extractor's preprocessor on decoded images in memory (the CNNs' resize to
-    their input size and normalisation; the whole FFT for ``fft``);
+    their input size and normalisation; the whole FFT for ``fft``); (c) and (p)
+    run with the decoding workers' malloc settings (``reuse_freed_memory``);
 (d) the bound: cores / (CPU-s per image of (c) + (p) + (b)), with process CPU
     time, so work that runs on several threads is counted in full;
 (w) the store writes every run must also make, in one process: the rows as a
@@ -558,6 +559,11 @@ def main() -> None:
     print(f"corpus: {len(paths)} files in {paths[0].parent} ({time.perf_counter() - started:.1f}s)", flush=True)
     import torch.utils.data  # noqa: F401  (a one-off import, not a per-image cost)
 
+    from fdt.features_store.extraction import reuse_freed_memory
+
+    # (c) and (p) run under the decoding workers' malloc settings: otherwise whether this process's glibc had
+    # raised its mmap threshold decides the bound (fft's transform cost 3.3 or 1.3 CPU-ms per image, page faults)
+    reuse_freed_memory()
     decode_only(paths, "native")  # warm the page cache so every measurement reads the same way
     results = [run_extractor(name, resolution, paths, args, workdir, trees) for name, resolution in rows]
     report(results, args, len(paths))
