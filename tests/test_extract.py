@@ -8,6 +8,7 @@ import signal
 import struct
 import subprocess
 import sys
+import time
 import zlib
 from pathlib import Path
 
@@ -346,3 +347,28 @@ def test_decoding_workers_reuse_freed_buffers_instead_of_faulting_in_new_pages()
     }
     assert faults["default"] > 40 * 1000, faults  # the heap is trimmed after every image: 4 MB (1024 pages) faulted in again
     assert faults["tuned"] < faults["default"] / 10, faults
+
+
+def test_a_slow_worker_is_given_fewer_chunks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    # chunks go to whichever worker has room: dealt out in turn, each worker would get half of them, and the run
+    # would end waiting for the slow one's long queue while the other idled
+    from fdt.features_store import extraction
+
+    real = extraction._DecodeDataset.__getitem__
+    log = tmp_path / "log"
+    log.mkdir()
+
+    def getitem(self, index):
+        worker = torch.utils.data.get_worker_info().id
+        if worker == 0:
+            time.sleep(0.05)
+        with open(log / str(worker), "a") as handle:  # the workers are forked: this function is theirs too
+            handle.write(".")
+        return real(self, index)
+
+    monkeypatch.setattr(extraction._DecodeDataset, "__getitem__", getitem)
+    write_images(tmp_path / "data" / "real", 96, size=16)
+    summary = extract_records(load_image_set(tmp_path / "data"), "fft", {"size": 4}, "native", tmp_path / "s", workers=2, batch_size=8, progress=False)
+    done = {name: len((log / name).read_text()) for name in ("0", "1")}
+    assert summary.new_rows == 96 and sum(done.values()) == 96
+    assert done["0"] <= 32, done  # the worker that sleeps 50 ms an image did at most a third
