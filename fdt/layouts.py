@@ -29,6 +29,7 @@ import numpy as np
 from PIL import Image
 
 from fdt.data import FAKE, REAL, DataError, ImageRecord, coco_group, is_image_file, write_manifest
+from fdt.errors import one_line
 
 
 class LayoutError(DataError):
@@ -315,6 +316,8 @@ def convert_fer2013(csv_path: str | os.PathLike, out: str | os.PathLike) -> Path
     is the same every time. ``out`` must not hold images already.
     """
     source, target = Path(csv_path), Path(out)
+    if not source.exists():
+        raise LayoutError(f"no such file: {source}")
     if not source.is_file() or not _is_fer_csv(source):
         raise LayoutError(f"{source} is not FER2013's CSV (columns emotion, pixels, Usage)")
     if target.exists() and any(target.iterdir()):
@@ -323,12 +326,17 @@ def convert_fer2013(csv_path: str | os.PathLike, out: str | os.PathLike) -> Path
     with open(source, newline="", encoding="utf-8") as handle:
         for index, row in enumerate(csv.DictReader(handle)):
             try:
-                pixels = np.array(row["pixels"].split(), dtype=np.uint8)
+                pixels = np.array([int(value) for value in (row["pixels"] or "").split()])
                 side = int(round(len(pixels) ** 0.5))
-                image = Image.fromarray(pixels.reshape(side, side), "L")
-                emotion = FER_EMOTIONS[int(row["emotion"])]
-            except (ValueError, IndexError, KeyError) as error:
-                raise LayoutError(f"{source}:{index + 2}: not a FER2013 row ({error})") from None
+                if pixels.size == 0 or pixels.min() < 0 or pixels.max() > 255:
+                    raise ValueError("pixels must be a square number of integers 0..255")
+                image = Image.fromarray(pixels.astype(np.uint8).reshape(side, side), "L")
+                emotion = int(row["emotion"] or "")
+                if not 0 <= emotion < len(FER_EMOTIONS):
+                    raise ValueError(f"emotion must be 0..{len(FER_EMOTIONS) - 1}, not {emotion}")
+            except (ValueError, KeyError) as error:
+                raise LayoutError(f"{source}:{index + 2}: not a FER2013 row ({one_line(error)})") from None
+            emotion = FER_EMOTIONS[emotion]
             split = _USAGE.get((row.get("Usage") or "training").strip().lower(), "train")
             relative = Path(split) / emotion / f"{index:05d}.png"
             (target / relative.parent).mkdir(parents=True, exist_ok=True)

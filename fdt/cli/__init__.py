@@ -13,6 +13,7 @@ import importlib.util
 import click
 
 from fdt import __version__
+from fdt.cli.config import CONFIG_OPTION
 
 # command name -> (module, attribute, one-line help shown by `fdt --help`)
 _COMMANDS: dict[str, tuple[str, str, str]] = {
@@ -21,7 +22,7 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
     "perturb": ("fdt.cli.perturb", "perturb", "Write perturbed copies (JPEG, blur, resize, ...) of images, with a sample grid."),
     "layouts": ("fdt.cli.layouts", "layouts", "Public dataset layouts fdt reads as downloaded."),
     "store": ("fdt.cli.store", "store", "Inspect and verify the feature store."),
-    "models": ("fdt.cli.models", "models", "Train the networks fdt owns (autoencoder)."),
+    "models": ("fdt.cli.models", "models", "Train the networks fdt owns: the autoencoder, fine-tuned CNN detectors."),
     "gen": ("fdt.cli.gen", "gen", "Generate fakes: DCGAN, Stable Diffusion, inpainting, small DDPM."),
     "pipelines": ("fdt.cli.pipelines", "pipelines", "List pipeline specs and their search spaces."),
     "tune": ("fdt.cli.tune", "tune", "Tune and cross-validate a pipeline on stored features."),
@@ -51,6 +52,10 @@ class _LazyGroup(click.Group):
         try:
             with user_errors():
                 return super().invoke(ctx)
+        except click.exceptions.NoArgsIsHelpError:
+            raise
+        except click.exceptions.UsageError as error:
+            raise one_line_usage(error) from None
         except click.exceptions.ClickException as error:
             # click's own user errors exit 1 (a plain ClickException, a FileError) or 2 (usage): one code for all
             error.exit_code = USER_ERROR_EXIT
@@ -61,11 +66,32 @@ class _LazyGroup(click.Group):
             error.add_note(REPORT_BUG)
             raise
 
+    def make_context(self, info_name: str | None, args: list[str], parent: click.Context | None = None, **extra) -> click.Context:
+        """The group's own options and arguments (``fdt --bogus``) are checked here, before :meth:`invoke`: the same one-line errors."""
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except click.exceptions.NoArgsIsHelpError:  # a bare group shows its help, as click does
+            raise
+        except click.exceptions.UsageError as error:
+            raise one_line_usage(error) from None
+
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         rows = [(name, _COMMANDS[name][2]) for name in self.list_commands(ctx)]
         if rows:
             with formatter.section("Commands"):
                 formatter.write_dl(rows)
+
+
+def one_line_usage(error: click.exceptions.UsageError) -> click.ClickException:
+    """A usage mistake (bad option value, missing argument, unknown option) as one line naming the command's help.
+
+    click prints the usage line, a hint and the error on three lines; fdt prints
+    every user mistake as one line, so scripts and people read the same thing.
+    """
+    from fdt.cli.common import UserError
+
+    where = f" (see {error.ctx.command_path} --help)" if error.ctx is not None else ""
+    return UserError(error.format_message().strip().splitlines()[0] + where)
 
 
 def _module_exists(module: str) -> bool:
@@ -74,6 +100,7 @@ def _module_exists(module: str) -> bool:
 
 @click.group(cls=_LazyGroup)
 @click.version_option(__version__, prog_name="fdt")
+@CONFIG_OPTION
 def cli() -> None:
     """fdt: detect AI-generated images with frozen features and tuned classical heads."""
 

@@ -18,10 +18,14 @@ def layouts() -> None:
 @click.argument("root", required=False, type=click.Path(exists=True))
 def list_layouts(root: str | None) -> None:
     """List the layouts; with ROOT, say which one it is detected as."""
-    from fdt.layouts import LAYOUTS, detect_layout
+    from fdt.layouts import LAYOUTS, LayoutError, detect_layout
 
     if root:
-        click.echo(detect_layout(root) or "plain")
+        with user_errors(root):
+            detected = detect_layout(root)
+            if detected is None and not os.path.isdir(root):
+                raise LayoutError(f"{root} is a file, not a dataset folder (nor FER2013's CSV)")
+        click.echo(detected or "plain")
         return
     for name, layout in LAYOUTS.items():
         click.echo(f"{name:13} {layout.description}")

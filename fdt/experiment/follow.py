@@ -22,6 +22,11 @@ def epoch_source(model_dir: str | os.PathLike, epoch: int) -> str:
     return check_name(f"{Path(model_dir).resolve().name}-epoch{epoch:03d}", "generator folder name")
 
 
+def _check_count(n: int) -> None:
+    if n < 2:
+        raise GenError(f"sample at least 2 images per epoch (a covariance needs 2), not {n}")
+
+
 def sample_epochs(
     model_dir: str | os.PathLike,
     n: int,
@@ -45,8 +50,7 @@ def sample_epochs(
     from fdt.gen.output import MANIFEST_NAME
     from fdt.gen.sampling import epoch_checkpoints, sample_checkpoint
 
-    if n < 2:
-        raise GenError(f"sample at least 2 images per epoch (a covariance needs 2), not {n}")
+    _check_count(n)
     kept = epoch_checkpoints(model_dir)
     if not kept:
         raise GenError(f"{model_dir} holds no per-epoch checkpoints; train it with --keep-epochs to follow its training")
@@ -100,6 +104,17 @@ def follow_training(
     from fdt.pipelines.evaluation import load_condition
     from fdt.pipelines.quality_report import quality_report
 
+    _check_count(n)
+    taken = sorted({"seed", "device", "source", "progress"} & set(sample_options or {}))
+    if taken:
+        raise GenError(f"sampling option(s) {', '.join(taken)} cannot be set: every epoch is sampled with the run's own seed, device and source name (--seed, --device)")
+    k = (quality or {}).get("k")
+    if k is not None and n <= k:  # found before any sampling, not after every epoch was sampled and extracted
+        raise GenError(f"{n} samples per epoch are too few for k = {k} nearest neighbours: sample at least {k + 1}")
+    known = set(FeatureStore(store_root).catalog().source.tolist())
+    unknown = [source for source in real if source not in known]
+    if unknown:
+        raise GenError(f"unknown real source(s) {', '.join(unknown)} in {store_root}; known: {', '.join(sorted(known)) or 'none'} (extract the reals first)")
     sampled = sample_epochs(model_dir, n, samples_dir, epochs, seed, device, progress, sample_options)
     key = None
     for manifest in (manifest for _, manifest, _ in sampled.values()):

@@ -83,7 +83,8 @@ def check_quality(plan: "Plan") -> tuple[list[QualityJob], list[str]]:
             _check_pipeline(plan, where, entry.pipeline)
         labels = plan.extractors_of(entry.extractors)
         for label in dict.fromkeys([*labels, *([entry.detector] if entry.detector else [])]):
-            if extractor_trainer(experiment.extractors[label].extractor) is not None:
+            config = experiment.extractors[label]
+            if extractor_trainer(config.extractor) is not None or config.model is not None:
                 raise ExperimentError(
                     f"{where}: {label!r} is a network fdt trains on these images; quality or detectability in its feature space would flatter "
                     "the images it saw, so name an extractor with fixed weights"

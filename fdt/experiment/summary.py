@@ -17,6 +17,7 @@ import numpy as np
 
 from fdt.atomic import write_text
 from fdt.experiment.config import CorpusImages, FolderImages, GeneratedImages
+from fdt.experiment.finetuning import summary_lines
 from fdt.pipelines.evaluation import INVERTED, TOO_FEW
 from fdt.pipelines.intervals import format_interval
 from fdt.pipelines.metrics import Metric, get_metric
@@ -43,6 +44,7 @@ def write_summary(result: "RunResult") -> Path:
         "",
     ]
     lines += _images_section(result, reports)
+    lines += summary_lines(result.record.stages, reports)
     lines += ["", "## Extractors", "", "| extractor | resolutions | weights |", "|---|---|---|"]
     for label, choice in result.plan.weights_choice.items():
         stored = sorted({s["weights"] for s in result.record.stages if s["stage"] == "extract" and s["name"] == label})
@@ -175,14 +177,16 @@ def _generated(image_set: GeneratedImages) -> str:
 
 
 def _grid(paths: list[str], out: Path) -> None:
-    from PIL import Image
-
+    from fdt.data import ImageDecodeError, load_rgb
     from fdt.gen.plots import image_grid, save_image
 
     pixels = []
     for path in paths:
-        with Image.open(path) as image:
-            pixels.append(np.asarray(image.convert("RGB").resize((64, 64))).transpose(2, 0, 1))
+        try:
+            image = load_rgb(path)
+        except ImageDecodeError:  # extraction recorded it as a failure; the grid shows the readable images
+            continue
+        pixels.append(np.asarray(image.resize((64, 64))).transpose(2, 0, 1))
     if pixels:
         save_image(image_grid(np.stack(pixels)), out)
 

@@ -52,7 +52,7 @@ def image_channels(records: Sequence[ImageRecord]) -> int:
             with Image.open(record.path) as image:
                 if image.mode not in GRAYSCALE_MODES:
                     return 3
-        except (OSError, ValueError):  # unreadable files are reported when they are decoded
+        except (OSError, ValueError, Image.DecompressionBombError):  # unreadable files are reported when they are decoded
             continue
     return 1
 

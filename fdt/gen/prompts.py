@@ -64,7 +64,10 @@ def read_prompts(path: str | os.PathLike, max_captions: int | None = None) -> li
         raise GenError(f"prompt file does not exist: {path}")
     if max_captions is not None and max_captions < 1:
         raise GenError(f"max captions must be at least 1, not {max_captions}")
-    prompts = read_coco_captions(path) if path.suffix.lower() == ".json" else _read_lines(path)
+    try:
+        prompts = read_coco_captions(path) if path.suffix.lower() == ".json" else _read_lines(path)
+    except UnicodeDecodeError as error:
+        raise GenError(f"{path} is not UTF-8 text (byte {error.start}: {error.reason})") from None
     if not prompts:
         raise GenError(f"{path} holds no prompts")
     return prompts[:max_captions]

@@ -57,5 +57,6 @@ def sample_checkpoint(
     spec = get_generator(kind)
     if spec.kind != "sample" or not spec.train:
         raise GenError(f"{file} is a {kind} checkpoint, which fdt does not sample from")
+    spec.check_params("make", options, f"the sampling options of a {kind} checkpoint")
     make = spec.function("make")
     return make(model_dir=file, n=n, out_dir=out_dir, seed=seed, device=device, source=source, progress=progress, **options)

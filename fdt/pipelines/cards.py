@@ -114,7 +114,7 @@ def read_card(model_path: str | os.PathLike) -> dict[str, Any]:
         raise PipelineError(f"model card {path} not found; a model is usable only with its card") from None
     except ValueError as error:
         raise PipelineError(f"model card {path} is not valid JSON ({error})") from None
-    if card.get("encoding-type") != CARD_TYPE or card.get("encoding-version") != CARD_VERSION:
+    if not isinstance(card, dict) or card.get("encoding-type") != CARD_TYPE or card.get("encoding-version") != CARD_VERSION:
         raise PipelineError(f"{path} is not a version {CARD_VERSION} fdt model card; upgrade fdt to read it")
     return card
 

@@ -11,11 +11,11 @@ from pathlib import Path
 import numpy as np
 
 from fdt.features_store.featureset import FeatureSet
-from fdt.pipelines.evaluation import INVERTED, TOO_FEW
+from fdt.pipelines.evaluation import INVERTED, SEEN_SOURCE, TOO_FEW
 from fdt.pipelines.metrics import get_metric
 
 MAX_POINTS_PER_SOURCE = 500
-FLAG_MARKS = {INVERTED: " †", TOO_FEW: " ‡"}
+FLAG_MARKS = {INVERTED: " †", TOO_FEW: " ‡", SEEN_SOURCE: " §"}
 
 
 def heatmap(matrix, path: Path, weights: dict[str, str]) -> Path:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import time
 import warnings
+from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
@@ -339,6 +340,20 @@ def open_storage(url: str | None, attempts: int = 8) -> Any:
             if attempt == attempts - 1:
                 raise PipelineError(f"cannot open the study storage {url}: {one_line(error)}") from None
             time.sleep(0.2 + random.random() * 0.5 * (attempt + 1))
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The database file of a SQLite storage URL (``sqlite:///models/optuna.db``), else ``None`` (another database, or in memory)."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+    except ArgumentError:  # not a URL: open_storage says so
+        return None
+    if not parsed.drivername.startswith("sqlite") or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(parsed.database)
 
 
 def sampler_seed(random_state: int | None, storage: str | None, trials_before: int) -> int | None:

@@ -21,8 +21,10 @@ Named timm networks are one line each at the bottom of this module.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Iterator
 
 import torch
 
@@ -123,10 +125,42 @@ class TimmExtractor(CNNExtractor):
         else:
             try:
                 # timm's own loader: its checkpoint filter, and the classifier dropped (num_classes=0)
-                net = timm.create_model(self._model(), pretrained=True, pretrained_cfg_overlay={"file": str(weights_file)}, num_classes=0)
+                with _missing_keys() as missing:
+                    net = timm.create_model(self._model(), pretrained=True, pretrained_cfg_overlay={"file": str(weights_file)}, num_classes=0)
             except RuntimeError as error:
                 raise ExtractorError(f"{weights_file} does not fit timm's {self._model()}: {one_line(error)}") from None
-        return net.eval().requires_grad_(False)
+            if missing:
+                # dropping the classifier makes timm load non-strictly: a file of another network would leave random weights
+                raise ExtractorError(
+                    f"{weights_file} does not fit timm's {self._model()}: it lacks {len(missing)} of the network's weights "
+                    f"({', '.join(missing[:3])}{', ...' if len(missing) > 3 else ''})"
+                )
+        return self._sized(net.eval().requires_grad_(False))
+
+    def _sized(self, net: torch.nn.Module) -> torch.nn.Module:
+        """``net`` made to take ``input_size`` when that is not the pretrained config's (a ViT's position embedding is resampled).
+
+        Convolutional networks take any size as they are; networks built for one
+        size (ViT, Swin, EVA: a patch embedding that checks the size) are resized
+        by timm's ``set_input_size``, and a size they cannot take is refused here
+        in one line rather than inside the first batch.
+        """
+        size, native = self._input_size(), self.preprocessing().input_size
+        fixed = any(getattr(module, "strict_img_size", False) and getattr(module, "img_size", None) for module in net.modules())
+        if size == "native":
+            if fixed:
+                raise ExtractorError(f"timm's {self._model()} takes images of one size ({native} px): give input_size=N, not native")
+            return net
+        if size == native:
+            return net
+        try:
+            if hasattr(net, "set_input_size"):
+                net.set_input_size(img_size=(size, size))
+            with torch.inference_mode():
+                net(torch.zeros(1, 3, size, size, device=next(net.parameters()).device))
+        except (RuntimeError, AssertionError, ValueError) as error:  # the probe: what timm says of this size
+            raise ExtractorError(f"timm's {self._model()} cannot take input_size={size} ({one_line(error)}); its pretrained size is {native}") from None
+        return net
 
     def weights_note(self) -> str:
         identity = self.weights_identity()
@@ -141,6 +175,32 @@ class TimmExtractor(CNNExtractor):
 
 
 register_extractor("timm")(TimmExtractor)
+
+
+@contextlib.contextmanager
+def _missing_keys() -> Iterator[list[str]]:
+    """The names of network weights timm reported missing from a loaded file (its "Missing keys (...)" record), while the block runs.
+
+    timm logs them at INFO level and loads on; fdt must not extract with weights
+    the file did not hold, so the record is collected here and raised by the caller.
+    """
+    found: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            message = record.getMessage()
+            if message.startswith("Missing keys ("):
+                found.extend(message[len("Missing keys (") :].partition(")")[0].split(", "))
+
+    logger = logging.getLogger("timm.models._builder")
+    handler, level = Collect(logging.INFO), logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield found
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
 
 
 def timm_configuration(class_name: str, model: str, doc: str) -> type[TimmExtractor]:
