@@ -163,6 +163,7 @@ def test_the_summary_names_the_feature_space_and_a_rerun_reuses_everything(runs:
         ("extractors = ['fft']\nfollow = ['dcgan']\nsamples = 3\nk = 3", "[[quality]] #1 samples = 3 are too few for k = 3 nearest neighbours"),
         ("extractors = ['fft']\nreal = ['noise']", "[[quality]] #1 real: source 'noise' is labelled fake"),
         ("detector = 'vgg'", "[[quality]] #1 detector: 'vgg' names no [extractors.vgg] table"),
+        ("extractors = ['ae']\n[extractors.ae]\nextractor = 'autoencoder'\ntrain_on = 'faces'", "[[quality]] #1: 'ae' is a network fdt trains on these images"),
         ("extractors = ['fft']\n[[quality]]\nextractors = ['fft']", "[[quality]] #2 writes reports/quality-fft-native/, as [[quality]] #1 does"),
     ],
 )
