@@ -200,10 +200,10 @@ def _check_group_counts(plan: Plan) -> list[str]:
     from fdt.gen.prompts import read_prompts
 
     experiment = plan.experiment
-    folds = [entry.cv for entry in (*experiment.studies, *experiment.matrices, *experiment.quality)]
     if not (experiment.studies or experiment.matrices):
         return []
-    needed = groups_needed(plan.fractions, max(folds, default=2))
+    folds = max(entry.cv for entry in (*experiment.studies, *experiment.matrices, *experiment.quality))
+    needed = groups_needed(plan.fractions, folds)
     counts: Counter[str] = Counter()
     for records in plan.static_records.values():
         seen: dict[str, set[str]] = {}
@@ -225,14 +225,14 @@ def _check_group_counts(plan: Plan) -> list[str]:
         if counts[name] < needed and not any(p.photo for p in prompts):
             raise ExperimentError(
                 f"[images.{name}]: its {counts[name]} prompt(s) give {counts[name]} group(s) (one per prompt), fewer than the {needed} the split "
-                f"{experiment.settings.split} with {max(folds, default=2)} folds needs to hold any out; add prompts, or set group_by = \"image\" "
+                f"{experiment.settings.split} with {folds} folds needs to hold any out; add prompts, or set group_by = \"image\" "
                 f"in [images.{name}.sample] when the prompts are generic and tied to no real photo"
             )
     for source in plan.fakes:
         if counts[source] < needed:
             warnings.append(
                 f"fake source {source!r} has {counts[source]} group(s), fewer than the {needed} the split {experiment.settings.split} with "
-                f"{max(folds, default=2)} folds needs to hold any of them out"
+                f"{folds} folds needs to hold any of them out"
             )
     return warnings
 
