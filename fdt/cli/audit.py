@@ -41,7 +41,8 @@ def audit(data: tuple[str, ...], real: str, out: str, seed: int, extractor: str 
         reals = sorted({r.source for r in records if r.label == 0})
         with user_errors(store_root):
             result.detector = detector_by_equalisation(FeatureStore(store_root), extractor, reals, fakes, seed)
-    written = write_audit(result, Path(out))
+    with user_errors(out):
+        written = write_audit(result, Path(out))
     for condition in result.conditions:
         click.echo(f"real vs {condition.fake}: metadata-only ROC AUC {condition.roc_auc:.2f} [{condition.interval[0]:.2f}, {condition.interval[1]:.2f}] ({condition.description})")
     for row in result.detector:

@@ -58,6 +58,11 @@ def _named_path(error: OSError, paths: tuple[str | os.PathLike | None, ...]) -> 
     return None
 
 
+def output_folder(path: str | os.PathLike) -> str:
+    """The folder of an output file the user named: its checkpoint, curves and atomic-write temporaries go there too."""
+    return os.path.dirname(os.path.abspath(os.fspath(path)))
+
+
 def parse_value(text: str) -> Any:
     """``none``/``true``/``false``, integers and floats become Python values; anything else stays a string."""
     lowered = text.strip().lower()

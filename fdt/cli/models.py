@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from fdt.cli.common import user_errors
+from fdt.cli.common import output_folder, user_errors
 
 
 @click.group()
@@ -66,7 +66,7 @@ def train_autoencoder(
     from fdt.models.autoencoder import train_autoencoder as train
     from fdt.pipelines.splits import parse_fractions
 
-    with user_errors(images, out, f"{out}.ckpt"):
+    with user_errors(images, output_folder(out)):
         fractions = parse_fractions(split)
         records = load_image_set(images, real_sources=real_sources)
         train(
@@ -141,7 +141,7 @@ def finetune(data: Path, backbone: str, real: str, fake: str | None, out: Path, 
     from fdt.models.finetune import finetune as train
     from fdt.pipelines.splits import parse_fractions
 
-    with user_errors(data, out, f"{out}.ckpt", weights):
+    with user_errors(data, output_folder(out), weights):
         fractions = parse_fractions(split)
         records = _labelled_records(data, split_list(real), split_list(fake) if fake else None)
         config = FinetuneConfig(

@@ -110,7 +110,8 @@ def matrix(
             )
     result.notes += shortcut_warnings(store, real_sources, fake_sources, seed)
     folder = Path(out or Path("reports") / f"matrix-{extractor}-{pipeline_name}")
-    write_report(result, folder)
+    with user_errors(folder):
+        write_report(result, folder)
     for res, weights_identity in result.weights.items():
         click.echo(f"features at {res}: {result.extractors[res]} (weights: {weights_identity})")
     for table in result.matrices:
@@ -153,7 +154,8 @@ def robustness(extractor, resolution, params, weights, pipeline_name, specs, rea
             parse_resolution(resolution), parse_params(params), weights, trials, cv, parse_fractions(split), seed, resamples, progress,
         )
     folder = Path(out or Path("reports") / f"robustness-{extractor}-{pipeline_name}")
-    write_robustness(result, folder)
+    with user_errors(folder):
+        write_robustness(result, folder)
     click.echo(result.to_markdown())
     click.echo(f"wrote {folder}/ (CSV, JSON, Markdown, one PNG per sweep)")
 
@@ -212,7 +214,8 @@ def quality(
             random_state=seed, progress=progress, allow_trained_groups=allow_trained_groups,
         )
     folder = Path(out or Path("reports") / f"quality-{extractor}")
-    write_quality(result, folder)
+    with user_errors(folder):
+        write_quality(result, folder)
     click.echo(result.to_markdown())
     for note in result.notes:
         click.echo(f"warning: {note}", err=True)
@@ -268,7 +271,8 @@ def training(
             sample_options=parse_params(sample_params),
         )
     folder = Path(out or Path("reports") / f"training-{Path(model_dir).resolve().name}")
-    write_training_curve(report_, sources, folder)
+    with user_errors(folder):
+        write_training_curve(report_, sources, folder)
     click.echo(report_.to_markdown())
     for note in report_.notes:
         click.echo(f"warning: {note}", err=True)

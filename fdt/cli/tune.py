@@ -177,16 +177,21 @@ def study_status(storage: str, study_name: str) -> str:
 
     from fdt.cli.common import UserError
     from fdt.extras import postgres_driver
-    from fdt.pipelines.tuning import count_trials, open_storage, sqlite_file
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from fdt.errors import one_line
+    from fdt.pipelines.tuning import count_trials, sqlite_file
 
     postgres_driver(storage)
     database = sqlite_file(storage)
     if database is not None and not database.is_file():  # optuna would create an empty database just to say so
         raise UserError(f"no study {study_name!r} in {storage} yet; run fdt tune without --status first")
     try:
-        study = optuna.load_study(study_name=study_name, storage=open_storage(storage))
+        study = optuna.load_study(study_name=study_name, storage=storage)
     except KeyError:
         raise UserError(f"no study {study_name!r} in {storage} yet; run fdt tune without --status first") from None
+    except SQLAlchemyError as error:
+        raise UserError(f"cannot open the study storage {storage}: {one_line(error)}") from None
     states = count_trials(study.trials)
     lines = [f"study {study_name} in {storage}", "trials: " + format_counts(states)]
     if states.get("complete"):

@@ -258,8 +258,3 @@ def _relative(path: Path, reports: Path) -> str:
     except ValueError:
         return str(path)
 
-
-def trained_sources(plan: "Plan") -> dict[str, tuple[str, ...]]:
-    """Per extractor label that reads a fine-tuned model, the sources its network trained on."""
-    return {label: plan.models[config.model].sources for label, config in plan.experiment.extractors.items() if config.model is not None}
-

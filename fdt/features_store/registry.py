@@ -93,18 +93,41 @@ def list_extractors() -> list[str]:
 
 
 def extractor_class(name: str) -> type["Extractor"]:
-    """The class registered as ``name``, importing its module (or plugin) on first use."""
+    """The class registered as ``name``, importing its module (or plugin) on first use.
+
+    A built-in (or a script's registered) extractor wins over a plugin of the same
+    name; the plugin is then never used, and a warning line says so.
+    """
     if name in _REGISTERED:
+        _warn_if_shadowed(name)
         return _REGISTERED[name]
     module = builtin_modules().get(name)
     if module is not None:
         importlib.import_module(module)
         if name not in _REGISTERED:
             raise RuntimeError(f"{module} mentions register_extractor({name!r}) but importing it registered no such extractor")
+        _warn_if_shadowed(name)
         return _REGISTERED[name]
     if name in plugins.plugin_names(PLUGIN_GROUP):
         return _plugin_class(name)
     raise UnknownExtractorError(f"unknown extractor {name!r}; choose one of: {', '.join(list_extractors())}")
+
+
+_SHADOW_CHECKED: set[str] = set()
+"""Names already checked against the plugins (listing entry points reads every installed package's metadata)."""
+_FROM_PLUGINS: set[str] = set()
+"""Names registered from a plugin's entry point."""
+
+
+def _warn_if_shadowed(name: str) -> None:
+    """Warn, once per process, when a plugin declares ``name`` that a built-in or registered extractor already holds."""
+    if name in _SHADOW_CHECKED:
+        return
+    _SHADOW_CHECKED.add(name)
+    if name in _FROM_PLUGINS:  # the plugin's own class, registered on its first use
+        return
+    if name in plugins.plugin_names(PLUGIN_GROUP):
+        plugins.report_broken(PLUGIN_GROUP, name, "it would shadow the built-in extractor of that name")
 
 
 def _plugin_class(name: str) -> type["Extractor"]:
@@ -116,6 +139,7 @@ def _plugin_class(name: str) -> type["Extractor"]:
         cls = None
     if cls is None:
         raise ExtractorError(f"extractor {name!r} comes from a plugin that does not load (see the warning above)")
+    _FROM_PLUGINS.add(name)
     return register_extractor(name)(cls)
 
 

@@ -76,6 +76,7 @@ def test_each_seed_study_validates_without_running(study: Path, seed: int, monke
     result = invoke("run", str(study / "examples" / f"seed-00{seed}.toml"), "--workspace", str(workspace), "--check")
     assert result.exit_code == 0, result.output
     assert result.output.startswith(f"{study / 'examples' / f'seed-00{seed}.toml'}: ok (")
+    assert ("2 fine-tuned models" in result.output) == (seed in (1, 2, 4))
     assert not workspace.exists()
 
 
