@@ -38,7 +38,6 @@ CV_PIPELINE = "logreg"
 class QualityJob:
     """One quality report: the feature space it measures in, where its detectability comes from, the generators it follows."""
 
-    where: str
     entry: QualityConfig
     label: str
     detector: str
@@ -95,7 +94,7 @@ def check_quality(plan: "Plan") -> tuple[list[QualityJob], list[str]]:
             detector = entry.detector or label
             matrix = _matching_matrix(plan, entry, detector, resolution, real, fakes, where)
             pipeline = matrix or entry.pipeline or CV_PIPELINE
-            job = QualityJob(where, entry, label, detector, resolution, real, fakes, pipeline, matrix is not None)
+            job = QualityJob(entry, label, detector, resolution, real, fakes, pipeline, matrix is not None)
             for folder in (job.folder, *(job.training_folder(name) for name in entry.follow)):
                 if folder in folders:
                     raise ExperimentError(f"{where} writes reports/{folder}/, as {folders[folder]} does; measure each extractor at a resolution once")
