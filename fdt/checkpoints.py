@@ -1,4 +1,4 @@
-"""One checkpoint/resume helper for every network fdt trains (DCGAN, small DDPM, autoencoder, ...).
+"""One checkpoint/resume helper for every network fdt trains (DCGAN, small DDPM, autoencoder, fine-tuned CNN).
 
 A training loop builds its models, optimisers and seeded ``torch.Generator`` s,
 wraps them in a :class:`Checkpoint`, calls :meth:`Checkpoint.restore` once and
@@ -31,7 +31,7 @@ sample (per-epoch checkpoints); :func:`read_checkpoint` opens either kind.
 
 File layout (``torch.save`` of a dict, read with ``weights_only=True``):
 ``format`` (``"fdt.checkpoint"``), ``format_version`` (1), ``kind`` (who wrote it:
-``dcgan``, ``ddpm``, ``autoencoder``), ``config``, ``data_sha256``, ``epoch``,
+``dcgan``, ``ddpm``, ``autoencoder``, ``finetune``), ``config``, ``data_sha256``, ``epoch``,
 ``history``, ``state`` (module name -> state dict), and, in full checkpoints only,
 ``rng`` (generator name -> state) and ``global_rng``.
 """

@@ -14,6 +14,7 @@ from click.testing import CliRunner
 from PIL import Image
 from torch import nn
 
+from fdt.checkpoints import CheckpointMismatchError
 from fdt.cli import cli
 from fdt.data import load_image_set, sha256_file
 from fdt.grouping import assign_groups, group_of, record_path
@@ -101,8 +102,10 @@ def test_killed_mid_epoch_then_resumed_equals_uninterrupted(images, tmp_path, mo
     whole, cut = _weights(tmp_path / "whole.pt"), _weights(tmp_path / "cut.pt")
     assert whole.keys() == cut.keys() and all(torch.equal(whole[k], cut[k]) for k in whole)
     assert (tmp_path / "whole.curves.csv").read_text() == (tmp_path / "cut.curves.csv").read_text()
-    with pytest.raises(FinetuneCheckpointError, match="lr differ"):
+    with pytest.raises(CheckpointMismatchError, match=r"other settings \(lr 0.03 -> 0.001\)"):
         finetune(records, tmp_path / "cut.pt", dataclasses.replace(config, lr=1e-3), progress=False)
+    with pytest.raises(FinetuneCheckpointError, match=r"has 2 \+ 1 epochs, which 1 \+ 2 cannot continue"):
+        finetune(records, tmp_path / "cut.pt", dataclasses.replace(config, epochs=1, finetune_epochs=2), progress=False)
 
 
 def test_curves_as_csv_png_and_tensorboard_events(images, tmp_path):

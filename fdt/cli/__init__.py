@@ -13,6 +13,7 @@ import importlib.util
 import click
 
 from fdt import __version__
+from fdt.cli.config import CONFIG_OPTION
 
 # command name -> (module, attribute, one-line help shown by `fdt --help`)
 _COMMANDS: dict[str, tuple[str, str, str]] = {
@@ -21,7 +22,7 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
     "perturb": ("fdt.cli.perturb", "perturb", "Write perturbed copies (JPEG, blur, resize, ...) of images, with a sample grid."),
     "layouts": ("fdt.cli.layouts", "layouts", "Public dataset layouts fdt reads as downloaded."),
     "store": ("fdt.cli.store", "store", "Inspect and verify the feature store."),
-    "models": ("fdt.cli.models", "models", "Train the networks fdt owns (autoencoder)."),
+    "models": ("fdt.cli.models", "models", "Train the networks fdt owns: the autoencoder, fine-tuned CNN detectors."),
     "gen": ("fdt.cli.gen", "gen", "Generate fakes: DCGAN, Stable Diffusion, inpainting, small DDPM."),
     "pipelines": ("fdt.cli.pipelines", "pipelines", "List pipeline specs and their search spaces."),
     "tune": ("fdt.cli.tune", "tune", "Tune and cross-validate a pipeline on stored features."),
@@ -99,6 +100,7 @@ def _module_exists(module: str) -> bool:
 
 @click.group(cls=_LazyGroup)
 @click.version_option(__version__, prog_name="fdt")
+@CONFIG_OPTION
 def cli() -> None:
     """fdt: detect AI-generated images with frozen features and tuned classical heads."""
 

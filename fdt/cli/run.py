@@ -61,7 +61,9 @@ def run(experiment_file: str, workspace: str, quiet: bool, check: bool) -> None:
         with user_errors(workspace, *experiment.input_paths()):
             plan = make_plan(experiment, workspace)
         click.echo(
-            f"{experiment_file}: ok ({len(experiment.images)} image sets, {len(experiment.extractors)} extractors, "
+            f"{experiment_file}: ok ({len(experiment.images)} image sets, "
+            + (f"{len(experiment.models)} fine-tuned models, " if experiment.models else "")
+            + f"{len(experiment.extractors)} extractors, "
             f"{len(experiment.studies)} studies, {len(experiment.matrices)} matrices; real {', '.join(plan.real)}; fakes {', '.join(plan.fakes)})"
         )
         return

@@ -5,7 +5,9 @@ The file has five kinds of tables (see the README for a full example)::
     [experiment]            name, seed, resolutions, real/fake sources, split, device, ...
     [images.NAME]           one image set: a folder, a manifest, the bundled photo corpus,
                             or a generator run (any name of :mod:`fdt.gen.registry`) that makes one
-    [extractors.LABEL]      an extractor with its parameters (the autoencoder with its training)
+    [models.NAME]           a CNN detector fdt fine-tunes on the train share (fdt.experiment.finetuning)
+    [extractors.LABEL]      an extractor with its parameters (the autoencoder with its training,
+                            a CNN with ``model = NAME`` to use a fine-tuned detector)
     [[studies]]             tuned, cross-validated detectors (real vs every fake) per resolution
     [[matrices]]            generalisation matrices per resolution plus the cross-resolution one
     [[robustness]]          robustness sweeps (JPEG, blur, resize, ...) on held-out groups
@@ -128,7 +130,9 @@ class ExtractorConfig:
     in the cache and seeded random weights otherwise; reports say which. An
     extractor that trains on images (one with a ``trainer``, like the autoencoder)
     names the image set it trains on (``train_on``) and its training parameters
-    (``train``); fdt sets the parameter its trained model goes to.
+    (``train``); fdt sets the parameter its trained model goes to. A CNN extractor
+    with ``model = "NAME"`` reads the detector of ``[models.NAME]`` (fdt sets its
+    ``weights``); ``params.output = "logit"`` gives that network's own score.
     """
 
     label: str
@@ -136,6 +140,44 @@ class ExtractorConfig:
     params: dict[str, Any] = field(default_factory=dict)
     train_on: str | None = None
     train: dict[str, Any] = field(default_factory=dict)
+    model: str | None = None
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """``[models.NAME]``: a CNN detector fine-tuned on real vs fake (``fdt models finetune`` inside a run).
+
+    The keys are :class:`fdt.models.finetune.FinetuneConfig`'s; a key left out
+    takes that class's default (``None`` here means "not given"). ``real`` and
+    ``fakes`` (source names) default to the experiment's. The seed and the
+    grouped split are the experiment's, so the network trains on the train share
+    that studies and matrices hold out from scoring.
+    """
+
+    name: str
+    backbone: str
+    weights: str | None = None
+    input: str | None = None
+    input_size: int | None = None
+    resolution: str | int | None = None
+    epochs: int | None = None
+    finetune_epochs: int | None = None
+    unfreeze: int | None = None
+    lr: float | None = None
+    finetune_lr: float | None = None
+    batch_size: int | None = None
+    dropout: float | None = None
+    patience: int | None = None
+    val_share: float | None = None
+    augment: tuple[str, ...] | None = None
+    class_weight: str | None = None
+    real: tuple[str, ...] = ()
+    fakes: tuple[str, ...] = ()
+
+    def given(self) -> dict[str, Any]:
+        """The fine-tuning settings the file gives (not ``name``, ``real``, ``fakes``)."""
+        skip = ("name", "real", "fakes")
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in skip and getattr(self, f.name) is not None}
 
 
 @dataclass(frozen=True)
@@ -207,6 +249,7 @@ class Experiment:
     matrices: tuple[MatrixConfig, ...] = ()
     path: str = ""
     robustness: tuple[RobustnessConfig, ...] = ()
+    models: dict[str, ModelConfig] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -217,7 +260,7 @@ class Experiment:
         return [self.path, *filter(None, named)]
 
 
-_TOP_LEVEL = ("experiment", "images", "extractors", "studies", "matrices", "robustness")
+_TOP_LEVEL = ("experiment", "images", "models", "extractors", "studies", "matrices", "robustness")
 _IMAGE_KINDS: dict[str, type] = {"folder": FolderImages, "manifest": ManifestImages, "corpus": CorpusImages, "generator": GeneratedImages}
 
 
@@ -255,7 +298,8 @@ def parse_experiment(text: str, base: Path, source: str = "<experiment>") -> Exp
     studies = tuple(_build(StudyConfig, table, f"[[studies]] #{i}") for i, table in enumerate(_array(data, "studies"), 1))
     matrices = tuple(_build(MatrixConfig, table, f"[[matrices]] #{i}") for i, table in enumerate(_array(data, "matrices"), 1))
     robustness = tuple(_build(RobustnessConfig, table, f"[[robustness]] #{i}") for i, table in enumerate(_array(data, "robustness"), 1))
-    experiment = Experiment(settings, images, extractors, studies, matrices, source, robustness)
+    models = {name: _model(name, table) for name, table in _table(data, "models", "[models]").items()}
+    experiment = Experiment(settings, images, extractors, studies, matrices, source, robustness, models)
     _check_references(experiment)
     return experiment
 
@@ -352,6 +396,12 @@ def _extractor(label: str, table: Any) -> ExtractorConfig:
     return _build(ExtractorConfig, {"extractor": label, **table}, where, fixed={"label": label})
 
 
+def _model(name: str, table: Any) -> ModelConfig:
+    where = f"[models.{name}]"
+    _safe(name, "model name", where)
+    return _build(ModelConfig, table, where, fixed={"name": name})
+
+
 def _check_references(experiment: Experiment) -> None:
     """Names that point at other tables (image sets, extractor labels) must exist."""
     images, extractors = experiment.images, experiment.extractors
@@ -370,6 +420,8 @@ def _check_references(experiment: Experiment) -> None:
     for label, config in extractors.items():
         if config.train_on is not None and config.train_on not in images:
             raise ExperimentError(f"[extractors.{label}] train_on = {config.train_on!r} names no [images.{config.train_on}] table")
+        if config.model is not None and config.model not in experiment.models:
+            raise ExperimentError(f"[extractors.{label}] model = {config.model!r} names no [models.{config.model}] table")
     for kind, entries in (("studies", experiment.studies), ("matrices", experiment.matrices), ("robustness", experiment.robustness)):
         for index, entry in enumerate(entries, 1):
             for label in entry.extractors:

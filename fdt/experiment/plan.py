@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -64,6 +64,8 @@ class Plan:
     extractor_params: dict[str, dict[str, Any]]
     weights_choice: dict[str, str]
     static_records: dict[str, list[ImageRecord]]
+    models: dict[str, Any] = field(default_factory=dict)
+    """``[models.NAME]`` as checked :class:`~fdt.experiment.finetuning.ModelPlan` objects."""
 
     @property
     def store_root(self) -> Path:
@@ -124,7 +126,10 @@ def make_plan(experiment: Experiment, workspace: str | os.PathLike) -> Plan:
         raise ExperimentError("the experiment needs at least one real and one fake source")
 
     _check_generators(experiment)
-    extractor_params, weights_choice = _check_extractors(experiment, settings.device)
+    from fdt.experiment.finetuning import check_models
+
+    models = check_models(experiment, sources, real, fakes, fractions)
+    extractor_params, weights_choice = _check_extractors(experiment, settings.device, models)
 
     def check(where: str, action: Callable[[], Any]) -> None:
         try:
@@ -159,7 +164,7 @@ def make_plan(experiment: Experiment, workspace: str | os.PathLike) -> Plan:
         _check_counts(where, entry.trials, entry.cv, (entry.pipeline,))
         _check_resolutions(where, (entry.resolution,))
         _check_perturbations(where, entry.sweeps, entry.train_perturb)
-    return Plan(experiment, workspace, sources, real, fakes, resolutions, fractions, extractor_params, weights_choice, static_records)
+    return Plan(experiment, workspace, sources, real, fakes, resolutions, fractions, extractor_params, weights_choice, static_records, models)
 
 
 def _check_counts(where: str, trials: int, cv: int, pipelines: tuple[str, ...]) -> None:
@@ -259,8 +264,13 @@ def _check_arguments(given: dict[str, Any], function: Callable[..., Any], reserv
             raise ExperimentError(f"unknown key {key!r} in {where}; allowed: {', '.join(allowed)}")
 
 
-def _check_extractors(experiment: Experiment, device: str) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
-    """Registered names, valid parameters, and weights: ``imagenet-if-cached`` becomes ``imagenet`` or ``random``."""
+def _check_extractors(experiment: Experiment, device: str, models: dict[str, Any]) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
+    """Registered names, valid parameters, and weights: ``imagenet-if-cached`` becomes ``imagenet`` or ``random``.
+
+    An extractor of a ``[models.NAME]`` detector is checked against the model's
+    backbone; its ``weights`` (the file) are set when the model is trained.
+    """
+    from fdt.experiment.finetuning import check_model_extractor
     from fdt.features_store.errors import UnknownExtractorError, WeightsNotFoundError
     from fdt.features_store.extractors.base import resolve_device
     from fdt.features_store.registry import create_extractor, list_extractors
@@ -275,6 +285,18 @@ def _check_extractors(experiment: Experiment, device: str) -> tuple[dict[str, di
         if config.extractor not in list_extractors():
             raise ExperimentError(f"{where}: unknown extractor {config.extractor!r}; choose one of: {', '.join(list_extractors())}")
         params = dict(config.params)
+        if config.model is not None:
+            checked = check_model_extractor(label, config, models[config.model])
+            try:
+                create_extractor(config.extractor, **checked).num_features
+            except (UnknownExtractorError, ValueError) as error:
+                raise ExperimentError(f"{where}: {str(error).splitlines()[0]}") from None
+            if config.train_on is not None or config.train:
+                raise ExperimentError(f"{where}: the {config.extractor} extractor learns nothing itself; remove train_on and [train]")
+            output = "its own score (output=logit)" if params.get("output") == "logit" else "its penultimate features"
+            params_by_label[label] = params
+            choice_by_label[label] = f"{output} of {models[config.model].describe()}"
+            continue
         choice = ""
         if params.get("weights") == IMAGENET_IF_CACHED:
             cached = _imagenet_cached(config.extractor, {k: v for k, v in params.items() if k != "weights"}, where)

@@ -1,7 +1,8 @@
 """Run a checked experiment stage by stage, doing only what is missing, and record what was done.
 
 Stages: image sets (bundled corpus, generator training and sampling), the
-extractors that learn from images (the autoencoder), feature extraction, tuned
+extractors that learn from images (the autoencoder), fine-tuned CNN detectors
+(:mod:`fdt.experiment.finetuning`), feature extraction, tuned
 studies, generalisation matrices, and the summary. Each finished output carries a *stamp* (a small JSON file of the
 settings and input digests it was made from); a stage whose stamp matches is
 reused, one whose stamp is absent resumes from its checkpoint, and one whose
@@ -30,6 +31,7 @@ import numpy as np
 from fdt import __version__, atomic
 from fdt.data import REAL, ImageRecord, load_image_set
 from fdt.experiment.config import CorpusImages, GeneratedImages, MatrixConfig, RobustnessConfig, StudyConfig
+from fdt.experiment.finetuning import fine_tune_models
 from fdt.experiment.plan import Plan, extractor_trainer
 
 STAMP = "fdt-run.json"
@@ -102,6 +104,7 @@ def run_experiment(plan: Plan, progress: bool = True, log: Log = print) -> RunRe
     record = RunRecord(plan.experiment.settings.name, str(plan.workspace.resolve()))
     records = _image_sets(plan, record, progress, log)
     trained = _trained_extractors(plan, records, record, progress, log)
+    trained |= fine_tune_models(plan, records, record, progress, log)
     features = _extract(plan, records, trained, record, progress, log)
     shortcuts = _audit(plan, log)
     with warnings.catch_warnings():

@@ -17,7 +17,8 @@ import numpy as np
 
 from fdt.atomic import write_text
 from fdt.experiment.config import CorpusImages, FolderImages, GeneratedImages
-from fdt.pipelines.evaluation import INVERTED, TOO_FEW
+from fdt.experiment.finetuning import summary_lines
+from fdt.pipelines.evaluation import INVERTED, SEEN_SOURCE, TOO_FEW
 from fdt.pipelines.intervals import format_interval
 from fdt.pipelines.metrics import Metric, get_metric
 
@@ -43,6 +44,7 @@ def write_summary(result: "RunResult") -> Path:
         "",
     ]
     lines += _images_section(result, reports)
+    lines += summary_lines(result.record.stages, reports)
     lines += ["", "## Extractors", "", "| extractor | resolutions | weights |", "|---|---|---|"]
     for label, choice in result.plan.weights_choice.items():
         stored = sorted({s["weights"] for s in result.record.stages if s["stage"] == "extract" and s["name"] == label})
@@ -331,8 +333,8 @@ def _generalisation_reading(best: dict[str, Any]) -> list[str]:
     for matrix in _per_resolution(best["report"]):
         cells = _cells(matrix)
         diagonal = {i: (v, ci) for i, j, v, ci, _ in cells if i == j}
-        for i, j, value, interval, _ in cells:
-            if i == j or i not in diagonal:
+        for i, j, value, interval, flags in cells:
+            if i == j or i not in diagonal or SEEN_SOURCE in flags:  # a generator its network saw is not unseen
                 continue
             d_value, d_interval = diagonal[i]
             if _overlap(interval, d_interval):
@@ -369,4 +371,7 @@ def _flag_reading(reports: list[dict[str, Any]]) -> list[str]:
             few = sum(TOO_FEW in flags for *_, flags in _cells(matrix))
             if few:
                 sentences.append(f"{entry['label']}, {matrix['title']}: {few} cell(s) {TOO_FEW}.")
+            seen = [f"{matrix['rows'][i]} → {matrix['columns'][j]}" for i, j, _, _, flags in _cells(matrix) if SEEN_SOURCE in flags]
+            if seen:
+                sentences.append(f"{entry['label']}, {matrix['title']}: {', '.join(seen)} {'is' if len(seen) == 1 else 'are'} {SEEN_SOURCE}; left out of the reading above.")
     return sentences

@@ -167,7 +167,8 @@ class FeatureStore:
         matches exactly; the default ``""`` asks for features of clean images.
 
         ``weights`` matches a prefix of the identity, so ``"random"`` or ``"imagenet"``
-        is enough. Raises :class:`MissingFeaturesError` with the command that would
+        is enough. A key whose params are exactly ``params`` wins over keys with
+        more (a fine-tuned CNN's features beside its ``output=logit`` rows). Raises :class:`MissingFeaturesError` with the command that would
         extract them, or :class:`StoreError` if several keys match.
         """
         resolution = str(resolution)
@@ -186,6 +187,8 @@ class FeatureStore:
                 f"no {extractor} features at resolution {resolution}{what} in {self.root}; run: "
                 f"{self.extract_command(extractor, resolution, params, perturb=perturb)}"
             )
+        if len(candidates) > 1 and params:
+            candidates = [key for key in candidates if key.params == params] or candidates
         if len(candidates) > 1:
             listing = "; ".join(key.describe() for key in candidates)
             raise StoreError(f"{len(candidates)} stored keys match {extractor} at {resolution}; narrow with params or weights: {listing}")

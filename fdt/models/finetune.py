@@ -22,9 +22,11 @@ evaluated honestly:
   weights of the best validation epoch.
 - **Exact resume.** All randomness of an epoch (shuffling, dropout,
   augmentation) is drawn from generators seeded by ``(seed, epoch)``, and a
-  checkpoint ``<out>.ckpt`` is written atomically after every epoch, so a run
-  interrupted at any moment and started again ends with the same weights as an
-  uninterrupted one (bit-identical on CPU).
+  checkpoint ``<out>.ckpt`` (:class:`fdt.checkpoints.Checkpoint`, kind
+  ``finetune``) is written atomically after every epoch, so a run interrupted at
+  any moment and started again ends with the same weights as an uninterrupted
+  one (bit-identical on CPU). Only more epochs may differ from the checkpoint's
+  settings: they continue it.
 - **Curves** as CSV, PNG and TensorBoard events (:mod:`fdt.models.curves`).
 """
 
@@ -42,7 +44,7 @@ import torch
 from torch import nn
 
 from fdt import __version__
-from fdt.atomic import atomic_path
+from fdt.checkpoints import Checkpoint, CheckpointMismatchError, save_atomic
 from fdt.devices import resolve_device
 from fdt.data import DataError, ImageDecodeError, ImageRecord, apply_resolution, load_rgb, parse_resolution, sha256_file
 from fdt.grouping import assign_groups, group_of, training_record, write_training_record
@@ -52,12 +54,12 @@ from fdt.models import curves
 from fdt.models.detector import CLASSES, FORMAT, FORMAT_VERSION, Detector, DetectorError, backbone_blocks, build_detector
 from fdt.models.inputs import INPUTS, NetworkInput
 
-CHECKPOINT_FORMAT = "fdt.finetuned.checkpoint"
+CHECKPOINT_KIND = "finetune"
 logger = logging.getLogger(__name__)
 
 
-class FinetuneCheckpointError(DetectorError):
-    """A checkpoint belongs to a run with other settings or other images."""
+class FinetuneCheckpointError(CheckpointMismatchError, DetectorError):
+    """A checkpoint has more epochs of a stage than the settings ask for."""
 
 
 @dataclass(frozen=True)
@@ -179,18 +181,23 @@ def finetune(
         "val": _Images(val, config.resolution, transform, (), config.seed),
     }
     state = _fresh_state(detector)
-    checkpoint = out.with_name(out.name + ".ckpt")
-    if resume and checkpoint.exists():
-        state = _restore(checkpoint, run, config, detector, target)
+    # settings that may grow (more epochs continue a run) are checked by stage below, not by the checkpoint
+    fixed = {k: v for k, v in run.items() if k not in (*_EXTENDABLE, "data_sha256")}
+    total = config.epochs + config.finetune_epochs
+    checkpoint = Checkpoint(
+        out.with_name(out.name + ".ckpt"), CHECKPOINT_KIND, fixed, data_sha256, modules={"detector": detector, "training": _TrainingState(state)}
+    )
+    if resume and checkpoint.path.exists():
+        checkpoint.restore(total, target)
+        _check_continuable(checkpoint.path, state, config)
     out.parent.mkdir(parents=True, exist_ok=True)
 
     if not curves.tensorboard_available():
         logger.warning(curves.NO_TENSORBOARD)
     batches = -(-len(train.paths) // config.batch_size)
-    total = config.epochs + config.finetune_epochs
     bar = _progress_bar(total=total * batches, initial=len(state["history"]) * batches, disable=not progress, unit="batch")
     with bar, _deterministic_cudnn():
-        _train_stages(detector, loaders, weights, config, state, lambda: _save_checkpoint(checkpoint, run, state, detector), workers, target, bar)
+        _train_stages(detector, loaders, weights, config, state, lambda: checkpoint.save(len(state["history"]), state["history"]), workers, target, bar)
     detector.load_state_dict(state["best"])
     record = training_record(used.groups, used.sha256, run["split"], data_sha256)
     write_training_record(out, record)
@@ -442,30 +449,28 @@ def _cpu_copy(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 _EXTENDABLE = ("epochs", "finetune_epochs")
 
 
-def _restore(path: Path, run: dict[str, Any], config: FinetuneConfig, detector: Detector, device: torch.device) -> dict[str, Any]:
-    """The training state of a checkpoint, loaded into ``detector``; refused when it belongs to another run."""
-    saved = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(saved, dict) or saved.get("format") != CHECKPOINT_FORMAT or saved.get("format_version") != FORMAT_VERSION:
-        raise FinetuneCheckpointError(f"{path} is not a fine-tuning checkpoint this fdt reads; delete it or pass --no-resume")
-    changed = sorted(k for k in run if k not in _EXTENDABLE and run[k] != saved["run"].get(k))
-    if changed:
-        what = "the training images differ" if changed == ["data_sha256"] else f"{', '.join(changed)} differ"
-        raise FinetuneCheckpointError(f"checkpoint {path} is from another run ({what}); pass --no-resume to start over")
-    state = saved["state"]
+class _TrainingState:
+    """The loop's own state (history, stage, best weights, optimiser moments, early stopping) as a :class:`Checkpoint` module."""
+
+    def __init__(self, state: dict[str, Any]) -> None:
+        self.state = state
+
+    def state_dict(self) -> dict[str, Any]:
+        return self.state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.state.clear()
+        self.state.update(state)
+
+
+def _check_continuable(path: Path, state: dict[str, Any], config: FinetuneConfig) -> None:
+    """Refuse a restored state with more epochs of a stage than asked, or stage 2 epochs after an unfinished stage 1."""
     done = [sum(row["stage"] == s for row in state["history"]) for s in (1, 2)]
     if done[0] > config.epochs or done[1] > config.finetune_epochs or (done[1] and done[0] != config.epochs and not state["stopped"][0]):
         raise FinetuneCheckpointError(
             f"checkpoint {path} has {done[0]} + {done[1]} epochs, which {config.epochs} + {config.finetune_epochs} cannot continue; "
             "raise --epochs/--finetune-epochs to match, or pass --no-resume"
         )
-    detector.load_state_dict(saved["model"])
-    detector.to(device)
-    return state
-
-
-def _save_checkpoint(path: Path, run: dict[str, Any], state: dict[str, Any], detector: Detector) -> None:
-    payload = {"format": CHECKPOINT_FORMAT, "format_version": FORMAT_VERSION, "run": run, "state": state, "model": _cpu_copy(detector.state_dict())}
-    _atomic_torch_save(payload, path)
 
 
 def _write_detector_file(
@@ -473,7 +478,7 @@ def _write_detector_file(
     trained_sha256: str, out: Path,
 ) -> None:
     """The model file (format ``fdt.finetuned`` version 1; see :mod:`fdt.models.detector`), written atomically."""
-    _atomic_torch_save(
+    save_atomic(
         {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
@@ -496,11 +501,6 @@ def _write_detector_file(
         },
         out,
     )
-
-
-def _atomic_torch_save(obj: Any, path: Path) -> None:
-    with atomic_path(path) as temporary:
-        torch.save(obj, temporary)
 
 
 def iter_history(summary: dict[str, Any]) -> Iterator[str]:

@@ -256,8 +256,17 @@ def _encode(table: dict[str, np.ndarray], rows: np.ndarray, names: Sequence[str]
 
 
 def _condition(table: dict[str, np.ndarray], name: str, fakes: list[str], random_state: int, n_resamples: int) -> Condition | None:
+    """Real vs ``fakes`` on metadata alone: one forest on every property, then each property on its own.
+
+    The folds are drawn once and shared by all the classifiers (drawing grouped
+    folds costs as much as fitting here). Each property alone is scored by one
+    depth-6 tree, not a forest: one feature needs no ensemble to be ranked, and
+    the audit runs before every tune and report. A property constant over the
+    rows carries nothing and scores 0.5 without a fit.
+    """
     from sklearn.ensemble import RandomForestClassifier
     from sklearn.model_selection import StratifiedGroupKFold, cross_val_predict
+    from sklearn.tree import DecisionTreeClassifier
 
     from fdt.pipelines.intervals import bootstrap_metrics
     from fdt.pipelines.metrics import compute_metrics
@@ -267,18 +276,25 @@ def _condition(table: dict[str, np.ndarray], name: str, fakes: list[str], random
     folds = min(5, *(np.unique(groups[y == k]).size for k in (0, 1)))
     if folds < 2:
         return None
-    splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=random_state)
+    splits = list(StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=random_state).split(rows, y, groups))
 
-    def out_of_fold(names: Sequence[str]) -> np.ndarray:
-        model = RandomForestClassifier(n_estimators=50, max_depth=6, random_state=random_state, n_jobs=1)
-        return cross_val_predict(model, _encode(table, rows, names), y, groups=groups, cv=splitter, method="predict_proba")[:, 1]
+    def out_of_fold(model: Any, X: np.ndarray) -> np.ndarray:
+        return cross_val_predict(model, X, y, cv=splits, method="predict_proba")[:, 1]
+
+    def alone(prop: str) -> float:
+        X = _encode(table, rows, [prop])
+        if not np.ptp(X, axis=0).any():
+            return 0.5
+        tree = DecisionTreeClassifier(max_depth=6, min_samples_leaf=5, random_state=random_state)
+        return float(compute_metrics(y, out_of_fold(tree, X))["roc_auc"])
 
     lossless = set(table["format"][rows].astype(str)) <= LOSSLESS
     used = [p for p in PROPERTIES if not (lossless and p in CONTENT_DERIVED)]
-    scores = out_of_fold(used)
+    forest = RandomForestClassifier(n_estimators=50, max_depth=6, random_state=random_state, n_jobs=1)
+    scores = out_of_fold(forest, _encode(table, rows, used))
     auc = compute_metrics(y, scores)["roc_auc"]
     interval = bootstrap_metrics(y, scores, groups, n_resamples=n_resamples, random_state=random_state)["roc_auc"]
-    per_property = {prop: float(compute_metrics(y, out_of_fold([prop]))["roc_auc"]) for prop in PROPERTIES}
+    per_property = {prop: alone(prop) for prop in PROPERTIES}
     strongest = max(used, key=lambda p: per_property[p])
     real_values, fake_values = table[strongest][rows][y == 0], table[strongest][rows][y == 1]
     description = f"{strongest}: real {_describe(real_values, strongest)}, {name} {_describe(fake_values, strongest)}"

@@ -157,6 +157,7 @@ def shortcut_flags(metrics: dict[str, float], groups: np.ndarray, y: np.ndarray)
 
 INVERTED = "inverted: a shortcut or a label mix-up (ROC AUC below 0.5)"
 TOO_FEW = "too few groups to compare (fewer than 10 real or 10 fake groups)"
+SEEN_SOURCE = "not a cross-generator result: the extractor's network trained on this fake source (on other groups)"
 MIN_GROUPS = 10
 
 

@@ -30,6 +30,8 @@ class Seen:
     rows: np.ndarray
     network: str
     split: dict | None
+    sources: list[str]
+    """The sources of the rows whose images it trained on."""
 
 
 def seen_rows(data: FeatureSet) -> Seen | None:
@@ -54,7 +56,8 @@ def seen_rows(data: FeatureSet) -> Seen | None:
     if record["trained_sha256"] != reference["trained_sha256"]:
         raise TrainedRowsError(f"the training record {reference['path']} no longer matches {network}'s features; re-extract them")
     rows = np.isin(data.groups.astype(str), record["groups"]) | np.isin(data.sha256.astype(str), record["images"])
-    return Seen(rows, network, record["split"])
+    trained = np.isin(data.sha256.astype(str), record["images"])
+    return Seen(rows, network, record["split"], sorted(set(data.sources[trained].astype(str).tolist())))
 
 
 def check_scored_rows(data: FeatureSet, scored: np.ndarray, what: str, allow: bool = False) -> str | None:

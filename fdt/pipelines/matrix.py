@@ -21,9 +21,9 @@ from sklearn.metrics import roc_curve
 
 from fdt.atomic import write_json, write_text
 from fdt.features_store.featureset import FeatureSet
-from fdt.pipelines.evaluation import INVERTED, TOO_FEW, evaluate_rows
+from fdt.pipelines.evaluation import INVERTED, SEEN_SOURCE, TOO_FEW, evaluate_rows
 from fdt.pipelines.intervals import DEFAULT_RESAMPLES, choose_thresholds, format_interval
-from fdt.pipelines.leakage import check_scored_rows
+from fdt.pipelines.leakage import check_scored_rows, seen_rows
 from fdt.pipelines.metrics import check_metric
 from fdt.pipelines.specs import PipelineSpec
 from fdt.pipelines.splits import DEFAULT_FRACTIONS, assign_groups, check_binary, grouped_folds, holdout_masks
@@ -95,7 +95,7 @@ class Matrix:
     def to_markdown(self) -> str:
         header = f"| train \\ test | {' | '.join(self.columns)} | mean |"
         lines = [f"### {self.title} ({self.metric})", "", header, "|" + "---|" * (len(self.columns) + 2)]
-        marks = {INVERTED: "†", TOO_FEW: "‡"}
+        marks = {INVERTED: "†", TOO_FEW: "‡", SEEN_SOURCE: "§"}
         for i, (name, values, mean) in enumerate(zip(self.rows, self.values, self.row_means)):
             shown = []
             for j, v in enumerate(values):
@@ -105,7 +105,7 @@ class Matrix:
         lines.append(f"| mean | {' | '.join(f'{v:.2f}' for v in self.column_means)} | {np.nanmean(self.values):.2f} |")
         lines += ["", "Cells: value [95 % bootstrap interval over groups]. Bold: the diagonal, scored on held-out groups of the training condition."]
         used = {f for i in range(len(self.rows)) for j in range(len(self.columns)) for f in self.flags(i, j)}
-        lines += [f"{marks[f]} {f}" for f in (INVERTED, TOO_FEW) if f in used]
+        lines += [f"{marks[f]} {f}" for f in (INVERTED, TOO_FEW, SEEN_SOURCE) if f in used]
         return "\n".join(lines) + "\n"
 
 
@@ -132,12 +132,15 @@ class MatrixReport:
     data: dict[str, FeatureSet] = field(repr=False, default_factory=dict)
     notes: list[str] = field(default_factory=list)
     """Warnings every reader must see (leaks, shortcuts), in bold at the top of the report."""
+    network_sources: dict[str, list[str]] = field(default_factory=dict)
+    """Per resolution, the sources the extractor's network trained on (fine-tuned CNNs, the autoencoder); empty when it learnt nothing from data."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "pipeline": self.spec.to_dict(),
             "extractors": self.extractors,
             "weights": self.weights,
+            "network_sources": self.network_sources,
             "settings": self.settings,
             "best_params": self.best_params,
             "notes": self.notes,
@@ -149,6 +152,11 @@ class MatrixReport:
         lines += [f"- pipeline: `{self.spec.name}` ({self.spec.description})"]
         for resolution, described in self.extractors.items():
             lines.append(f"- features at {resolution}: `{described}`; extractor weights: **{self.weights[resolution]}**")
+            if self.network_sources.get(resolution):
+                lines.append(
+                    f"- the extractor's network trained on sources {', '.join(self.network_sources[resolution])} (train-share groups): "
+                    "an off-diagonal cell testing one of those fakes is not a cross-generator result (§)"
+                )
         lines += [f"- {name}: {value}" for name, value in self.settings.items()]
         lines.append("")
         lines += [f"{note}" if note.startswith("**") else f"**{note}**" for note in self.notes]
@@ -255,9 +263,15 @@ def generalisation_matrices(
             details["per_source"] = {s: {"metrics": p["metrics"], "intervals": p["intervals"], "flags": p["flags"]} for s, p in scored["per_source"].items()}
         return scored["metrics"], int(rows.sum()), (fpr, tpr), details
 
+    # a network trained on fake source B has seen B's artefacts: "train on A, test on B" is not a cross-generator result
+    network_sources = {res: seen.sources if (seen := seen_rows(fs)) is not None else [] for res, fs in data.items()}
     matrices = []
     for res in data:
         cells = [[score(res, a, res, list(real) + [b]) for b in fakes] for a in fakes]
+        for a, row in zip(fakes, cells):
+            for b, cell in zip(fakes, row):
+                if b != a and b in network_sources[res]:
+                    cell[3]["flags"] = [*cell[3]["flags"], SEEN_SOURCE]
         matrices.append(_matrix(f"generalisation at {res}", [f"{'+'.join(real)} vs {a}" for a in fakes], [f"{'+'.join(real)} vs {b}" for b in fakes], metric, cells))
     if len(data) > 1:
         everything = list(real) + list(fakes)
@@ -285,6 +299,7 @@ def generalisation_matrices(
         best_params=best_params,
         data=dict(data),
         notes=notes,
+        network_sources=network_sources,
     )
 
 

@@ -6,21 +6,23 @@ so no GUI backend or global state is touched and plotting works headless.
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import numpy as np
 
 from fdt.features_store.featureset import FeatureSet
-from fdt.pipelines.evaluation import INVERTED, TOO_FEW
+from fdt.pipelines.evaluation import INVERTED, SEEN_SOURCE, TOO_FEW
 from fdt.pipelines.metrics import get_metric
 
 MAX_POINTS_PER_SOURCE = 500
-FLAG_MARKS = {INVERTED: " †", TOO_FEW: " ‡"}
+FLAG_MARKS = {INVERTED: " †", TOO_FEW: " ‡", SEEN_SOURCE: " §"}
 
 
 def heatmap(matrix, path: Path, weights: dict[str, str]) -> Path:
     """The matrix's metric as an annotated heatmap, with row and column means in the labels."""
     from matplotlib.figure import Figure
+    from matplotlib.patches import Rectangle
 
     values = matrix.values
     metric = get_metric(matrix.metric)
@@ -42,12 +44,14 @@ def heatmap(matrix, path: Path, weights: dict[str, str]) -> Path:
             interval = matrix.interval(i, j)
             text = f"{values[i, j]:.3f}" if not interval or np.isnan(interval[0]) else f"{values[i, j]:.2f}\n[{interval[0]:.2f}, {interval[1]:.2f}]"
             text += "".join(mark for flag, mark in FLAG_MARKS.items() if flag in matrix.flags(i, j))
+            if SEEN_SOURCE in matrix.flags(i, j):  # hatched: not a cross-generator result
+                axes.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, hatch="//", edgecolor="white", linewidth=0))
             axes.text(
                 j, i, text, ha="center", va="center", fontsize=8,
                 color="black" if bright else "white", fontweight="bold" if i == j else "normal",
             )
     figure.colorbar(image, ax=axes, label=f"{metric.label} ({metric.direction})")
-    used = [f"{mark} {flag}" for flag, mark in FLAG_MARKS.items() if any(flag in matrix.flags(i, j) for i in range(values.shape[0]) for j in range(values.shape[1]))]
+    used = [textwrap.fill(f"{mark} {flag}" + (" (hatched)" if flag == SEEN_SOURCE else ""), 55) for flag, mark in FLAG_MARKS.items() if any(flag in matrix.flags(i, j) for i in range(values.shape[0]) for j in range(values.shape[1]))]
     axes.set_title("\n".join([matrix.title, f"weights: {', '.join(sorted(set(weights.values())))}", *used]), fontsize=9)
     figure.savefig(path, dpi=100)
     return path

@@ -171,6 +171,8 @@ def test_the_documented_example_parses():
     assert experiment.settings.resolutions == ("native", "64", "256")
     assert experiment.extractors["fft-profile"].extractor == "fft"
     assert experiment.images["coco"].folder == "/study/data/coco"
+    assert experiment.models["vgg16-ft"].given()["augment"] == ("flip", "blurjpeg:prob=0.1")
+    assert [experiment.extractors[label].model for label in ("vgg16-ft", "vgg16-ft-score")] == ["vgg16-ft", "vgg16-ft"]
 
 
 def test_equalise_is_checked_up_front(tmp_path):

@@ -38,9 +38,18 @@ def _stand_in_data(data: Path) -> None:
         _image(data / "deepfakeart" / "similar" / "inpainting" / "record1" / f"{role}.png")
 
 
+def _hf_cache_file(cache: Path, repo: str, filename: str) -> Path:
+    """Where huggingface_hub's cache layout keeps ``filename`` of ``repo`` at a (stand-in) revision."""
+    revision = "0" * 40
+    folder = cache / f"models--{repo.replace('/', '--')}"
+    (folder / "refs").mkdir(parents=True, exist_ok=True)
+    (folder / "refs" / "main").write_text(revision)
+    return folder / "snapshots" / revision / filename
+
+
 @pytest.fixture(scope="module")
 def study(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The examples folder copied beside stand-in data, with stand-in ImageNet weights in a private torch cache."""
+    """The examples folder copied beside stand-in data, with stand-in ImageNet weights in private torch and Hugging Face caches."""
     from fdt.features_store.registry import create_extractor
     from fdt.models.weights import torch_cache_file
 
@@ -49,8 +58,9 @@ def study(tmp_path_factory: pytest.TempPathFactory) -> Path:
     _stand_in_data(root / "examples" / "data")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("TORCH_HOME", str(root / "torch"))
-        for name in ("vgg16", "mobilenet_v2", "xception"):
-            cached = torch_cache_file(create_extractor(name, weights="imagenet").published_weights().url)
+        for name in ("vgg16", "mobilenet_v2", "xception", "resnet50", "densenet121"):
+            source = create_extractor(name, weights="imagenet").published_weights()
+            cached = torch_cache_file(source.url) if source.url else _hf_cache_file(root / "hf", source.hf_repo, source.hf_filename)
             cached.parent.mkdir(parents=True, exist_ok=True)
             cached.write_bytes(f"stand-in {name} weights: planning reads only their presence and hash".encode())
     return root
@@ -58,12 +68,45 @@ def study(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.mark.parametrize("seed", range(5))
 def test_each_seed_study_validates_without_running(study: Path, seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    import huggingface_hub.constants
+
     monkeypatch.setenv("TORCH_HOME", str(study / "torch"))
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(study / "hf"))
     workspace = study / f"ws{seed}"
     result = invoke("run", str(study / "examples" / f"seed-00{seed}.toml"), "--workspace", str(workspace), "--check")
     assert result.exit_code == 0, result.output
     assert result.output.startswith(f"{study / 'examples' / f'seed-00{seed}.toml'}: ok (")
+    assert ("2 fine-tuned models" in result.output) == (seed in (1, 2, 4))
     assert not workspace.exists()
+
+
+@pytest.mark.parametrize(
+    "seed, models, extractors",
+    [
+        (1, {"mobilenet-ft": "mobilenet_v2", "xception-ft": "xception"}, ["mobilenet-ft", "xception-ft", "mobilenet-ft-score", "xception-ft-score"]),
+        (2, {"direct": "mobilenet_v2", "fourier": "densenet121"}, ["direct", "fourier"]),
+        (4, {"vgg16-ft": "vgg16", "resnet50-ft": "resnet50"}, ["vgg16-ft", "resnet50-ft"]),
+    ],
+)
+def test_seed_studies_fine_tune_their_cnns_on_the_train_share(study: Path, seed: int, models: dict, extractors: list, monkeypatch: pytest.MonkeyPatch) -> None:
+    import huggingface_hub.constants
+
+    from fdt.experiment.config import load_experiment
+    from fdt.experiment.plan import make_plan
+
+    monkeypatch.setenv("TORCH_HOME", str(study / "torch"))
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(study / "hf"))
+    plan = make_plan(load_experiment(study / "examples" / f"seed-00{seed}.toml"), study / "unused")
+    assert {name: model.config.backbone for name, model in plan.models.items()} == models
+    for name, model in plan.models.items():
+        assert model.config.split == {"seed": 0, "fractions": [0.8, 0.1, 0.1]} and model.config.weights == "imagenet"
+        assert model.config.epochs >= 1 and model.config.finetune_epochs >= 1 and model.config.unfreeze >= 1
+    for label in extractors:
+        assert plan.experiment.extractors[label].model in models and "fine-tuned" in plan.weights_choice[label]
+    if seed == 2:
+        assert plan.models["fourier"].config.input == "spectrum" and plan.models["direct"].fakes == ("inpainting",)
+    if seed == 4:
+        assert all(model.config.augment for model in plan.models.values())
 
 
 def test_check_reports_a_missing_data_folder_in_one_line(tmp_path: Path) -> None:

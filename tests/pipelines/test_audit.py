@@ -120,3 +120,26 @@ def test_equalisation_is_in_the_key_and_the_audit_compares_the_detector_with_and
                                 "--equalise", "jpeg:quality=75", "--store", store, "--models", str(tmp_path / "m"), "--no-progress"])
     assert tuned.exit_code == 0, tuned.output
     assert "perturb=jpeg:quality=75,backend=pil" in tuned.output
+
+
+def test_each_property_alone_is_scored_on_the_shared_grouped_folds():
+    """A property that separates scores near 1 on its own, a constant one exactly 0.5, noise near 0.5."""
+    from fdt.pipelines.audit import CATEGORICAL, NUMERIC, _condition
+
+    rng = np.random.default_rng(0)
+    n = 400
+    table = {name: np.array(["x"] * n, dtype=object) for name in CATEGORICAL}
+    table["format"] = np.array(["JPEG"] * n, dtype=object)
+    table.update({name: rng.normal(size=n) for name in NUMERIC})
+    table["width"] = np.r_[rng.integers(300, 640, n // 2), np.full(n // 2, 512)].astype(float)
+    table["bit_depth"] = np.full(n, 8.0)
+    table.update(
+        source=np.array(["real"] * (n // 2) + ["sd"] * (n // 2)),
+        label=np.r_[np.zeros(n // 2, int), np.ones(n // 2, int)],
+        group=np.array([f"g{i // 2}" for i in range(n)]),  # pairs of rows share a group
+    )
+    condition = _condition(table, "sd", ["sd"], random_state=0, n_resamples=200)
+    assert condition.strongest == "width" and condition.per_property["width"] > 0.95
+    assert condition.per_property["bit_depth"] == 0.5 and condition.per_property["mode"] == 0.5
+    assert abs(condition.per_property["height"] - 0.5) < 0.12
+    assert condition.roc_auc > 0.95 and condition.interval[0] <= condition.roc_auc <= condition.interval[1]
