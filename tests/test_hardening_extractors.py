@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -112,3 +113,57 @@ def test_a_plugin_extractor_reusing_a_builtin_name_is_a_one_line_warning(tmp_pat
     assert type(extractor).__module__ == "fdt.features_store.extractors.fft"  # the built-in wins
     warnings = [r.getMessage() for r in caplog.records if r.name == "fdt.plugins"]
     assert warnings == ["warning: skipping fdt plugin 'fft' in fdt.extractors (package fdt-impostor): it would shadow the built-in extractor of that name"]
+
+
+class _Payload:
+    """Unpickling this would create a marker file: the stand-in for ``os.system``."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+def _torch_files(folder: Path) -> dict[str, Path]:
+    """A text file, an empty file, a cut-short torch file and a pickle that runs code, each named ``.pt``."""
+    import pickle
+
+    torch.save({"w": torch.zeros(3)}, folder / "whole.pt")
+    whole = (folder / "whole.pt").read_bytes()
+    files = {"text": b"my notes, not weights\n", "empty": b"", "cut-short": whole[: len(whole) // 2], "code": pickle.dumps(_Payload(folder / "pwned"))}
+    for name, content in files.items():
+        (folder / f"{name}.pt").write_bytes(content)
+    return {name: folder / f"{name}.pt" for name in files}
+
+
+REASONS = {
+    "text": "not a ",  # torch's unpickler reads some text as opcodes, so either message may come
+    "empty": "empty or cut short: not a whole torch file",
+    "cut-short": "empty or cut short: not a whole torch file",
+    "code": "not a tensors-only torch file: fdt never unpickles Python objects (that could run code)",
+}
+
+
+@pytest.mark.parametrize("kind", sorted(REASONS))
+@pytest.mark.parametrize(
+    ("command", "message"),
+    [
+        (["extract", "{data}", "-e", "autoencoder", "-p", "model={file}"], "is not an fdt autoencoder model file"),
+        (["extract", "{data}", "-e", "timm", "-p", "model=test_resnet", "-p", "weights={file}"], "is not a loadable torch weights file"),
+        (["gen", "dcgan", "sample", "{file}", "-n", "1", "--device", "cpu", "--out", "{out}"], "is not an fdt checkpoint"),
+        (["models", "finetune", "{data}", "--backbone", "test_resnet", "--weights", "{file}", "--real", "real", "--out", "{out}/d.pt",
+          "--split", "50/0/50", "--val-share", "0.5", "--no-progress"], "is not a loadable torch weights file"),
+    ],
+    ids=["autoencoder-model", "timm-weights", "dcgan-checkpoint", "finetune-weights"],
+)
+def test_a_torch_file_that_is_not_one_is_one_line_and_runs_nothing(tmp_path, kind, command, message):
+    files = _torch_files(tmp_path)
+    write_images(tmp_path / "data" / "real", 8, size=16)
+    write_images(tmp_path / "data" / "fake", 8, size=16, seed=1)
+    places = {"data": tmp_path / "data", "file": files[kind], "out": tmp_path / "out"}
+    result = CliRunner().invoke(cli, [*(part.format(**places) for part in command), *(["--store", str(tmp_path / "s"), "-q"] if command[0] == "extract" else [])])
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"Error: {files[kind]} {message} ({REASONS[kind]}"), result.stderr
+    assert not (tmp_path / "pwned").exists() and not (tmp_path / "out").exists()
