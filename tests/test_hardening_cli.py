@@ -7,7 +7,6 @@ the tests of their commands.
 
 from __future__ import annotations
 
-import json
 import struct
 import zlib
 from pathlib import Path
