@@ -48,7 +48,8 @@ import numpy as np
 import torch
 
 from fdt.atomic import atomic_path
-from fdt.errors import FdtError, one_line
+from fdt.errors import FdtError
+from fdt.torch_files import TorchFileError, load_tensors
 
 FORMAT = "fdt.checkpoint"
 FORMAT_VERSION = 1
@@ -158,10 +159,9 @@ def read_checkpoint(path: str | os.PathLike, kind: str | None = None, device: st
     if not path.is_file():
         raise CheckpointMismatchError(f"no checkpoint at {path}")
     try:
-        # weights_only: opening a checkpoint must never run code
-        state = torch.load(path, map_location=device, weights_only=True)
-    except Exception as error:  # torch raises pickle, runtime and zip errors for a file that is not a checkpoint
-        raise CheckpointMismatchError(f"{path} is not an fdt checkpoint ({one_line(error)})") from None
+        state = load_tensors(path, map_location=device)
+    except TorchFileError as error:
+        raise CheckpointMismatchError(f"{path} is not an fdt checkpoint ({error})") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointMismatchError(f"{path} is not an fdt checkpoint this fdt reads; delete it or pass --no-resume")
     if state.get("format_version") != FORMAT_VERSION:

@@ -74,6 +74,7 @@ def report_broken(group: str, name: str, why: str, point: EntryPoint | None = No
     if (group, name) in _reported:
         return
     _reported.add((group, name))
+    point = point or _entry_points(group).get(name)
     package = f" (package {point.dist.name})" if point is not None and point.dist is not None else ""
     # logging's last-resort handler prints exactly this one line on stderr when the application configured none
     _log.warning("warning: skipping fdt plugin %r in %s%s: %s", name, group, package, why)

@@ -7,7 +7,6 @@ the tests of their commands.
 
 from __future__ import annotations
 
-import json
 import struct
 import zlib
 from pathlib import Path
@@ -244,3 +243,15 @@ def test_report_training_refuses_what_cannot_work_before_sampling(stored, kept_e
     line = one_line_error(CliRunner().invoke(cli, args))
     assert message in line
     assert not (tmp_path / "samples").exists() and not (tmp_path / "out").exists()
+
+
+def test_inpainting_sources_none_of_which_decode_is_one_line_not_a_missing_manifest(tmp_path):
+    from fdt.data import ImageRecord
+    from fdt.gen.errors import GenError
+    from fdt.gen.inpainting import inpaint_records
+    from fdt.gen.output import OutputFolder
+
+    records = [ImageRecord(str(png_bomb(tmp_path / "bomb.png")), "real", 0), ImageRecord(str(tmp_path / "absent.png"), "real", 0)]
+    never = lambda *args: pytest.fail("nothing decodable is repainted")  # noqa: E731
+    with pytest.raises(GenError, match=r"none of the 2 source image\(s\) could be read, e\.g\. .*bomb\.png: image is too large"):
+        inpaint_records(records, OutputFolder(tmp_path / "out", model_id="tiny"), never, 16, "diagonal", 1, (0.1, 0.4), 0, 4, progress=False)

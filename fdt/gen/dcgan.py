@@ -25,6 +25,7 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -32,10 +33,10 @@ from fdt.atomic import write_json
 from fdt.checkpoints import Checkpoint, CheckpointMismatchError, training_data_sha256
 from fdt.gen.errors import GenError
 from fdt.gen.images import Images, as_records, image_channels, load_training_array
-from fdt.gen.output import GeneratedImage, OutputFolder
+from fdt.gen.output import OutputFolder
 from fdt.gen.plots import write_losses
 from fdt.gen.resolve import resolve_device
-from fdt.gen.training import CHECKPOINT, epoch_checkpoint, load_state, record_epoch, to_pil, to_uint8
+from fdt.gen.training import CHECKPOINT, check_counts, epoch_checkpoint, load_state, record_epoch, to_uint8, write_samples
 
 LOSS_COLUMNS = ("epoch", "iteration", "loss_d", "loss_g", "d_real", "d_fake")
 
@@ -268,25 +269,16 @@ def sample_dcgan(
 
     ``model_dir`` is a model folder (its latest epoch) or one checkpoint file
     (``epochs/epoch_NNN.pt``). Grayscale models write grayscale PNGs. Image number ``i`` of the folder is drawn from its own generator seeded
-    ``seed + i``, so an image is reproducible from its manifest row alone,
-    independently of the batch size, and continuing a folder adds new images
-    instead of repeating old ones.
+    ``seed + i`` (:func:`~fdt.gen.training.write_samples`).
     """
-    if n < 1 or batch_size < 1:
-        raise GenError(f"n and batch size must be at least 1, not {n} and {batch_size}")
+    check_counts(n, batch_size)
     device = resolve_device(device)
     generator = load_generator(model_dir, device)
     folder = OutputFolder(out_dir, model_id=str(model_dir), source=source)
     nz = generator.main[0].in_channels
 
-    from tqdm.auto import tqdm
+    def draw(seeds: list[int]) -> np.ndarray:
+        noise = torch.stack([torch.randn(nz, generator=torch.Generator().manual_seed(s)) for s in seeds])
+        return to_uint8(generator(noise.to(device)))
 
-    with tqdm(total=n, desc="DCGAN samples", unit="img", disable=not progress) as bar:
-        for start in range(0, n, batch_size):
-            count = min(batch_size, n - start)
-            seeds = [seed + folder.next_index + i for i in range(count)]
-            noise = torch.stack([torch.randn(nz, generator=torch.Generator().manual_seed(s)) for s in seeds])
-            pixels = to_uint8(generator(noise.to(device)))
-            folder.write([GeneratedImage(to_pil(p), s) for p, s in zip(pixels, seeds)])
-            bar.update(count)
-    return folder.manifest
+    return write_samples(folder, n, seed, batch_size, draw, "DCGAN samples", progress)

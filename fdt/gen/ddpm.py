@@ -38,10 +38,10 @@ from fdt.gen.errors import GenError
 from fdt.gen.images import Images, as_records, load_training_array
 from fdt.gen.images import image_channels as image_channels_of
 from fdt.gen.inpainting import check_inpainting_options, inpaint_records
-from fdt.gen.output import GeneratedImage, OutputFolder
+from fdt.gen.output import OutputFolder
 from fdt.gen.plots import write_losses
 from fdt.gen.resolve import resolve_device
-from fdt.gen.training import CHECKPOINT, epoch_checkpoint, load_state, record_epoch, to_pil, to_uint8
+from fdt.gen.training import CHECKPOINT, check_counts, epoch_checkpoint, load_state, record_epoch, to_pil, to_uint8, write_samples
 
 LOSS_COLUMNS = ("epoch", "iteration", "loss")
 TRAIN_TIMESTEPS = 1000
@@ -276,26 +276,14 @@ def sample_ddpm(
     """Write ``n`` DDPM samples plus manifest rows into ``out_dir`` and return the manifest path.
 
     ``model_dir`` is a model folder (its latest epoch) or one checkpoint file
-    (``epochs/epoch_NNN.pt``). Grayscale models write grayscale PNGs. Image number ``i`` of the folder starts from noise seeded ``seed + i``:
-    reproducible from its manifest row, independent of the batch size, and
-    continuing a folder adds new images instead of repeating old ones.
+    (``epochs/epoch_NNN.pt``). Grayscale models write grayscale PNGs. Image number ``i`` of the folder starts from noise seeded ``seed + i``
+    (:func:`~fdt.gen.training.write_samples`).
     """
-    if n < 1 or batch_size < 1:
-        raise GenError(f"n and batch size must be at least 1, not {n} and {batch_size}")
+    check_counts(n, batch_size)
     device = resolve_device(device)
     unet = load_ddpm(model_dir, device)
     folder = OutputFolder(out_dir, model_id=str(model_dir), source=source)
-
-    from tqdm.auto import tqdm
-
-    with tqdm(total=n, desc="DDPM samples", unit="img", disable=not progress) as bar:
-        for start in range(0, n, batch_size):
-            seeds = [seed + folder.next_index + i for i in range(min(batch_size, n - start))]
-            noise, _ = _noise(seeds, unet)
-            pixels = to_uint8(denoise(unet, noise, steps, device))
-            folder.write([GeneratedImage(to_pil(p), s) for p, s in zip(pixels, seeds)])
-            bar.update(len(seeds))
-    return folder.manifest
+    return write_samples(folder, n, seed, batch_size, lambda seeds: to_uint8(denoise(unet, _noise(seeds, unet)[0], steps, device)), "DDPM samples", progress)
 
 
 def inpaint_ddpm(

@@ -18,6 +18,7 @@ import numpy as np
 from PIL import Image
 
 from fdt.data import ImageDecodeError, ImageRecord
+from fdt.gen.errors import GenError
 from fdt.gen.masks import check_coverage, make_mask, mask_plan
 from fdt.gen.output import GeneratedImage, OutputFolder
 
@@ -94,6 +95,8 @@ def inpaint_records(
                     outputs.append(GeneratedImage(image, item.seed, prompt=prompt, group=group, mask=mask, mask_kind=item.mask_kind))
                 folder.write(outputs)
             bar.update(len(batch))
+    if plan and len(failures) == len(plan):
+        raise GenError(f"none of the {len(records)} source image(s) could be read, e.g. {failures[0]}")
     if failures:
         warnings.warn(f"skipped {len(failures)} output(s) of unreadable source image(s), e.g. {failures[0]}", stacklevel=2)
     return folder.manifest

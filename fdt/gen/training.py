@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 import torch
@@ -18,6 +18,9 @@ from PIL import Image
 from fdt.checkpoints import CheckpointMismatchError, read_checkpoint
 from fdt.gen.errors import GenError
 from fdt.gen.plots import image_grid, save_image, side_by_side
+
+if TYPE_CHECKING:
+    from fdt.gen.output import OutputFolder
 
 CHECKPOINT = "checkpoint.pt"
 EPOCHS = "epochs"
@@ -67,3 +70,31 @@ def record_epoch(samples: np.ndarray, epoch: int, out: Path) -> None:
         with Image.open(first_path) as image:
             first = image.convert("RGB")
     save_image(side_by_side(first, grid, "epoch 1", f"epoch {epoch}"), out / "first_vs_last.png")
+
+
+def check_counts(n: int, batch_size: int) -> None:
+    """Refuse ``n`` images or a batch size below one, before a model is loaded."""
+    if n < 1 or batch_size < 1:
+        raise GenError(f"n and batch size must be at least 1, not {n} and {batch_size}")
+
+
+def write_samples(
+    folder: "OutputFolder", n: int, seed: int, batch_size: int, draw: Callable[[list[int]], np.ndarray], desc: str, progress: bool = True
+) -> Path:
+    """Write ``n`` images into ``folder``, ``batch_size`` at a time, and return its manifest: the sampling loop of every trained generator.
+
+    Image ``i`` of the folder gets seed ``seed + i``, so an image is reproducible
+    from its manifest row alone, independently of the batch size, and continuing
+    a folder adds new images instead of repeating old ones. ``draw(seeds)``
+    returns one ``uint8`` ``(channels, h, w)`` array per seed.
+    """
+    from tqdm.auto import tqdm
+
+    from fdt.gen.output import GeneratedImage
+
+    with tqdm(total=n, desc=desc, unit="img", disable=not progress) as bar:
+        for start in range(0, n, batch_size):
+            seeds = [seed + folder.next_index + i for i in range(min(batch_size, n - start))]
+            folder.write([GeneratedImage(to_pil(p), s) for p, s in zip(draw(seeds), seeds)])
+            bar.update(len(seeds))
+    return folder.manifest

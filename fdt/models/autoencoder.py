@@ -19,7 +19,6 @@ import csv
 import io
 import logging
 import os
-import pickle
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator, Sequence
@@ -36,6 +35,7 @@ from fdt.devices import resolve_device
 from fdt.data import REAL, DataError, ImageDecodeError, ImageRecord, apply_resolution, load_image_set, load_rgb, sha256_file
 from fdt.errors import FdtError, one_line
 from fdt.grouping import assign_groups, group_of, training_record, write_training_record
+from fdt.torch_files import TorchFileError, load_tensors
 
 FORMAT = "fdt.autoencoder"
 FORMAT_VERSION = 1
@@ -399,10 +399,9 @@ def read_autoencoder_file(path: str | os.PathLike) -> dict[str, Any]:
     if not path.is_file():
         raise AutoencoderFormatError(f"autoencoder model file does not exist: {path}; {retrain}")
     try:
-        state = _torch_load(path, torch.device("cpu"))
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError) as error:
-        reason = one_line(error)
-        raise AutoencoderFormatError(f"{path} is not an fdt autoencoder model file ({reason}); {retrain}") from None
+        state = load_tensors(path)
+    except (TorchFileError, OSError) as error:
+        raise AutoencoderFormatError(f"{path} is not an fdt autoencoder model file ({one_line(error)}); {retrain}") from None
     found = state.get("format") if isinstance(state, dict) else None
     if found != FORMAT:
         raise AutoencoderFormatError(f"{path} is not an fdt autoencoder model file (format {found!r}, expected {FORMAT!r}); {retrain}")
@@ -416,11 +415,6 @@ def read_autoencoder_file(path: str | os.PathLike) -> dict[str, Any]:
     if missing:
         raise AutoencoderFormatError(f"{path} is a damaged fdt autoencoder file (no {', '.join(missing)}); {retrain}")
     return state
-
-
-def _torch_load(path: Path, device: torch.device) -> Any:
-    # weights_only: a model file must never run code when it is opened.
-    return torch.load(path, map_location=device, weights_only=True)
 
 
 def _atomic_torch_save(obj: Any, path: Path) -> None:

@@ -20,7 +20,6 @@ trained on.
 from __future__ import annotations
 
 import os
-import pickle
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +27,9 @@ import torch
 from torch import nn
 
 from fdt.data import sha256_file
-from fdt.errors import FdtError
+from fdt.errors import FdtError, one_line
 from fdt.models.inputs import NetworkInput
+from fdt.torch_files import TorchFileError, load_tensors
 
 FORMAT = "fdt.finetuned"
 FORMAT_VERSION = 1
@@ -124,10 +124,9 @@ def read_detector_file(path: str | os.PathLike) -> dict[str, Any]:
     if not path.is_file():
         raise DetectorFormatError(f"fine-tuned model file does not exist: {path}; {retrain}")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError) as error:
-        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise DetectorFormatError(f"{path} is not an fdt fine-tuned model file ({reason}); {retrain}") from None
+        state = load_tensors(path, mmap=True)
+    except (TorchFileError, OSError) as error:
+        raise DetectorFormatError(f"{path} is not an fdt fine-tuned model file ({one_line(error)}); {retrain}") from None
     found = state.get("format") if isinstance(state, dict) else None
     if found != FORMAT:
         raise DetectorFormatError(f"{path} is not an fdt fine-tuned model file (format {found!r}, expected {FORMAT!r}); {retrain}")

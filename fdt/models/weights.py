@@ -24,6 +24,7 @@ from urllib.parse import urlparse
 from fdt.data import sha256_file
 from fdt.errors import one_line
 from fdt.features_store.errors import ExtractorError, WeightsNotFoundError
+from fdt.torch_files import TorchFileError, load_tensors
 
 _SHA256_BLOB = re.compile(r"[0-9a-f]{64}")
 
@@ -152,12 +153,10 @@ def load_state_dict(path: str | os.PathLike) -> dict:
         from safetensors.torch import load_file
 
         return load_file(str(path))
-    import torch
-
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:
-        raise ExtractorError(f"{path} is not a loadable torch weights file ({one_line(error)})") from None
+        state = load_tensors(path)
+    except TorchFileError as error:
+        raise ExtractorError(f"{path} is not a loadable torch weights file ({error})") from None
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
     if not isinstance(state, dict):

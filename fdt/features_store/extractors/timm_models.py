@@ -32,7 +32,7 @@ from fdt.errors import one_line
 from fdt.features_store.errors import ExtractorError
 from fdt.features_store.extractors.cnn import RESAMPLING, CNNExtractor, Preprocessing
 from fdt.features_store.registry import register_extractor
-from fdt.models.weights import WeightsSource
+from fdt.models.weights import WeightsSource, load_state_dict
 
 
 class TimmExtractor(CNNExtractor):
@@ -123,6 +123,8 @@ class TimmExtractor(CNNExtractor):
                 torch.manual_seed(self.seed)
                 net = timm.create_model(self._model(), pretrained=False, num_classes=0)
         else:
+            if self.weights not in self.published_words:
+                load_state_dict(weights_file)  # a file of the user's is read by fdt first: a file that is no state dict is one line
             try:
                 # timm's own loader: its checkpoint filter, and the classifier dropped (num_classes=0)
                 with _missing_keys() as missing:
