@@ -93,6 +93,16 @@ def test_ambiguous_key_asks_to_narrow(store: FeatureStore):
     assert len(store.load("fft", 64, params={"profile": True})) == 1
 
 
+def test_a_key_with_exactly_the_asked_params_wins_over_one_with_more(store: FeatureStore):
+    """A fine-tuned CNN's features and its ``output=logit`` rows: the features' key is a subset of the logit's."""
+    logit = ExtractorKey("fft", {**KEY.params, "output": "logit"}, "none", "64")
+    store.write(logit, *_rows(1, "coco", 0)[:2], _rows(1, "coco", 0)[2])
+    assert len(store.load("fft", 64, params=KEY.params)) == 10
+    assert len(store.load("fft", 64, params=logit.params)) == 1
+    with pytest.raises(StoreError, match="2 stored keys match"):
+        store.load("fft", 64, params={"size": 2})
+
+
 def test_unknown_store_version_is_refused_with_upgrade_hint(store: FeatureStore):
     marker = store.root / "fdt-store.json"
     marker.write_text(json.dumps({"encoding-type": "fdt.feature_store", "encoding-version": "2"}))

@@ -148,25 +148,30 @@ def _sd_options(function):
 @_out
 @click.option("--max-captions", default=None, type=click.IntRange(min=1), help="Use only the first N prompts / captions.")
 @click.option("--per-prompt", default=1, show_default=True, type=click.IntRange(min=1), help="Images per prompt.")
+@click.option(
+    "--group-by", default="prompt", show_default=True, type=click.Choice(["prompt", "image"]),
+    help="An image's group: its prompt's (COCO: its photo's id), or its own (generic prompts tied to no photo; not for COCO captions).",
+)
 @click.option("--size", default=None, type=click.IntRange(min=8), help="Image side in pixels [default: the model's].")
 @_sd_options
 @_seed
 @_device
 @_source
 def sd(
-    prompts: Path, model: str, out_dir: Path, max_captions: int | None, per_prompt: int, size: int | None, steps: int, guidance: float,
-    negative_prompt: str | None, batch_size: int, dtype: str, seed: int, device: str, source: str | None,
+    prompts: Path, model: str, out_dir: Path, max_captions: int | None, per_prompt: int, group_by: str, size: int | None, steps: int,
+    guidance: float, negative_prompt: str | None, batch_size: int, dtype: str, seed: int, device: str, source: str | None,
 ) -> None:
     """Text-to-image from PROMPTS: a text file (one prompt per line) or a COCO captions JSON.
 
-    The group of an image is its COCO image id, or its prompt for a text file.
+    The group of an image is its COCO image id, or its prompt for a text file
+    (with --group-by image: the prompt and the image's seed, one group per image).
     """
     with user_errors(prompts, out_dir, model):
         from fdt.gen.sd import generate_sd
 
         manifest = generate_sd(
             prompts, out_dir, model=model, per_prompt=per_prompt, max_captions=max_captions, steps=steps, guidance=guidance, size=size,
-            batch_size=batch_size, negative_prompt=negative_prompt, seed=seed, device=device, dtype=dtype, source=source,
+            batch_size=batch_size, negative_prompt=negative_prompt, seed=seed, device=device, dtype=dtype, source=source, group_by=group_by,
         )
     _done(manifest)
 

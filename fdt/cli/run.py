@@ -64,8 +64,11 @@ def run(experiment_file: str, workspace: str, quiet: bool, check: bool) -> None:
             f"{experiment_file}: ok ({len(experiment.images)} image sets, "
             + (f"{len(experiment.models)} fine-tuned models, " if experiment.models else "")
             + f"{len(experiment.extractors)} extractors, "
-            f"{len(experiment.studies)} studies, {len(experiment.matrices)} matrices; real {', '.join(plan.real)}; fakes {', '.join(plan.fakes)})"
+            f"{len(experiment.studies)} studies, {len(experiment.matrices)} matrices, {len(plan.quality_jobs)} quality reports; "
+            f"real {', '.join(plan.real)}; fakes {', '.join(plan.fakes)})"
         )
+        for warning in plan.warnings:
+            click.echo(f"warning: {warning}", err=True)
         return
     _run(experiment, workspace, quiet)
 

@@ -11,6 +11,7 @@ The file has five kinds of tables (see the README for a full example)::
     [[studies]]             tuned, cross-validated detectors (real vs every fake) per resolution
     [[matrices]]            generalisation matrices per resolution plus the cross-resolution one
     [[robustness]]          robustness sweeps (JPEG, blur, resize, ...) on held-out groups
+    [[quality]]             quality (FD/FID, KID, PRDC) vs detectability per fake source, and across a generator's kept epochs
 
 Parsing is purely structural: unknown keys, wrong types and dangling references
 between tables are errors naming the key and its table. Whether folders exist,
@@ -239,6 +240,35 @@ class RobustnessConfig:
 
 
 @dataclass(frozen=True)
+class QualityConfig:
+    """``[[quality]]``: each fake source's quality against the reals in each extractor's feature space, next to its detectability.
+
+    Detectability is the ROC AUC of a detector on ``detector``'s features (default:
+    the quality extractor's own): the diagonal of this run's ``[[matrices]]`` report
+    at ``resolution`` (``matrix = true``; unset: where a matching matrix exists), else a
+    grouped ``cv``-fold cross-validation of ``pipeline``. ``follow`` names generated
+    image sets trained with ``keep_epochs``: ``samples`` images of each kept epoch (or
+    of ``epochs``) are measured the same way, against the epoch.
+    """
+
+    extractors: tuple[str, ...] = ()
+    real: tuple[str, ...] = ()
+    fakes: tuple[str, ...] = ()
+    resolution: str = "native"
+    detector: str | None = None
+    matrix: bool | None = None
+    pipeline: str | None = None
+    cv: int = 5
+    k: int = 5
+    kid_subsets: int = 100
+    kid_subset_size: int = 1000
+    resamples: int = 100
+    follow: tuple[str, ...] = ()
+    samples: int = 500
+    epochs: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
 class Experiment:
     """A parsed experiment file; relative paths are already resolved against the file's folder."""
 
@@ -250,6 +280,7 @@ class Experiment:
     path: str = ""
     robustness: tuple[RobustnessConfig, ...] = ()
     models: dict[str, ModelConfig] = field(default_factory=dict)
+    quality: tuple[QualityConfig, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -260,7 +291,7 @@ class Experiment:
         return [self.path, *filter(None, named)]
 
 
-_TOP_LEVEL = ("experiment", "images", "models", "extractors", "studies", "matrices", "robustness")
+_TOP_LEVEL = ("experiment", "images", "models", "extractors", "studies", "matrices", "robustness", "quality")
 _IMAGE_KINDS: dict[str, type] = {"folder": FolderImages, "manifest": ManifestImages, "corpus": CorpusImages, "generator": GeneratedImages}
 
 
@@ -299,7 +330,8 @@ def parse_experiment(text: str, base: Path, source: str = "<experiment>") -> Exp
     matrices = tuple(_build(MatrixConfig, table, f"[[matrices]] #{i}") for i, table in enumerate(_array(data, "matrices"), 1))
     robustness = tuple(_build(RobustnessConfig, table, f"[[robustness]] #{i}") for i, table in enumerate(_array(data, "robustness"), 1))
     models = {name: _model(name, table) for name, table in _table(data, "models", "[models]").items()}
-    experiment = Experiment(settings, images, extractors, studies, matrices, source, robustness, models)
+    quality = tuple(_build(QualityConfig, table, f"[[quality]] #{i}") for i, table in enumerate(_array(data, "quality"), 1))
+    experiment = Experiment(settings, images, extractors, studies, matrices, source, robustness, models, quality)
     _check_references(experiment)
     return experiment
 
@@ -422,11 +454,17 @@ def _check_references(experiment: Experiment) -> None:
             raise ExperimentError(f"[extractors.{label}] train_on = {config.train_on!r} names no [images.{config.train_on}] table")
         if config.model is not None and config.model not in experiment.models:
             raise ExperimentError(f"[extractors.{label}] model = {config.model!r} names no [models.{config.model}] table")
-    for kind, entries in (("studies", experiment.studies), ("matrices", experiment.matrices), ("robustness", experiment.robustness)):
+    for kind, entries in (("studies", experiment.studies), ("matrices", experiment.matrices), ("robustness", experiment.robustness), ("quality", experiment.quality)):
         for index, entry in enumerate(entries, 1):
             for label in entry.extractors:
                 if label not in extractors:
                     raise ExperimentError(f"[[{kind}]] #{index} extractors: {label!r} names no [extractors.{label}] table")
+    for index, entry in enumerate(experiment.quality, 1):
+        if entry.detector is not None and entry.detector not in extractors:
+            raise ExperimentError(f"[[quality]] #{index} detector: {entry.detector!r} names no [extractors.{entry.detector}] table")
+        for name in entry.follow:
+            if name not in images:
+                raise ExperimentError(f"[[quality]] #{index} follow: {name!r} names no [images.{name}] table")
 
 
 def _build(cls: type, table: Mapping[str, Any], where: str, fixed: Mapping[str, Any] | None = None) -> Any:
@@ -464,7 +502,10 @@ def _convert(value: Any, hint: Any, where: str) -> Any:
             return float(value)
         if option is str and isinstance(value, str):
             return value
-        if origin is tuple and isinstance(value, list) and all(isinstance(v, (str, int)) and not isinstance(v, bool) for v in value):
+        if origin is tuple and typing.get_args(option)[0] is int and isinstance(value, list):
+            if all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+                return tuple(value)
+        elif origin is tuple and isinstance(value, list) and all(isinstance(v, (str, int)) and not isinstance(v, bool) for v in value):
             return tuple(str(v) for v in value)
         if origin is dict and isinstance(value, dict):
             return dict(value)
@@ -475,7 +516,7 @@ def _convert(value: Any, hint: Any, where: str) -> Any:
 def _type_name(hint: Any) -> str:
     origin = typing.get_origin(hint)
     if origin is tuple:
-        return "a list of strings"
+        return "a list of integers" if typing.get_args(hint)[0] is int else "a list of strings"
     if origin is dict:
         return "a table"
     return {int: "an integer", float: "a number", str: "a string", bool: "true or false"}.get(hint, str(hint))

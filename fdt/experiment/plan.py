@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import os
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -66,6 +67,10 @@ class Plan:
     static_records: dict[str, list[ImageRecord]]
     models: dict[str, Any] = field(default_factory=dict)
     """``[models.NAME]`` as checked :class:`~fdt.experiment.finetuning.ModelPlan` objects."""
+    quality_jobs: list[Any] = field(default_factory=list)
+    """The resolved ``[[quality]]`` entries (:class:`fdt.experiment.quality.QualityJob`)."""
+    warnings: list[str] = field(default_factory=list)
+    """What ``--check`` and the run print but do not refuse: too few groups in a source, random weights under an FID."""
 
     @property
     def store_root(self) -> Path:
@@ -164,7 +169,72 @@ def make_plan(experiment: Experiment, workspace: str | os.PathLike) -> Plan:
         _check_counts(where, entry.trials, entry.cv, (entry.pipeline,))
         _check_resolutions(where, (entry.resolution,))
         _check_perturbations(where, entry.sweeps, entry.train_perturb)
-    return Plan(experiment, workspace, sources, real, fakes, resolutions, fractions, extractor_params, weights_choice, static_records, models)
+    plan = Plan(experiment, workspace, sources, real, fakes, resolutions, fractions, extractor_params, weights_choice, static_records, models)
+    from fdt.experiment.quality import check_quality
+
+    plan.quality_jobs, quality_warnings = check_quality(plan)
+    plan.warnings = [*_check_group_counts(plan), *quality_warnings]
+    return plan
+
+
+def groups_needed(fractions: tuple[float, float, float], cv: int) -> int:
+    """The fewest groups one source needs for the group assignment to give it a test group and ``cv`` train groups (for grouped folds)."""
+    from fdt.grouping import assign_groups
+
+    n = 1
+    while True:
+        parts = Counter(assign_groups([str(i) for i in range(n)], ["source"] * n, fractions).values())
+        if parts["test"] and parts["train"] >= cv:
+            return n
+        n += 1
+
+
+def _check_group_counts(plan: Plan) -> list[str]:
+    """Warn about fake sources with too few groups to be held out; refuse a prompt file whose prompts can never give enough.
+
+    A text-to-image set grouped by prompt has exactly as many groups as prompts,
+    whatever ``per_prompt`` says: the file fixes it, so a run would make every image
+    and then find no held-out fakes. Elsewhere the count depends on data the user
+    may still add, so it is a warning.
+    """
+    from fdt.gen.prompts import read_prompts
+
+    experiment = plan.experiment
+    if not (experiment.studies or experiment.matrices):
+        return []
+    folds = max(entry.cv for entry in (*experiment.studies, *experiment.matrices, *experiment.quality))
+    needed = groups_needed(plan.fractions, folds)
+    counts: Counter[str] = Counter()
+    for records in plan.static_records.values():
+        seen: dict[str, set[str]] = {}
+        for r in records:
+            seen.setdefault(r.source, set()).add(r.group or r.path)
+        counts.update({source: len(groups) for source, groups in seen.items()})
+    warnings = []
+    for name, image_set in experiment.images.items():
+        if not isinstance(image_set, GeneratedImages) or name not in plan.fakes:
+            continue
+        if image_set.prompts is None:
+            counts[name] = image_set.samples
+            continue
+        prompts = read_prompts(image_set.prompts, image_set.samples)
+        if image_set.sample.get("group_by", "prompt") == "image":
+            counts[name] = len(prompts) * int(image_set.sample.get("per_prompt", 1))
+            continue
+        counts[name] = len({p.group for p in prompts})
+        if counts[name] < needed and not any(p.photo for p in prompts):
+            raise ExperimentError(
+                f"[images.{name}]: its {counts[name]} prompt(s) give {counts[name]} group(s) (one per prompt), fewer than the {needed} the split "
+                f"{experiment.settings.split} with {folds} folds needs to hold any out; add prompts, or set group_by = \"image\" "
+                f"in [images.{name}.sample] when the prompts are generic and tied to no real photo"
+            )
+    for source in plan.fakes:
+        if counts[source] < needed:
+            warnings.append(
+                f"fake source {source!r} has {counts[source]} group(s), fewer than the {needed} the split {experiment.settings.split} with "
+                f"{folds} folds needs to hold any of them out"
+            )
+    return warnings
 
 
 def _check_counts(where: str, trials: int, cv: int, pipelines: tuple[str, ...]) -> None:
@@ -230,7 +300,7 @@ def _image_sets(experiment: Experiment) -> tuple[dict[str, list[ImageRecord]], d
 def _check_generators(experiment: Experiment) -> None:
     """Each generator is available, its ``train``/``sample`` keys are parameters of its functions, its prompts are readable."""
     from fdt.gen.errors import GenError
-    from fdt.gen.prompts import read_prompts
+    from fdt.gen.prompts import check_group_by, read_prompts
     from fdt.gen.registry import get_generator
 
     for name, image_set in experiment.images.items():
@@ -249,7 +319,7 @@ def _check_generators(experiment: Experiment) -> None:
                 raise ExperimentError(str(error)) from None
         if image_set.prompts is not None:
             try:
-                read_prompts(image_set.prompts)
+                check_group_by(image_set.sample.get("group_by", "prompt"), read_prompts(image_set.prompts, image_set.samples))
             except GenError as error:
                 raise ExperimentError(f"{where}: {error}") from None
         learns_from = image_set.train_on or image_set.inpaint

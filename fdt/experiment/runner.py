@@ -2,8 +2,9 @@
 
 Stages: image sets (bundled corpus, generator training and sampling), the
 extractors that learn from images (the autoencoder), fine-tuned CNN detectors
-(:mod:`fdt.experiment.finetuning`), feature extraction, tuned
-studies, generalisation matrices, and the summary. Each finished output carries a *stamp* (a small JSON file of the
+(:mod:`fdt.experiment.finetuning`), feature extraction, tuned studies,
+generalisation matrices, robustness sweeps, quality vs detectability
+(:mod:`fdt.experiment.quality`), and the summary. Each finished output carries a *stamp* (a small JSON file of the
 settings and input digests it was made from); a stage whose stamp matches is
 reused, one whose stamp is absent resumes from its checkpoint, and one whose
 stamp differs starts over. Features need no stamp: the store is content
@@ -87,6 +88,7 @@ class RunResult:
     shortcuts: list[str] = field(default_factory=list)
     summary_path: Path | None = None
     robustness_reports: list[dict[str, Any]] = field(default_factory=list)
+    quality_reports: list[dict[str, Any]] = field(default_factory=list)
 
 
 def run_experiment(plan: Plan, progress: bool = True, log: Log = print) -> RunResult:
@@ -97,11 +99,14 @@ def run_experiment(plan: Plan, progress: bool = True, log: Log = print) -> RunRe
     import optuna
     from sklearn.exceptions import ConvergenceWarning
 
+    from fdt.experiment.quality import run_quality
     from fdt.experiment.summary import write_summary
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     started = time.perf_counter()
     record = RunRecord(plan.experiment.settings.name, str(plan.workspace.resolve()))
+    for warning in plan.warnings:
+        log(f"warning: {warning}")
     records = _image_sets(plan, record, progress, log)
     trained = _trained_extractors(plan, records, record, progress, log)
     trained |= fine_tune_models(plan, records, record, progress, log)
@@ -113,7 +118,8 @@ def run_experiment(plan: Plan, progress: bool = True, log: Log = print) -> RunRe
         cards = [card for study in plan.experiment.studies for card in _study(plan, study, features, record, progress, log, shortcuts)]
         matrices = [report for matrix in plan.experiment.matrices for report in _matrices(plan, matrix, features, record, progress, log, shortcuts)]
         robustness = [report for entry in plan.experiment.robustness for report in _robustness(plan, entry, features, record, progress, log, shortcuts)]
-    result = RunResult(plan, record, records, matrices, cards, shortcuts, robustness_reports=robustness)
+        quality = run_quality(plan, features, trained, record, progress, log, shortcuts)
+    result = RunResult(plan, record, records, matrices, cards, shortcuts, robustness_reports=robustness, quality_reports=quality)
     record.seconds = time.perf_counter() - started
     result.summary_path = write_summary(result)
     record.seconds = time.perf_counter() - started
@@ -347,6 +353,9 @@ def _extract(
     for entry in plan.experiment.robustness:
         for label in plan.extractors_of(entry.extractors):
             needed[label] += [r for r in plan.resolutions_of((entry.resolution,)) if r not in needed[label]]
+    for job in plan.quality_jobs:
+        for label in (job.label, job.detector):
+            needed[label] += [job.resolution] if job.resolution not in needed[label] else []
     features = {}
     for label, resolutions in needed.items():
         config = plan.experiment.extractors[label]
@@ -405,8 +414,10 @@ def _extract_levels(
             log(f"extract {label}@{resolution} {summary.key.perturb}: {summary.line()}")
 
 
-def _load(plan: Plan, label: str, resolution: str, features: dict[tuple[str, str], Features]):
-    """The experiment's own rows (real vs fakes) for one extractor label and resolution.
+def _load(
+    plan: Plan, label: str, resolution: str, features: dict[tuple[str, str], Features], real: Any = None, fakes: Any = None
+):
+    """The experiment's own rows (real vs fakes; default the experiment's) for one extractor label and resolution.
 
     The store may hold other images of the same sources from earlier runs;
     only this run's images are kept, so results describe this experiment.
@@ -416,7 +427,8 @@ def _load(plan: Plan, label: str, resolution: str, features: dict[tuple[str, str
 
     stored = features[label, resolution]
     data = load_condition(
-        FeatureStore(plan.store_root), stored.key.extractor, resolution, plan.real, plan.fakes, stored.key.params, stored.key.weights, stored.key.perturb
+        FeatureStore(plan.store_root), stored.key.extractor, resolution, list(real or plan.real), list(fakes or plan.fakes), stored.key.params,
+        stored.key.weights, stored.key.perturb,
     )
     return data.subset(np.isin(data.sha256.astype(str), list(stored.hashes)))
 

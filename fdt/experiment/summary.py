@@ -62,6 +62,9 @@ def write_summary(result: "RunResult") -> Path:
     if result.robustness_reports:
         lines += ["", "## Robustness (held-out test groups, real vs all fakes)", ""]
         lines += _robustness_section(result, reports)
+    if result.quality_reports:
+        lines += ["", "## Quality vs detectability", ""]
+        lines += _quality_section(result, reports)
     lines += ["", "## Reading", ""]
     lines += [f"- {sentence}" for sentence in reading(result)]
     return write_text(reports / SUMMARY_NAME, "\n".join(lines) + "\n")
@@ -90,6 +93,43 @@ def _robustness_section(result: "RunResult", reports: Path) -> list[str]:
                 f"| [{entry['label']} + {entry['pipeline']}]({relative}/robustness.md) | `{spec}` | {auc(first)} | {auc(last)} | "
                 f"[png]({relative}/robustness-{sweep.name}.png) |"
             )
+    return lines
+
+
+def _quality_section(result: "RunResult", reports: Path) -> list[str]:
+    """Per quality report: its feature space (FID or not) and detector, then one row per fake source or kept epoch."""
+    from fdt.pipelines.quality import format_kid
+
+    lines = []
+    for entry in result.quality_reports:
+        report, job = entry["report"], entry["job"]
+        relative = Path(entry["folder"]).relative_to(reports)
+        distance = report["distance"]
+        if entry["kind"] == "training":
+            title = f"**{entry['image_set']} across its kept epochs**, in {job.label} features at {job.resolution}"
+            links = f"[training.csv]({relative}/training.csv), [plot]({relative}/quality-vs-epoch.png), [table]({relative}/quality.md)"
+            detector = f"grouped {job.entry.cv}-fold CV of {job.pipeline} on {job.detector} features"
+            epochs = entry["epochs"]
+            rows = sorted(report["sources"], key=lambda row: epochs[row["source"]])
+            names = {row["source"]: f"epoch {epochs[row['source']]}" for row in rows}
+        else:
+            title = f"**{job.label}** at {job.resolution}"
+            links = f"[table]({relative}/quality.md), [plot]({relative}/quality-vs-detectability.png)"
+            detector = job.describe_detector()
+            rows = report["sources"]
+            names = {row["source"]: row["source"] for row in rows}
+        lines += [f"{title}: {links}.", "", f"- features: {report['feature_space']}", f"- detectability: ROC AUC from {detector}"]
+        lines += [f"- **{note.strip('*')}**" for note in report["notes"]]
+        lines += ["", f"| {'epoch' if entry['kind'] == 'training' else 'fake source'} | n fake | {distance} | KID ± std | precision | recall | detectability |", "|---|---|---|---|---|---|---|"]
+        for row in rows:
+            detect = row["detectability"]
+            cells = [
+                names[row["source"]], str(row["n_fake"]), format_interval(row["fd"], tuple(row["fd_interval"]), 3), format_kid(row["kid"], row["kid_std"]),
+                format_interval(row["precision"], tuple(row["precision_interval"]), 3), format_interval(row["recall"], tuple(row["recall_interval"]), 3),
+                format_interval(detect["value"], tuple(detect["interval"]), 3) if detect else "–",
+            ]
+            lines.append("| " + " | ".join(cells) + " |")
+        lines.append("")
     return lines
 
 

@@ -168,8 +168,9 @@ class FeatureStore:
 
         ``weights`` matches a prefix of the identity, so ``"random"`` or ``"imagenet"``
         is enough. A key whose params are exactly ``params`` wins over keys with
-        more (a fine-tuned CNN's features beside its ``output=logit`` rows). Raises :class:`MissingFeaturesError` with the command that would
-        extract them, or :class:`StoreError` if several keys match.
+        more (a fine-tuned CNN's features beside its ``output=logit`` rows).
+        Raises :class:`MissingFeaturesError` with the command that would extract
+        them, or :class:`StoreError` if several keys match.
         """
         resolution = str(resolution)
         candidates = [

@@ -5,6 +5,12 @@ caption (the five captions of one photo describe one scene, and the photo itself
 is grouped the same way by :func:`fdt.data.coco_image_group`, so a photo and the
 fakes made from its captions stay on one side of a split), the prompt text
 itself for a text file.
+
+A text file of a few generic prompts ("A face of a man", seed study 001) gives
+only as many groups as prompts, too few for a grouped split to hold any out;
+:func:`image_group` with ``group_by="image"`` makes each image its own group
+instead. Captions stay grouped by their photo: splitting a photo from the fakes
+drawn from its description is the leak the grouping exists to prevent.
 """
 
 from __future__ import annotations
@@ -13,17 +19,42 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 from fdt.data import coco_group
 from fdt.gen.errors import GenError
 
 
+GROUP_BY = ("prompt", "image")
+
+
 @dataclass(frozen=True)
 class Prompt:
-    """A prompt and the group of the images made from it."""
+    """A prompt and the group of the images made from it; ``photo`` when that group is a real photo's (a COCO caption)."""
 
     text: str
     group: str
+    photo: bool = False
+
+
+def check_group_by(group_by: str, prompts: Sequence[Prompt]) -> None:
+    """Refuse an unknown ``group_by``, and ``"image"`` for prompts grouped with the real photo they describe."""
+    if group_by not in GROUP_BY:
+        raise GenError(f"group_by must be one of {', '.join(GROUP_BY)}, not {group_by!r}")
+    if group_by == "image" and any(p.photo for p in prompts):
+        raise GenError(
+            "group_by='image' would split COCO captions' fakes from the photo they describe (group coco:<image id>); "
+            "captions already give one group per photo, so keep group_by='prompt'"
+        )
+
+
+def image_group(prompt: Prompt, seed: int, group_by: str = "prompt") -> str:
+    """The group of the image drawn from ``prompt`` with ``seed``: the prompt's, or (``"image"``) one of its own.
+
+    An image's own group is its prompt's group and its seed, which is unique in
+    its output folder and the same on every re-run, so groups are reproducible.
+    """
+    return prompt.group if group_by == "prompt" else f"{prompt.group}|seed={seed}"
 
 
 def read_prompts(path: str | os.PathLike, max_captions: int | None = None) -> list[Prompt]:
@@ -62,5 +93,5 @@ def read_coco_captions(path: str | os.PathLike) -> list[Prompt]:
             raise GenError(f"{path}: annotation {index} lacks 'caption' or 'image_id'")
         caption = " ".join(str(annotation["caption"]).split())
         if caption:
-            prompts.append(Prompt(caption, coco_group(annotation["image_id"])))
+            prompts.append(Prompt(caption, coco_group(annotation["image_id"]), photo=True))
     return prompts

@@ -13,7 +13,7 @@ from typing import Sequence
 
 from fdt.gen.errors import GenError
 from fdt.gen.output import GeneratedImage, OutputFolder
-from fdt.gen.prompts import Prompt, read_prompts
+from fdt.gen.prompts import Prompt, check_group_by, image_group, read_prompts
 from fdt.gen.resolve import load_pipeline, resolve_device, resolve_dtype
 
 DEFAULT_MODEL = "stabilityai/stable-diffusion-2-1"
@@ -35,6 +35,7 @@ def generate_sd(
     dtype: str = "auto",
     source: str | None = None,
     progress: bool = True,
+    group_by: str = "prompt",
 ) -> Path:
     """Generate ``per_prompt`` images per prompt and return the manifest path.
 
@@ -49,6 +50,10 @@ def generate_sd(
         Output side in pixels; the model's native size by default.
     dtype : str
         ``auto`` is float16 on CUDA and float32 on CPU.
+    group_by : {"prompt", "image"}
+        An image's group: its prompt's (COCO captions: the photo's id), or its own
+        (prompt group and seed) for generic prompts tied to no photo, so a few
+        prompts still give a grouped split enough groups; refused for COCO captions.
     """
     import torch
     from diffusers import AutoPipelineForText2Image
@@ -60,6 +65,7 @@ def generate_sd(
         items = [p if isinstance(p, Prompt) else Prompt(p, p) for p in prompts][:max_captions]
     if not items:
         raise GenError("no prompts given")
+    check_group_by(group_by, items)
     if size is not None and (size % 8 or size < 8):
         raise GenError(f"size must be a positive multiple of 8 (the VAE halves it three times), not {size}")
     if per_prompt < 1 or batch_size < 1 or steps < 1:
@@ -81,6 +87,6 @@ def generate_sd(
                 width=size,
                 generator=[torch.Generator().manual_seed(s) for s in seeds],
             ).images
-            folder.write([GeneratedImage(image, s, prompt=p.text, group=p.group) for image, s, p in zip(images, seeds, batch)])
+            folder.write([GeneratedImage(image, s, prompt=p.text, group=image_group(p, s, group_by)) for image, s, p in zip(images, seeds, batch)])
             bar.update(len(batch))
     return folder.manifest

@@ -152,10 +152,12 @@ class MatrixReport:
         lines += [f"- pipeline: `{self.spec.name}` ({self.spec.description})"]
         for resolution, described in self.extractors.items():
             lines.append(f"- features at {resolution}: `{described}`; extractor weights: **{self.weights[resolution]}**")
-            if self.network_sources.get(resolution):
+            seen = self.network_sources.get(resolution)
+            if seen:
+                fakes = [source for source in self.settings.get("fakes", []) if source in seen]
                 lines.append(
-                    f"- the extractor's network trained on sources {', '.join(self.network_sources[resolution])} (train-share groups): "
-                    "an off-diagonal cell testing one of those fakes is not a cross-generator result (§)"
+                    f"- the extractor's network trained on sources {', '.join(seen)} (train-share groups)"
+                    + (f"; off-diagonal cells testing {', '.join(fakes)} are not cross-generator results (§)" if fakes else "")
                 )
         lines += [f"- {name}: {value}" for name, value in self.settings.items()]
         lines.append("")

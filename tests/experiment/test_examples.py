@@ -58,8 +58,8 @@ def study(tmp_path_factory: pytest.TempPathFactory) -> Path:
     _stand_in_data(root / "examples" / "data")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("TORCH_HOME", str(root / "torch"))
-        for name in ("vgg16", "mobilenet_v2", "xception", "resnet50", "densenet121"):
-            source = create_extractor(name, weights="imagenet").published_weights()
+        for name, params in (("vgg16", {}), ("mobilenet_v2", {}), ("xception", {}), ("resnet50", {}), ("densenet121", {}), ("inception_v3", {"variant": "pytorch-fid"})):
+            source = create_extractor(name, weights="imagenet", **params).published_weights()
             cached = torch_cache_file(source.url) if source.url else _hf_cache_file(root / "hf", source.hf_repo, source.hf_filename)
             cached.parent.mkdir(parents=True, exist_ok=True)
             cached.write_bytes(f"stand-in {name} weights: planning reads only their presence and hash".encode())
@@ -114,3 +114,22 @@ def test_check_reports_a_missing_data_folder_in_one_line(tmp_path: Path) -> None
     result = invoke("run", str(tmp_path / "examples" / "seed-003.toml"), "--check")
     assert result.exit_code == 2
     assert "[images.fer2013]" in result.output and len(result.output.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("seed", [0, 3])
+def test_the_quality_seeds_declare_their_quality_reports(study: Path, seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Seeds 000 and 003: FID (Inception) and VGG16-space quality, each against the VGG16 matrix's detectability."""
+    monkeypatch.setenv("TORCH_HOME", str(study / "torch"))
+    result = invoke("run", str(study / "examples" / f"seed-00{seed}.toml"), "--workspace", str(study / "ws"), "--check")
+    assert result.exit_code == 0, result.output
+    assert "1 studies, 1 matrices, 2 quality reports;" in result.output
+
+
+def test_seed_001_grouped_by_prompt_is_refused_at_check(study: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two prompts grouped by prompt are two fake groups: the split could hold none out, so --check refuses before any image is made."""
+    monkeypatch.setenv("TORCH_HOME", str(study / "torch"))
+    by_prompt = study / "examples" / "seed-001-by-prompt.toml"
+    by_prompt.write_text((study / "examples" / "seed-001.toml").read_text().replace('group_by = "image"', ""))
+    result = invoke("run", str(by_prompt), "--workspace", str(tmp_path / "ws"), "--check")
+    assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1
+    assert "[images.realistic-vision]: its 2 prompt(s) give 2 group(s)" in result.output and 'group_by = "image"' in result.output

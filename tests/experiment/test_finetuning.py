@@ -164,7 +164,7 @@ def test_matrix_marks_cells_testing_a_source_the_network_trained_on(runs):
     assert seen in flags["real vs noise", "real vs blocky"]
     assert seen not in flags["real vs blocky", "real vs noise"] and seen not in flags["real vs blocky", "real vs blocky"]
     markdown = (runs["workspace"] / "reports" / "matrix-det-features-logreg" / "report.md").read_text()
-    assert "§" in markdown and "trained on sources blocky, real" in markdown
+    assert "§" in markdown and "trained on sources blocky, real (train-share groups); off-diagonal cells testing blocky" in markdown
     summary = runs["summary"]
     assert "## Fine-tuned detectors" in summary and "RANDOM initial weights" in summary and "real vs blocky" in summary
     assert "real vs noise → real vs blocky is not a cross-generator result" in summary  # and left out of the generalisation reading

@@ -10,7 +10,7 @@ import pytest
 from fdt.data import load_image_set, sha256_file
 from fdt.experiment import ExperimentError, make_plan, parse_experiment
 from fdt.gen.registry import RESERVED, GeneratorSpec, get_generator, list_generators, register_generator
-from tests.experiment.conftest import invoke, run_record, write_noise
+from tests.experiment.conftest import invoke, write_noise
 from tests.gen.tiny_sd import save_tiny_pipeline
 
 REAL = """
@@ -175,3 +175,41 @@ def test_stable_diffusion_and_sd_inpainting_run_as_experiment_generators(tmp_pat
     again = RunRecord("sd", str(workspace))
     _image_sets(plan, again, progress=False, log=lambda line: None)
     assert [e["action"] for e in again.stages if e["stage"] == "generator"] == ["reused", "reused"]
+
+
+TEXT_STUDY = REAL + """
+[images.faces-sd]
+generator = "sd"
+prompts = "{prompts}"
+samples = 2
+[images.faces-sd.sample]
+per_prompt = 4
+{group_by}
+[[studies]]
+pipelines = ["logreg"]
+cv = 2
+"""
+
+
+@pytest.mark.parametrize(
+    ("prompts", "group_by", "error"),
+    [
+        ("faces.txt", 'group_by = "image"', None),
+        ("faces.txt", "", r"\[images.faces-sd\]: its 2 prompt\(s\) give 2 group\(s\) \(one per prompt\), fewer than the 5 the split 80/10/10 with 2 folds"),
+        ("faces.txt", 'group_by = "photo"', r"\[images.faces-sd\]: group_by must be one of prompt, image, not 'photo'"),
+        ("captions.json", 'group_by = "image"', r"\[images.faces-sd\]: group_by='image' would split COCO captions' fakes from the photo"),
+        ("captions.json", "", None),  # caption groups are their photos': too few here only warns
+    ],
+)
+def test_text_to_image_group_by_is_checked_before_any_image_is_made(tmp_path: Path, prompts: str, group_by: str, error: str | None) -> None:
+    write_noise(tmp_path / "coco", 2, size=16)
+    (tmp_path / "faces.txt").write_text("A face of a man\nA face of a woman\n")
+    (tmp_path / "captions.json").write_text(json.dumps({"annotations": [{"image_id": 1, "id": 1, "caption": "a cat"}, {"image_id": 2, "id": 2, "caption": "a dog"}]}))
+    experiment = parse_experiment(TEXT_STUDY.replace("{prompts}", prompts).replace("{group_by}", group_by), base=tmp_path)
+    if error is None:
+        plan = make_plan(experiment, tmp_path / "ws")
+        assert any("fake source 'faces-sd' has 2 group(s)" in w for w in plan.warnings) == (prompts == "captions.json")
+    else:
+        with pytest.raises(ExperimentError, match=error):
+            make_plan(experiment, tmp_path / "ws")
+    assert not (tmp_path / "ws").exists()

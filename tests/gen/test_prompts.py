@@ -25,9 +25,9 @@ def test_coco_captions(tmp_path: Path) -> None:
     path = tmp_path / "captions_val2017.json"
     path.write_text(json.dumps(COCO))
     assert read_prompts(path) == [
-        Prompt("A black Honda motorcycle parked in front of a garage.", "coco:179765"),
-        Prompt("An office cubicle with four different types of computers.", "coco:190236"),
-        Prompt("A Honda motorcycle parked in a grass driveway", "coco:179765"),
+        Prompt("A black Honda motorcycle parked in front of a garage.", "coco:179765", photo=True),
+        Prompt("An office cubicle with four different types of computers.", "coco:190236", photo=True),
+        Prompt("A Honda motorcycle parked in a grass driveway", "coco:179765", photo=True),
     ]
     assert [p.group for p in read_prompts(path, max_captions=2)] == ["coco:179765", "coco:190236"]
 

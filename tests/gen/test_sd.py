@@ -98,3 +98,27 @@ def test_size_must_be_a_multiple_of_8(command: str, pipelines: dict[str, Path], 
     assert result.exit_code == 2
     assert "multiple of 8" in result.output and "Traceback" not in result.output
     assert not (tmp_path / "o").exists()
+
+
+def test_group_by_image_gives_each_image_a_stable_group_of_its_own(pipelines: dict[str, Path], tmp_path: Path) -> None:
+    """Seed 001's two generic prompts: grouped by prompt they are two groups; by image, one per image, the same on every re-run."""
+    prompts = tmp_path / "faces.txt"
+    prompts.write_text("A face of a man\nA face of a woman\n")
+    common = ("--model", str(pipelines["t2i"]), "--steps", "2", "--size", "32", "--batch-size", "2", "--per-prompt", "2")
+    invoke("sd", str(prompts), "--out", str(tmp_path / "by-prompt"), *common)
+    invoke("sd", str(prompts), "--out", str(tmp_path / "by-image"), "--group-by", "image", *common)
+    by_prompt, by_image = (load_image_set(tmp_path / name / "manifest.csv") for name in ("by-prompt", "by-image"))
+    assert [r.group for r in by_prompt] == ["A face of a man"] * 2 + ["A face of a woman"] * 2  # the default, as before
+    assert [r.group for r in by_image] == ["A face of a man|seed=0", "A face of a man|seed=1", "A face of a woman|seed=2", "A face of a woman|seed=3"]
+    assert [sha256_file(a.path) for a in by_prompt] == [sha256_file(b.path) for b in by_image]  # same images, other groups
+    invoke("sd", str(prompts), "--out", str(tmp_path / "again"), "--group-by", "image", *common)
+    assert [r.group for r in load_image_set(tmp_path / "again" / "manifest.csv")] == [r.group for r in by_image]
+
+
+def test_group_by_image_is_refused_for_coco_captions(pipelines: dict[str, Path], tmp_path: Path) -> None:
+    captions = tmp_path / "captions.json"
+    captions.write_text(json.dumps({"annotations": [{"image_id": 139, "id": 1, "caption": "a cat"}]}))
+    result = CliRunner().invoke(cli, ["gen", "sd", str(captions), "--model", str(pipelines["t2i"]), "--out", str(tmp_path / "out"), "--group-by", "image"])
+    assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1
+    assert "group_by='image' would split COCO captions' fakes from the photo they describe" in result.output
+    assert not (tmp_path / "out").exists()
