@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Iterable
 
 
 class FdtError(Exception):
@@ -40,6 +41,26 @@ class MissingExtraError(FdtError, ImportError):
 
 class UnsafeNameError(FdtError, ValueError):
     """A name that becomes part of a file path (a model, an image set, an extractor label) holds a separator or ``..``."""
+
+
+class OutputInInputError(FdtError, ValueError):
+    """An output folder inside an input image folder: the PNGs fdt writes there would be read back as input images."""
+
+
+def check_outside(output: str | os.PathLike, inputs: Iterable[str | os.PathLike], what: str) -> None:
+    """Refuse ``output`` if it is, or lies inside, one of the ``inputs`` that are folders.
+
+    Model folders, reports and perturbed copies hold PNGs (sample grids, plots);
+    inside a folder of images, the next ``fdt extract`` of that folder would read
+    them as a source of its own.
+    """
+    target = Path(output).resolve()
+    for folder in inputs:
+        base = Path(folder).resolve()
+        if base.is_dir() and (target == base or base in target.parents):
+            raise OutputInInputError(
+                f"{what} {output} is inside the input folder {folder}: the PNGs written there would be read as its images; choose a folder outside it"
+            )
 
 
 _NAME_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._+=@-")

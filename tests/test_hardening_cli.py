@@ -255,3 +255,25 @@ def test_inpainting_sources_none_of_which_decode_is_one_line_not_a_missing_manif
     never = lambda *args: pytest.fail("nothing decodable is repainted")  # noqa: E731
     with pytest.raises(GenError, match=r"none of the 2 source image\(s\) could be read, e\.g\. .*bomb\.png: image is too large"):
         inpaint_records(records, OutputFolder(tmp_path / "out", model_id="tiny"), never, 16, "diagonal", 1, (0.1, 0.4), 0, 4, progress=False)
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["audit", "{data}", "--out", "{data}/real/audit"],
+        ["perturb", "{data}", "--out", "{data}/inspect", "--perturb", "jpeg:quality=50"],
+        ["gen", "dcgan", "train", "{data}", "--out", "{data}/dcgan", "--size", "16", "--epochs", "1", "--device", "cpu"],
+        ["gen", "ddpm", "train", "{data}/real", "--out", "{data}/real", "--epochs", "1", "--device", "cpu"],
+        ["models", "train-autoencoder", "{data}", "--out", "{data}/ae.pt", "--size", "16", "--epochs", "1", "--device", "cpu"],
+        ["models", "finetune", "{data}", "--backbone", "test_resnet", "--real", "real", "--out", "{data}/fake/d.pt", "--weights", "random"],
+    ],
+    ids=["audit", "perturb", "dcgan-train", "ddpm-train", "train-autoencoder", "finetune"],
+)
+def test_an_output_folder_inside_the_input_images_is_refused(tmp_path, command):
+    # its sample grids, plots or copies would be read as images of the folder by the next fdt extract
+    write_images(tmp_path / "data" / "real", 4, seed=1)
+    write_images(tmp_path / "data" / "fake", 4, seed=2)
+    before = snapshot(tmp_path)
+    line = one_line_error(CliRunner().invoke(cli, [part.format(data=tmp_path / "data") for part in command]))
+    assert " is inside the input folder " in line and "choose a folder outside it" in line
+    assert snapshot(tmp_path) == before

@@ -167,3 +167,24 @@ def test_a_torch_file_that_is_not_one_is_one_line_and_runs_nothing(tmp_path, kin
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"Error: {files[kind]} {message} ({REASONS[kind]}"), result.stderr
     assert not (tmp_path / "pwned").exists() and not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    ("extractor", "params", "message"),
+    [
+        ("fft", ["size=100000"], "fft size must be an integer from 2 to 4096, not 100000"),
+        ("dct", ["size=100000"], "dct size must be an integer from 2 to 4096, not 100000"),
+        ("vgg16", ["weights=random", "input_size=100000"], "input_size must be an integer from 32 to 4096 or 'native', not 100000"),
+        ("inception_v3", ["weights=random", "input_size=100000"], "inception_v3 input_size must be an integer from 75 to 4096"),
+    ],
+    ids=["fft", "dct", "cnn", "inception"],
+)
+def test_a_size_that_would_need_gigabytes_a_row_is_refused_before_any_work(tmp_path, extractor, params, message):
+    # size=100000 asked for 40 GB an image: the kernel's out-of-memory killer ended the run, with no message
+    write_images(tmp_path / "data" / "real", 2, size=16)
+    write_images(tmp_path / "data" / "fake", 2, size=16, seed=1)
+    args = ["extract", str(tmp_path / "data"), "-e", extractor, *(f"-p{p}" for p in params), "--store", str(tmp_path / "s"), "--workers", "0", "-q"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 2, result.output
+    assert result.stderr.strip().splitlines()[-1].startswith(f"Error: {message}")
+    assert not (tmp_path / "s").exists()

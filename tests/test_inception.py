@@ -42,7 +42,7 @@ def test_fid_preprocessing_is_a_bilinear_resize_to_299_in_minus_one_to_one():
     array = extractor.preprocessor()(Image.new("RGB", (48, 32), (255, 0, 128)))
     assert array.shape == (3, 299, 299) and array.dtype == np.float32
     np.testing.assert_allclose(array[:, 150, 150], [1.0, -1.0, 128 / 255 * 2 - 1], atol=1e-6)
-    with pytest.raises(ExtractorError, match="at least 75"):
+    with pytest.raises(ExtractorError, match="from 75 to 4096"):
         create_extractor("inception_v3", weights="random", input_size=64).key_params()
     with pytest.raises(ExtractorError, match="variant must be one of torchvision, pytorch-fid"):
         create_extractor("inception_v3", weights="random", variant="tf").key_params()

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from fdt.cli.common import UserError, split_list, user_errors
+from fdt.errors import check_outside
 
 
 @click.command()
@@ -26,6 +27,7 @@ def audit(data: tuple[str, ...], real: str, out: str, seed: int, extractor: str 
     from fdt.pipelines.audit import audit_records, write_audit
 
     with user_errors(*data):
+        check_outside(out, data, "--out")
         records = [r for item in data for r in load_image_set(item, real_sources=split_list(real))]
     if not {r.label for r in records} >= {0, 1}:
         raise UserError("the audit needs real and fake images; name the real sources with --real")

@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 
 from fdt.cli.common import split_list, user_errors
+from fdt.errors import check_outside
 from fdt.gen.inpaint import DEFAULT_MODEL as DEFAULT_INPAINT_MODEL
 from fdt.gen.inpaint import DEFAULT_PROMPT as DEFAULT_INPAINT_PROMPT
 from fdt.gen.sd import DEFAULT_MODEL as DEFAULT_SD_MODEL
@@ -98,6 +99,7 @@ def dcgan_train(
     OUT/samples, OUT/first_vs_last.png and the loss curves OUT/losses.csv/.png.
     """
     with user_errors(images, out_dir):
+        check_outside(out_dir, [images], "--out")
         from fdt.gen.dcgan import train_dcgan
 
         out = train_dcgan(
@@ -235,6 +237,7 @@ def ddpm_train(
     and the loss curves OUT/losses.csv/.png.
     """
     with user_errors(images, out_dir):
+        check_outside(out_dir, [images], "--out")
         from fdt.gen.ddpm import train_ddpm
 
         out = train_ddpm(

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from fdt.cli.common import output_folder, user_errors
+from fdt.errors import check_outside
 
 
 @click.group()
@@ -67,6 +68,7 @@ def train_autoencoder(
     from fdt.pipelines.splits import parse_fractions
 
     with user_errors(images, output_folder(out)):
+        check_outside(output_folder(out), [images], "--out")
         fractions = parse_fractions(split)
         records = load_image_set(images, real_sources=real_sources)
         train(
@@ -142,6 +144,7 @@ def finetune(data: Path, backbone: str, real: str, fake: str | None, out: Path, 
     from fdt.pipelines.splits import parse_fractions
 
     with user_errors(data, output_folder(out), weights):
+        check_outside(output_folder(out), [data], "--out")
         fractions = parse_fractions(split)
         records = _labelled_records(data, split_list(real), split_list(fake) if fake else None)
         config = FinetuneConfig(

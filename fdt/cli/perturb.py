@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from fdt.cli.common import split_list, user_errors
+from fdt.errors import check_outside
 
 
 @click.command()
@@ -28,6 +29,7 @@ def perturb(data, out, perturb, sweeps, real, layout, limit, grid, quiet):
     from fdt.perturbed_copies import write_perturbed
 
     with user_errors(*data, out):
+        check_outside(out, data, "--out")
         records = []
         for item in data:
             found = load_image_set(item, real_sources=split_list(real), layout=layout)

@@ -25,6 +25,13 @@ RUNTIME_PARAMS = frozenset({"device"})
 # parameters that are part of the weights identity rather than of the key's params
 WEIGHT_PARAMS = frozenset({"weights", "seed"})
 
+MAX_SIDE = 4096
+"""The largest spectrum grid or network input side an extractor accepts: 4096² floats are 64 MB a row.
+
+A typo such as ``size=100000`` would otherwise ask for 40 GB per image and be
+ended by the kernel's out-of-memory killer instead of a message.
+"""
+
 
 class Extractor(TransformerMixin, BaseEstimator):
     """Base class: subclasses register a name and implement the contract below.

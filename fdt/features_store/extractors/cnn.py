@@ -26,7 +26,7 @@ import torch
 from PIL import Image
 
 from fdt.features_store.errors import ExtractorError
-from fdt.features_store.extractors.base import Extractor, resolve_device
+from fdt.features_store.extractors.base import MAX_SIDE, Extractor, resolve_device
 from fdt.features_store.extractors.precision import autocast, numeric_key
 from fdt.features_store.registry import register_extractor
 from fdt.grouping import record_path
@@ -180,9 +180,9 @@ class CNNExtractor(Extractor):
     def _input_size(self) -> int | str:
         if self.input_size is None:
             return (self.finetuned() or {}).get("input_size") or self.preprocessing().input_size
-        if self.input_size == "native" or (isinstance(self.input_size, int) and not isinstance(self.input_size, bool) and self.input_size >= 32):
+        if self.input_size == "native" or (isinstance(self.input_size, int) and not isinstance(self.input_size, bool) and 32 <= self.input_size <= MAX_SIDE):
             return self.input_size
-        raise ExtractorError(f"input_size must be an integer of at least 32 or 'native', not {self.input_size!r}")
+        raise ExtractorError(f"input_size must be an integer from 32 to {MAX_SIDE} or 'native', not {self.input_size!r}")
 
     def key_params(self) -> dict[str, Any]:
         # output and input join the key only off their defaults, so earlier rows keep their keys

@@ -24,7 +24,7 @@ import numpy as np
 from PIL import Image
 
 from fdt.features_store.errors import ExtractorError
-from fdt.features_store.extractors.base import Extractor
+from fdt.features_store.extractors.base import MAX_SIDE, Extractor
 from fdt.features_store.extractors.fft import LUMA
 from fdt.features_store.registry import register_extractor
 
@@ -82,8 +82,8 @@ class DCTExtractor(Extractor):
         self.device = device
 
     def _checked(self) -> tuple[int, str]:
-        if not isinstance(self.size, int) or isinstance(self.size, bool) or self.size < 2:
-            raise ExtractorError(f"dct size must be an integer of at least 2, not {self.size!r}")
+        if not isinstance(self.size, int) or isinstance(self.size, bool) or not 2 <= self.size <= MAX_SIDE:
+            raise ExtractorError(f"dct size must be an integer from 2 to {MAX_SIDE}, not {self.size!r}")
         if self.channels not in CHANNELS:
             raise ExtractorError(f"dct channels must be one of {', '.join(CHANNELS)}, not {self.channels!r}")
         return self.size, self.channels

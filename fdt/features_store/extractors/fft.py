@@ -34,7 +34,7 @@ from PIL import Image
 
 from fdt.data import ImageDecodeError
 from fdt.features_store.errors import ExtractorError
-from fdt.features_store.extractors.base import Extractor
+from fdt.features_store.extractors.base import MAX_SIDE, Extractor
 from fdt.features_store.registry import register_extractor
 
 LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # ITU-R BT.601, as PIL's "L" conversion
@@ -151,8 +151,8 @@ class FFTExtractor(Extractor):
         self.device = device
 
     def _checked(self) -> tuple[int, str, str]:
-        if not isinstance(self.size, int) or isinstance(self.size, bool) or self.size < 2:
-            raise ExtractorError(f"fft size must be an integer of at least 2, not {self.size!r}")
+        if not isinstance(self.size, int) or isinstance(self.size, bool) or not 2 <= self.size <= MAX_SIDE:
+            raise ExtractorError(f"fft size must be an integer from 2 to {MAX_SIDE}, not {self.size!r}")
         profile = {False: "none", True: "durall"}.get(self.profile, self.profile) if isinstance(self.profile, bool) else self.profile
         if profile not in PROFILES:
             raise ExtractorError(f"fft profile must be one of {', '.join(PROFILES)} (or true/false), not {self.profile!r}")

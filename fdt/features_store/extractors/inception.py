@@ -18,6 +18,7 @@ import torch
 from PIL import Image
 
 from fdt.features_store.errors import ExtractorError
+from fdt.features_store.extractors.base import MAX_SIDE
 from fdt.features_store.extractors.cnn import CNNExtractor, Preprocessing
 from fdt.features_store.registry import register_extractor
 from fdt.models.backbones import Backbone, build_backbone
@@ -87,8 +88,8 @@ class InceptionV3Extractor(CNNExtractor):
 
     def _input_size(self) -> int:
         size = FID_INPUT_SIZE if self.input_size is None else self.input_size
-        if isinstance(size, bool) or not isinstance(size, int) or size < MIN_INPUT_SIZE:
-            raise ExtractorError(f"inception_v3 input_size must be an integer of at least {MIN_INPUT_SIZE} (299 for FID), not {self.input_size!r}")
+        if isinstance(size, bool) or not isinstance(size, int) or not MIN_INPUT_SIZE <= size <= MAX_SIDE:
+            raise ExtractorError(f"inception_v3 input_size must be an integer from {MIN_INPUT_SIZE} to {MAX_SIDE} (299 for FID), not {self.input_size!r}")
         return size
 
     def key_params(self) -> dict[str, Any]:
