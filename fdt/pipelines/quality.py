@@ -36,7 +36,12 @@ recomputed from the weighted moments, its trace term by symmetric eigendecomposi
 (:func:`frechet_from_moments_eigh`, the same quantity as ``sqrtm``'s, with the
 point estimate's offset if it took one, about twice as fast; the point estimate
 keeps pytorch-fid's ``sqrtm``). FD is biased upwards at small n, and a
-resample's duplicated images make it more so: its interval leans high). Each k-NN
+resample's duplicated images make it more so: the resamples sit above the
+estimate, often all of them, so their percentiles would give an interval that
+excludes the estimate it belongs to. FD's interval is therefore the resamples'
+spread recentred on the estimate (:func:`recentred_interval`: their 2.5 and 97.5
+percentiles moved by the amount their median exceeds the estimate, floored at 0),
+and a note says how far the resamples sat above it. Each k-NN
 metric is a mean over one set's points (precision and density over fakes, recall
 and coverage over reals), so a resample reweights those points against the other
 set's manifold as estimated from the full set; re-estimating radii inside a
@@ -292,6 +297,18 @@ class Quality:
         }
 
 
+def recentred_interval(point: float, resampled: np.ndarray, confidence: float = 0.95) -> tuple[float, float]:
+    """The resamples' central ``confidence`` spread, moved so that their median sits on ``point`` (floored at 0).
+
+    For a statistic that resampling itself inflates (FD: duplicated rows shrink
+    the effective sample and swell the covariance noise), the percentile interval
+    measures the inflated statistic; its width is still the spread of interest.
+    """
+    tail = (1 - confidence) / 2 * 100
+    low, median, high = np.nanpercentile(resampled, [tail, 50, 100 - tail])
+    return max(0.0, float(point - (median - low))), float(point + (high - median))
+
+
 def measure_quality(
     real: np.ndarray,
     fake: np.ndarray,
@@ -334,6 +351,12 @@ def measure_quality(
     tail = (1 - confidence) / 2 * 100
     interval = lambda values: tuple(float(v) for v in np.nanpercentile(values, [tail, 100 - tail]))  # noqa: E731
     notes = list(point.notes)
+    inflation = float(np.nanmedian(fd_resampled) - point.value)
+    if np.nanpercentile(fd_resampled, tail) > point.value:
+        notes.append(
+            f"FD's bootstrap resamples sat {inflation:.3g} above the estimate (duplicated images inflate FD), so its interval is "
+            "their spread recentred on the estimate"
+        )
     dimensions = real.shape[1]
     smallest = min(len(real), len(fake))
     if smallest < dimensions:
@@ -345,7 +368,7 @@ def measure_quality(
         )
     return Quality(
         n_real=len(real), n_fake=len(fake), dimensions=dimensions,
-        fd=point.value, fd_interval=interval(fd_resampled),
+        fd=point.value, fd_interval=recentred_interval(point.value, fd_resampled, confidence),
         kid=kid, kid_std=kid_std, kid_subset_size=m,
         prdc={name: float(plain[name][0]) for name in PRDC},
         prdc_intervals={name: interval(resampled[name]) for name in PRDC},

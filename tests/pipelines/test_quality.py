@@ -202,3 +202,18 @@ def test_too_few_images_is_a_user_error():
         prdc(_features(1, n=4), _features(2, n=10), k=5)
     with pytest.raises(ValueError, match="differ in width"):
         frechet_distance(_features(1, d=3), _features(2, d=4))
+
+
+def test_the_fd_interval_holds_its_own_estimate_where_resampling_inflates_fd():
+    # 30 images in 8 dimensions: every resample's FD sits above the estimate, so plain percentiles would exclude it
+    rng = np.random.default_rng(0)
+    real, fake = rng.normal(size=(30, 8)), rng.normal(size=(30, 8))
+    quality = measure_quality(real, fake, kid_subsets=5, kid_subset_size=10, n_resamples=200, random_state=0)
+    low, high = quality.fd_interval
+    assert 0 <= low < quality.fd < high
+    assert any("recentred on the estimate" in note for note in quality.notes)
+    from fdt.pipelines.quality import recentred_interval
+
+    resampled = np.array([2.0, 3.0, 4.0, 5.0, 6.0])
+    assert recentred_interval(1.0, resampled, confidence=0.5) == pytest.approx((0.0, 2.0))
+    assert recentred_interval(4.0, resampled, confidence=0.5) == pytest.approx((3.0, 5.0))
