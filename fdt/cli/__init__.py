@@ -15,6 +15,8 @@ import click
 from fdt import __version__
 from fdt.cli.config import CONFIG_OPTION
 
+INTERRUPTED_EXIT = 130
+
 # command name -> (module, attribute, one-line help shown by `fdt --help`)
 _COMMANDS: dict[str, tuple[str, str, str]] = {
     "audit": ("fdt.cli.audit", "audit", "Check whether file metadata alone separates real from fake."),
@@ -62,6 +64,10 @@ class _LazyGroup(click.Group):
             raise
         except (click.exceptions.Exit, click.exceptions.Abort):
             raise
+        except KeyboardInterrupt:
+            # Ctrl-C: what click prints, with the shell's exit code for a SIGINT (128 + 2), so scripts can tell it from a failure
+            click.echo("Aborted!", err=True)
+            raise click.exceptions.Exit(INTERRUPTED_EXIT) from None
         except Exception as error:
             error.add_note(REPORT_BUG)
             raise

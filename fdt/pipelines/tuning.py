@@ -10,6 +10,8 @@ out-of-fold scores so every model yields probabilities for the metrics.
 
 from __future__ import annotations
 
+import contextlib
+
 import os
 import time
 import warnings
@@ -325,6 +327,7 @@ def open_storage(url: str | None, attempts: int = 8) -> Any:
     if url is None:
         return None
     postgres_driver(url)
+    _refuse_foreign_sqlite(url)
     import random
     import time
 
@@ -340,6 +343,25 @@ def open_storage(url: str | None, attempts: int = 8) -> Any:
             if attempt == attempts - 1:
                 raise PipelineError(f"cannot open the study storage {url}: {one_line(error)}") from None
             time.sleep(0.2 + random.random() * 0.5 * (attempt + 1))
+
+
+def _refuse_foreign_sqlite(url: str) -> None:
+    """Refuse a SQLite storage file that is not an Optuna database: Optuna would write its tables into it (or over it)."""
+    import sqlite3
+
+    path = sqlite_file(url)
+    if path is None or not path.is_file() or path.stat().st_size == 0:
+        return
+    with open(path, "rb") as handle:
+        if handle.read(16) != b"SQLite format 3\x00":
+            raise PipelineError(f"study storage {path} exists and is not a SQLite database; name a new file or an Optuna study database")
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as connection:
+            tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    except sqlite3.Error as error:
+        raise PipelineError(f"study storage {path}: cannot read it as SQLite ({error})") from None
+    if tables and not {"studies", "version_info"} <= tables:
+        raise PipelineError(f"study storage {path} is a SQLite database without Optuna's tables; fdt will not write into it: name a new file")
 
 
 def sqlite_file(url: str) -> Path | None:

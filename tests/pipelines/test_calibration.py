@@ -110,3 +110,27 @@ def test_open_storage_on_a_folder_that_does_not_exist_fails_as_a_user_error(tmp_
     with pytest.raises(PipelineError, match="cannot open the study storage sqlite:///.*/missing/optuna.db"):
         open_storage(f"sqlite:///{tmp_path / 'missing' / 'optuna.db'}", attempts=2)
     assert len(pauses) == 1
+
+
+@pytest.mark.parametrize("content", [b"x", b"not a database at all", "sqlite-without-optuna"])
+def test_open_storage_refuses_a_file_that_is_not_an_optuna_database(tmp_path, content):
+    import sqlite3
+
+    path = tmp_path / "results.db"
+    if content == "sqlite-without-optuna":
+        with sqlite3.connect(path) as connection:
+            connection.execute("CREATE TABLE measurements (x REAL)")
+        connection.close()
+    else:
+        path.write_bytes(content)
+    before = path.read_bytes()
+    with pytest.raises(PipelineError, match="not a SQLite database|without Optuna's tables"):
+        open_storage(f"sqlite:///{path}")
+    assert path.read_bytes() == before
+
+
+def test_open_storage_takes_an_empty_file_and_its_own_database_again(tmp_path):
+    path = tmp_path / "optuna.db"
+    path.touch()
+    assert open_storage(f"sqlite:///{path}") is not None
+    assert open_storage(f"sqlite:///{path}") is not None  # now holds Optuna's tables
