@@ -67,24 +67,3 @@ def test_asking_for_cuda_without_a_device_is_one_line(tmp_path: Path):
     result = CliRunner().invoke(cli, ["extract", str(tmp_path / "data"), "-e", "mobilenet_v2", "--param", "weights=random", "--param", "precision=fp16", "--device", "cuda", "--store", str(tmp_path / "s"), "-q"])
     assert result.exit_code == 2 and "cuda" in result.output and "Traceback" not in result.output
 
-
-def test_extraction_with_bf16_and_channels_last_stores_rows_under_their_own_key(tmp_path: Path):
-    # the options --device cuda is meant to run with, through the whole extraction on a CPU: workers, store, key
-    from fdt.data import load_image_set
-    from fdt.features_store import FeatureStore
-    from fdt.features_store.extraction import extract_records
-    from tests.conftest import write_images
-
-    write_images(tmp_path / "data" / "real", 4, size=32)
-    records = load_image_set(tmp_path / "data")
-    plain = extract_records(records, "mobilenet_v2", SMALL, "native", tmp_path / "s", device="cpu", workers=0, batch_size=2, progress=False)
-    fast = extract_records(
-        records, "mobilenet_v2", {**SMALL, "precision": "bf16", "channels_last": True}, "native", tmp_path / "s",
-        device="cpu", workers=2, batch_size=2, progress=False,
-    )
-    assert plain.key.id != fast.key.id and plain.new_rows == fast.new_rows == 4 and plain.failed == fast.failed == 0
-    assert fast.key.params == {"input_size": 32, "precision": "bf16", "channels_last": True}
-    store = FeatureStore(tmp_path / "s")
-    rows = [dict(zip(*(part.tolist() if part.dtype.kind == "S" else list(part) for part in store.read_features(run.key)))) for run in (plain, fast)]
-    reference, half = (np.stack([by_hash[sha.encode()] for sha in plain.hashes]) for by_hash in rows)
-    assert not np.array_equal(reference, half) and np.corrcoef(reference.ravel(), half.ravel())[0, 1] > 0.99
