@@ -341,12 +341,16 @@ class Features:
 def _extract(
     plan: Plan, records: dict[str, list[ImageRecord]], trained: dict[str, tuple[str, Path]], record: RunRecord, progress: bool, log: Log
 ) -> dict[tuple[str, str], Features]:
-    """Extract every image of every set with every extractor at every resolution any stage uses."""
+    """Extract every image of every set with each extractor at the resolutions the stages that use it need.
+
+    An extractor no stage uses is extracted at every resolution of ``[experiment]``;
+    one that only a quality report uses (Inception for FID) only at that report's.
+    """
     from fdt.features_store.extraction import SpectralResizeWarning, extract_records, spectral_resize_warning
 
     settings = plan.experiment.settings
     everything = list({(r.path, r.source): r for rows in records.values() for r in rows}.values())
-    needed: dict[str, list[str]] = {label: list(plan.resolutions) for label in plan.experiment.extractors}
+    needed: dict[str, list[str]] = {label: [] for label in plan.experiment.extractors}
     for entry in (*plan.experiment.studies, *plan.experiment.matrices):
         for label in plan.extractors_of(entry.extractors):
             needed[label] += [r for r in plan.resolutions_of(entry.resolutions) if r not in needed[label]]
@@ -358,6 +362,7 @@ def _extract(
             needed[label] += [job.resolution] if job.resolution not in needed[label] else []
     features = {}
     for label, resolutions in needed.items():
+        resolutions = resolutions or list(plan.resolutions)
         config = plan.experiment.extractors[label]
         params = dict(plan.extractor_params[label])
         if label in trained:
