@@ -442,15 +442,39 @@ def _load(
 
 
 def _audit(plan: Plan, log: Log) -> list[str]:
-    """The metadata audit of the experiment's sources (``reports/audit/``); its warnings go into every report."""
+    """The metadata audit of the experiment's sources (``reports/audit/``); its warnings go into every report.
+
+    Reused while its stamp matches: the catalog rows of those sources (content
+    hashes, paths, labels, groups) fix every header it reads, and the seed its folds.
+    """
+    import numpy as np
+
+    from fdt import __version__
+    from fdt.features_store.catalog import catalog_checksum
     from fdt.features_store.store import FeatureStore
     from fdt.pipelines.audit import audit_store, write_audit
 
-    audit = audit_store(FeatureStore(plan.store_root), plan.real, plan.fakes, plan.experiment.settings.seed)
-    write_audit(audit, plan.reports_dir / "audit")
-    for warning in audit.warnings():
+    store = FeatureStore(plan.store_root)
+    catalog = store.catalog()
+    rows = np.isin(catalog.source, plan.real + plan.fakes)
+    folder = plan.reports_dir / "audit"
+    stamp_path = folder / STAMP
+    wanted = {
+        "catalog": catalog_checksum(catalog.sha256[rows], catalog.path[rows], catalog.source[rows], catalog.label[rows], catalog.group[rows]),
+        "real": plan.real, "fakes": plan.fakes, "seed": plan.experiment.settings.seed, "fdt": __version__,
+    }
+    kept = read_stamp(folder / "audit.json") if read_stamp(stamp_path) == wanted else None
+    if isinstance(kept, dict) and isinstance(kept.get("warnings"), list):
+        log("audit: reused")
+        warnings = list(kept["warnings"])
+    else:
+        audit = audit_store(store, plan.real, plan.fakes, plan.experiment.settings.seed)
+        write_audit(audit, folder)
+        write_json(stamp_path, wanted)
+        warnings = audit.warnings()
+    for warning in warnings:
         log(f"warning: {warning}")
-    return [f"**WARNING: {warning}.**" for warning in audit.warnings()]
+    return [f"**WARNING: {warning}.**" for warning in warnings]
 
 
 # ---------------------------------------------------------------- studies

@@ -102,6 +102,7 @@ def test_second_run_extracts_and_trains_nothing(tiny_runs):
     models = tiny_runs["workspace"] / "models"
     assert {p.name: p.stat().st_mtime_ns for p in models.glob("*")} == tiny_runs["model_times"]
     assert "0 stages computed" in result.output
+    assert "audit: reused" in result.output and "audit: reused" not in tiny_runs["first"].output
 
 
 def test_changed_trials_retune_the_studies_and_reuse_everything_upstream(tmp_path, tiny_runs):
