@@ -341,12 +341,16 @@ class Features:
 def _extract(
     plan: Plan, records: dict[str, list[ImageRecord]], trained: dict[str, tuple[str, Path]], record: RunRecord, progress: bool, log: Log
 ) -> dict[tuple[str, str], Features]:
-    """Extract every image of every set with every extractor at every resolution any stage uses."""
+    """Extract every image of every set with each extractor at the resolutions the stages that use it need.
+
+    An extractor no stage uses is extracted at every resolution of ``[experiment]``;
+    one that only a quality report uses (Inception for FID) only at that report's.
+    """
     from fdt.features_store.extraction import SpectralResizeWarning, extract_records, spectral_resize_warning
 
     settings = plan.experiment.settings
     everything = list({(r.path, r.source): r for rows in records.values() for r in rows}.values())
-    needed: dict[str, list[str]] = {label: list(plan.resolutions) for label in plan.experiment.extractors}
+    needed: dict[str, list[str]] = {label: [] for label in plan.experiment.extractors}
     for entry in (*plan.experiment.studies, *plan.experiment.matrices):
         for label in plan.extractors_of(entry.extractors):
             needed[label] += [r for r in plan.resolutions_of(entry.resolutions) if r not in needed[label]]
@@ -358,6 +362,7 @@ def _extract(
             needed[label] += [job.resolution] if job.resolution not in needed[label] else []
     features = {}
     for label, resolutions in needed.items():
+        resolutions = resolutions or list(plan.resolutions)
         config = plan.experiment.extractors[label]
         params = dict(plan.extractor_params[label])
         if label in trained:
@@ -437,15 +442,39 @@ def _load(
 
 
 def _audit(plan: Plan, log: Log) -> list[str]:
-    """The metadata audit of the experiment's sources (``reports/audit/``); its warnings go into every report."""
+    """The metadata audit of the experiment's sources (``reports/audit/``); its warnings go into every report.
+
+    Reused while its stamp matches: the catalog rows of those sources (content
+    hashes, paths, labels, groups) fix every header it reads, and the seed its folds.
+    """
+    import numpy as np
+
+    from fdt import __version__
+    from fdt.features_store.catalog import catalog_checksum
     from fdt.features_store.store import FeatureStore
     from fdt.pipelines.audit import audit_store, write_audit
 
-    audit = audit_store(FeatureStore(plan.store_root), plan.real, plan.fakes, plan.experiment.settings.seed)
-    write_audit(audit, plan.reports_dir / "audit")
-    for warning in audit.warnings():
+    store = FeatureStore(plan.store_root)
+    catalog = store.catalog()
+    rows = np.isin(catalog.source, plan.real + plan.fakes)
+    folder = plan.reports_dir / "audit"
+    stamp_path = folder / STAMP
+    wanted = {
+        "catalog": catalog_checksum(catalog.sha256[rows], catalog.path[rows], catalog.source[rows], catalog.label[rows], catalog.group[rows]),
+        "real": plan.real, "fakes": plan.fakes, "seed": plan.experiment.settings.seed, "fdt": __version__,
+    }
+    kept = read_stamp(folder / "audit.json") if read_stamp(stamp_path) == wanted else None
+    if isinstance(kept, dict) and isinstance(kept.get("warnings"), list):
+        log("audit: reused")
+        warnings = list(kept["warnings"])
+    else:
+        audit = audit_store(store, plan.real, plan.fakes, plan.experiment.settings.seed)
+        write_audit(audit, folder)
+        write_json(stamp_path, wanted)
+        warnings = audit.warnings()
+    for warning in warnings:
         log(f"warning: {warning}")
-    return [f"**WARNING: {warning}.**" for warning in audit.warnings()]
+    return [f"**WARNING: {warning}.**" for warning in warnings]
 
 
 # ---------------------------------------------------------------- studies

@@ -102,6 +102,7 @@ def test_second_run_extracts_and_trains_nothing(tiny_runs):
     models = tiny_runs["workspace"] / "models"
     assert {p.name: p.stat().st_mtime_ns for p in models.glob("*")} == tiny_runs["model_times"]
     assert "0 stages computed" in result.output
+    assert "audit: reused" in result.output and "audit: reused" not in tiny_runs["first"].output
 
 
 def test_changed_trials_retune_the_studies_and_reuse_everything_upstream(tmp_path, tiny_runs):
@@ -166,3 +167,51 @@ def test_scoring_the_autoencoder_on_its_training_groups_is_refused(tiny_runs, tm
     result = invoke("tune", "--extractor", "autoencoder", "--resolution", "32", "--pipeline", "logreg", "--real", "photos", "--fake", "dcgan",
                     "--trials", "1", "--cv", "2", "--seed", "3", "--store", str(workspace / "features_store"), "--models", str(tmp_path / "m"), "--no-progress")
     assert result.exit_code == 2 and "trained on (seed 0" in result.output and "Traceback" not in result.output
+
+
+def test_an_extractor_is_extracted_only_at_the_resolutions_its_stages_use(tmp_path):
+    from tests.experiment.conftest import invoke, run_record, write_experiment
+
+    text = """
+[experiment]
+resolutions = [16, "crop:8"]
+workers = 0
+
+[images.photos]
+corpus = "bundled"
+crops = 24
+size = 16
+
+[images.noise]
+folder = "noise"
+label = "fake"
+
+[extractors.fft]
+params = { size = 8 }
+
+[extractors.dct]
+params = { size = 8 }
+
+[extractors.unused]
+extractor = "fft"
+params = { size = 4 }
+
+[[studies]]
+pipelines = ["logreg"]
+extractors = ["fft"]
+trials = 0
+cv = 2
+
+[[studies]]
+pipelines = ["logreg"]
+extractors = ["dct"]
+resolutions = ["crop:8"]
+trials = 0
+cv = 2
+"""
+    experiment = write_experiment(tmp_path, text)
+    result = invoke("run", str(experiment), "--workspace", str(tmp_path / "ws"), "--quiet")
+    assert result.exit_code == 0, result.output
+    extract = {(e["name"], e["resolution"]) for e in run_record(tmp_path / "ws")["stages"] if e["stage"] == "extract"}
+    # dct only where its study needs it; an extractor no stage uses at every resolution of [experiment]
+    assert extract == {("fft", "16"), ("fft", "crop:8"), ("dct", "crop:8"), ("unused", "16"), ("unused", "crop:8")}
