@@ -407,7 +407,7 @@ def _flag_reading(reports: list[dict[str, Any]]) -> list[str]:
         for matrix in entry["report"]["matrices"]:
             inverted = [f"{matrix['rows'][i]} → {matrix['columns'][j]}" for i, j, _, _, flags in _cells(matrix) if INVERTED in flags]
             if inverted:
-                sentences.append(f"**Shortcut warning** ({entry['label']}, {matrix['title']}): {', '.join(inverted)} score below 0.5 ROC AUC: {INVERTED}.")
+                sentences.append(f"**Shortcut warning** ({entry['label']}, {matrix['title']}): {', '.join(inverted)} score below 0.5 ROC AUC, intervals included: {INVERTED}.")
             few = sum(TOO_FEW in flags for *_, flags in _cells(matrix))
             if few:
                 sentences.append(f"{entry['label']}, {matrix['title']}: {few} cell(s) {TOO_FEW}.")

@@ -141,21 +141,27 @@ def _scored(y: np.ndarray, scores: np.ndarray, groups: np.ndarray, thresholds: d
         "intervals": {name: list(interval) for name, interval in intervals.items()},
         "rows": int(len(y)),
         "groups": {"real": int(np.unique(groups[y == 0]).size), "fake": int(np.unique(groups[y == 1]).size)},
-        "flags": shortcut_flags(metrics, groups, y),
+        "flags": shortcut_flags(metrics, groups, y, intervals.get("roc_auc")),
     }
 
 
-def shortcut_flags(metrics: dict[str, float], groups: np.ndarray, y: np.ndarray) -> list[str]:
-    """What a reader must know before comparing this number: an inverted detector, too few groups."""
+def shortcut_flags(metrics: dict[str, float], groups: np.ndarray, y: np.ndarray, interval: Any = None) -> list[str]:
+    """What a reader must know before comparing this number: an inverted detector, too few groups.
+
+    A detector is called inverted only when its whole ROC AUC interval lies below
+    0.5: a point estimate below 0.5 whose interval holds 0.5 is chance, not a
+    reversed signal, and crying shortcut there would be as wrong as ignoring one.
+    """
     flags = []
-    if metrics["roc_auc"] < 0.5:
+    upper = metrics["roc_auc"] if interval is None else float(interval[1])
+    if metrics["roc_auc"] < 0.5 and upper < 0.5:
         flags.append(INVERTED)
     if min(np.unique(groups[y == 0]).size, np.unique(groups[y == 1]).size) < MIN_GROUPS:
         flags.append(TOO_FEW)
     return flags
 
 
-INVERTED = "inverted: a shortcut or a label mix-up (ROC AUC below 0.5)"
+INVERTED = "inverted: a shortcut or a label mix-up (ROC AUC and its whole interval below 0.5)"
 TOO_FEW = "too few groups to compare (fewer than 10 real or 10 fake groups)"
 SEEN_SOURCE = "not a cross-generator result: the extractor's network trained on this fake source (on other groups)"
 MIN_GROUPS = 10

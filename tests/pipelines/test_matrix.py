@@ -91,3 +91,13 @@ def test_unknown_metric_and_too_few_groups_are_refused(featuresets):
         generalisation_matrices(featuresets, ["coco"], FAKES, get_spec("logreg"), metric="auroc")
     with pytest.raises(SplitError, match="for 50-fold"):
         generalisation_matrices(featuresets, ["coco"], FAKES, get_spec("logreg"), cv=50)
+
+
+def test_a_score_below_chance_whose_interval_holds_chance_is_not_called_inverted():
+    from fdt.pipelines.evaluation import shortcut_flags
+
+    y = np.r_[np.zeros(20, int), np.ones(20, int)]
+    groups = np.array([f"g{i}" for i in range(40)])
+    assert INVERTED not in shortcut_flags({"roc_auc": 0.43}, groups, y, (0.29, 0.58))
+    assert INVERTED in shortcut_flags({"roc_auc": 0.30}, groups, y, (0.18, 0.44))
+    assert INVERTED in shortcut_flags({"roc_auc": 0.30}, groups, y)  # no interval: the point estimate decides
