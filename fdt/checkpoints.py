@@ -55,6 +55,9 @@ FORMAT = "fdt.checkpoint"
 FORMAT_VERSION = 1
 
 
+START_OVER = "to start over, pass --no-resume (fdt gen/models) or delete the checkpoint (fdt run), or choose another output"
+
+
 class CheckpointMismatchError(FdtError, ValueError):
     """A checkpoint that cannot be resumed or read as asked (other settings, other images, another kind)."""
 
@@ -113,13 +116,13 @@ class Checkpoint:
         changed = sorted(key for key in {*self.config, *state["config"]} if self.config.get(key) != state["config"].get(key))
         if changed:
             details = "; ".join(f"{key} {state['config'].get(key)!r} -> {self.config.get(key)!r}" for key in changed)
-            raise CheckpointMismatchError(f"cannot resume {self.path}: other settings ({details}); pass --no-resume or choose another output")
+            raise CheckpointMismatchError(f"cannot resume {self.path}: other settings ({details}); {START_OVER}")
         if state["data_sha256"] != self.data_sha256:
             raise CheckpointMismatchError(
-                f"cannot resume {self.path}: it was trained on other images (their content hashes differ); pass --no-resume or choose another output"
+                f"cannot resume {self.path}: it was trained on other images (their content hashes differ); {START_OVER}"
             )
         if state["epoch"] > epochs:
-            raise CheckpointMismatchError(f"{self.path} has {state['epoch']} epochs, more than the {epochs} asked; raise the epochs or pass --no-resume")
+            raise CheckpointMismatchError(f"{self.path} has {state['epoch']} epochs, more than the {epochs} asked; raise the epochs, or {START_OVER}")
         for name, target in self.modules.items():
             target.load_state_dict(state["state"][name])
         for name, generator in self.generators.items():
@@ -163,7 +166,7 @@ def read_checkpoint(path: str | os.PathLike, kind: str | None = None, device: st
     except TorchFileError as error:
         raise CheckpointMismatchError(f"{path} is not an fdt checkpoint ({error})") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
-        raise CheckpointMismatchError(f"{path} is not an fdt checkpoint this fdt reads; delete it or pass --no-resume")
+        raise CheckpointMismatchError(f"{path} is not an fdt checkpoint this fdt reads; {START_OVER}")
     if state.get("format_version") != FORMAT_VERSION:
         raise CheckpointMismatchError(f"{path} is an fdt checkpoint of format_version {state.get('format_version')!r}; this fdt reads {FORMAT_VERSION}")
     if kind is not None and state.get("kind") != kind:

@@ -47,7 +47,7 @@ def test_other_settings_other_images_more_epochs_and_another_kind_are_refused_in
     path = tmp_path / "c.pt"
     _run(path, 2)
     cases = [
-        (lambda: _run(path, 3, config={"lr": 0.2}), r"other settings \(lr 0.1 -> 0.2\); pass --no-resume"),
+        (lambda: _run(path, 3, config={"lr": 0.2}), r"other settings \(lr 0.1 -> 0.2\); to start over, pass --no-resume"),
         (lambda: _run(path, 3, data=training_data_sha256(["c" * 64])), r"trained on other images \(their content hashes differ\)"),
         (lambda: _run(path, 1), r"has 2 epochs, more than the 1 asked"),
         (lambda: read_checkpoint(path, "dcgan"), r"is a toy checkpoint, not a dcgan one"),

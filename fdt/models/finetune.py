@@ -44,7 +44,7 @@ import torch
 from torch import nn
 
 from fdt import __version__
-from fdt.checkpoints import Checkpoint, CheckpointMismatchError, save_atomic
+from fdt.checkpoints import START_OVER, Checkpoint, CheckpointMismatchError, save_atomic
 from fdt.devices import resolve_device
 from fdt.data import DataError, ImageDecodeError, ImageRecord, apply_resolution, load_rgb, parse_resolution, sha256_file
 from fdt.grouping import assign_groups, group_of, training_record, write_training_record
@@ -469,7 +469,7 @@ def _check_continuable(path: Path, state: dict[str, Any], config: FinetuneConfig
     if done[0] > config.epochs or done[1] > config.finetune_epochs or (done[1] and done[0] != config.epochs and not state["stopped"][0]):
         raise FinetuneCheckpointError(
             f"checkpoint {path} has {done[0]} + {done[1]} epochs, which {config.epochs} + {config.finetune_epochs} cannot continue; "
-            "raise --epochs/--finetune-epochs to match, or pass --no-resume"
+            f"raise the epochs and fine-tuning epochs to match, or {START_OVER}"
         )
 
 

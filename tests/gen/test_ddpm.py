@@ -37,7 +37,7 @@ def test_training_writes_checkpoint_and_records(ddpm_dir: Path) -> None:
 
 
 def test_training_refuses_a_different_resume(ddpm_dir: Path, photos: Path) -> None:
-    with pytest.raises(GenError, match=r"trained on other images \(their content hashes differ\); pass --no-resume"):
+    with pytest.raises(GenError, match=r"trained on other images \(their content hashes differ\); to start over, pass --no-resume"):
         train_ddpm(photos, ddpm_dir, size=32, epochs=2, **TINY)
 
 
