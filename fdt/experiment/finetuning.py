@@ -77,7 +77,7 @@ def check_models(
 def _check_model(
     model: ModelConfig, experiment: Experiment, sources: dict[str, int], real: list[str], fakes: list[str], fractions: tuple[float, float, float]
 ) -> ModelPlan:
-    from fdt.features_store.errors import WeightsNotFoundError
+    from fdt.features_store.errors import ExtractorError, WeightsNotFoundError
     from fdt.models.detector import DetectorError
     from fdt.models.finetune import FinetuneConfig, backbone_extractor
 
@@ -100,7 +100,7 @@ def _check_model(
         config = FinetuneConfig(**given, seed=settings.seed, split=split)
         config.check()
         identity = backbone_extractor(config.backbone, config.weights, config.seed).weights_identity()
-    except (DetectorError, DataError, WeightsNotFoundError) as error:
+    except (DetectorError, DataError, ExtractorError, WeightsNotFoundError) as error:
         raise ExperimentError(f"{where}: {str(error).splitlines()[0]}") from None
     if not choice:
         choice = f"RANDOM initial weights ({identity})" if identity.startswith("random") else f"weights {identity}"

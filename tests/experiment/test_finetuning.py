@@ -190,6 +190,7 @@ def test_changing_a_model_key_retrains_it_and_its_features_get_new_keys(runs):
         ('params = {{ model = "test_resnet" }}', 'params = {{ model = "test_resnet", weights = "random" }}', "params.weights is set by fdt"),
         ('params = {{ model = "test_resnet" }}', 'params = {{ model = "resnet18" }}', "not by timm (model 'resnet18')"),
         ('backbone = "test_resnet"', 'backbone = "no_such_net"', "[models.det]: unknown backbone"),
+        ('backbone = "test_resnet"\nweights = "random"', 'backbone = "test_resnet"\nweights = "no-such-file.pt"', "[models.det]: weights must be"),
         ("fakes = [\"blocky\"]", "fakes = [\"real\"]", "[models.det] fakes: source 'real' is labelled real"),
         ("epochs = {epochs}", "epochs = 0", "[models.det]: epochs"),
         ("epochs = {epochs}", "epoch = 2", "unknown key 'epoch' in [models.det]"),
