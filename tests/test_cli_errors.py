@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import sys
+from pathlib import Path
 
 import click
 import pytest
@@ -107,3 +108,17 @@ def test_one_line_of_any_error():
     assert one_line(KeyError("classes_")) == "classes_"
     assert one_line(ValueError("first\nsecond")) == "first"
     assert one_line(OSError()) == "OSError"
+
+
+def test_fdts_own_warnings_print_as_one_line_and_others_keep_their_origin(monkeypatch):
+    import warnings
+
+    import fdt
+    from fdt.cli import _one_line_warnings
+
+    monkeypatch.setattr(warnings, "formatwarning", warnings.formatwarning)
+    _one_line_warnings()
+    inside = str(Path(fdt.__file__).parent / "gen" / "dcgan.py")
+    assert warnings.formatwarning("skipped 1 unreadable image(s)", UserWarning, inside, 177) == "fdt: warning: skipped 1 unreadable image(s)\n"
+    other = warnings.formatwarning("deprecated", DeprecationWarning, "/elsewhere/lib.py", 3, "")
+    assert other.startswith("/elsewhere/lib.py:3: DeprecationWarning: deprecated")

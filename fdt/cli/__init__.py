@@ -109,6 +109,29 @@ def _module_exists(module: str) -> bool:
 @CONFIG_OPTION
 def cli() -> None:
     """fdt: detect AI-generated images with frozen features and tuned classical heads."""
+    _one_line_warnings()
+
+
+def _one_line_warnings() -> None:
+    """Print fdt's own warnings as one line each (``fdt: warning: ...``), not Python's two with a source line.
+
+    Other packages' warnings keep Python's format, which names where they came from.
+    """
+    import os
+    import warnings
+
+    if getattr(warnings.formatwarning, "fdt_one_line", False):
+        return
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+    default = warnings.formatwarning
+
+    def one_line(message, category, filename, lineno, line=None) -> str:
+        if os.path.abspath(filename).startswith(package):
+            return f"fdt: warning: {message}\n"
+        return default(message, category, filename, lineno, line)
+
+    one_line.fdt_one_line = True
+    warnings.formatwarning = one_line
 
 
 def main() -> None:
