@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import pickle
 import warnings
+from pathlib import Path
 from typing import Any
 
 from fdt.errors import FdtError, one_line
@@ -39,6 +40,33 @@ def load_tensors(path: str | os.PathLike, map_location: Any = "cpu", mmap: bool 
         raise
     except Exception as error:  # torch raises unpickling, zip, key, EOF and runtime errors for files that are not its own
         raise TorchFileError(reason(error)) from None
+
+
+def read_format_file(
+    path: str | os.PathLike, fmt: str, version: int | str, what: str, retrain: str, error: type[FdtError], mmap: bool = False
+) -> dict[str, Any]:
+    """A torch file fdt wrote with a ``format`` tag and ``format_version``; ``error`` (one line ending in ``retrain``) if it is not one.
+
+    ``what`` names the file in messages ("fine-tuned model", "autoencoder model").
+    """
+    from fdt import __version__
+
+    path = Path(path)
+    if not path.is_file():
+        raise error(f"{what} file does not exist: {path}; {retrain}")
+    try:
+        state = load_tensors(path, mmap=mmap)
+    except (TorchFileError, OSError) as failure:
+        raise error(f"{path} is not an fdt {what} file ({one_line(failure)}); {retrain}") from None
+    found = state.get("format") if isinstance(state, dict) else None
+    if found != fmt:
+        raise error(f"{path} is not an fdt {what} file (format {found!r}, expected {fmt!r}); {retrain}")
+    if state.get("format_version") != version:
+        raise error(
+            f"{path} is an fdt {what} of format_version {state.get('format_version')!r}, but fdt {__version__} reads version {version}; "
+            f"upgrade fdt or {retrain}"
+        )
+    return state
 
 
 def reason(error: BaseException) -> str:

@@ -165,6 +165,16 @@ def protocol_options(trials_default: int, trials_help: str, cv_help: str, seed_h
     )
 
 
+def quality_metric_options() -> Decorator:
+    """``--k``, ``--kid-subsets``, ``--kid-subset-size``, ``--resamples``: how FD, KID and PRDC are computed."""
+    return options(
+        click.option("--k", "k", default=5, show_default=True, type=click.IntRange(min=1), help="Nearest neighbours of precision/recall/density/coverage."),
+        click.option("--kid-subsets", default=100, show_default=True, type=click.IntRange(min=1), help="KID subsets (mean ± std over them)."),
+        click.option("--kid-subset-size", default=1000, show_default=True, type=click.IntRange(min=2), help="Images per KID subset (at most the smaller set)."),
+        click.option("--resamples", default=100, show_default=True, type=click.IntRange(min=10), help="Bootstrap resamples of the FD and k-NN metric intervals."),
+    )
+
+
 STORE_OPTION = click.option("--store", "store_root", default="features_store", show_default=True, type=click.Path(file_okay=False))
 
 

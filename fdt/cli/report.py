@@ -16,6 +16,7 @@ from fdt.cli.common import (
     pipeline_options,
     progress_option,
     protocol_options,
+    quality_metric_options,
     source_options,
     split_list,
     stored_features_options,
@@ -172,10 +173,7 @@ def robustness(extractor, resolution, params, weights, pipeline_name, specs, rea
 @click.option("--model", "models", multiple=True, type=click.Path(dir_okay=False), help="Detectability from this tuned model's card (test ROC AUC); repeatable.")
 @pipeline_options("logreg")
 @click.option("--cv", default=5, show_default=True, type=click.IntRange(min=2), help="Grouped folds of the cross-validated detectability (without --matrix or --model).")
-@click.option("--k", "k", default=5, show_default=True, type=click.IntRange(min=1), help="Nearest neighbours of precision/recall/density/coverage.")
-@click.option("--kid-subsets", default=100, show_default=True, type=click.IntRange(min=1), help="KID subsets (mean ± std over them).")
-@click.option("--kid-subset-size", default=1000, show_default=True, type=click.IntRange(min=2), help="Images per KID subset (at most the smaller set).")
-@click.option("--resamples", default=100, show_default=True, type=click.IntRange(min=10), help="Bootstrap resamples of the FD and k-NN metric intervals.")
+@quality_metric_options()
 @click.option("--seed", default=0, show_default=True, type=int)
 @STORE_OPTION
 @click.option("--out", default=None, type=click.Path(file_okay=False), help="Output folder (default: reports/quality-EXTRACTOR).")
@@ -235,10 +233,7 @@ def quality(
 @click.option("--device", default="auto", show_default=True, help="Where to sample and extract: auto, cpu or cuda.")
 @pipeline_options("logreg")
 @click.option("--cv", default=5, show_default=True, type=click.IntRange(min=2), help="Grouped folds of each epoch's cross-validated detectability.")
-@click.option("--k", "k", default=5, show_default=True, type=click.IntRange(min=1), help="Nearest neighbours of precision/recall/density/coverage.")
-@click.option("--kid-subsets", default=100, show_default=True, type=click.IntRange(min=1), help="KID subsets (mean ± std over them).")
-@click.option("--kid-subset-size", default=1000, show_default=True, type=click.IntRange(min=2), help="Images per KID subset (at most the smaller set).")
-@click.option("--resamples", default=100, show_default=True, type=click.IntRange(min=10), help="Bootstrap resamples of the FD and k-NN metric intervals.")
+@quality_metric_options()
 @click.option("--seed", default=0, show_default=True, type=int, help="Sampling seed (image i of every epoch from the same noise) and analysis seed.")
 @STORE_OPTION
 @click.option("--out", default=None, type=click.Path(file_okay=False), help="Output folder (default: reports/training-MODEL).")

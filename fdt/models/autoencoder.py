@@ -33,9 +33,9 @@ from fdt.atomic import atomic_path, write_text
 from fdt.checkpoints import Checkpoint, training_data_sha256
 from fdt.devices import resolve_device
 from fdt.data import REAL, DataError, ImageDecodeError, ImageRecord, apply_resolution, load_image_set, load_rgb, sha256_file
-from fdt.errors import FdtError, one_line
+from fdt.errors import FdtError
 from fdt.grouping import assign_groups, group_of, training_record, write_training_record
-from fdt.torch_files import TorchFileError, load_tensors
+from fdt.torch_files import read_format_file
 
 FORMAT = "fdt.autoencoder"
 FORMAT_VERSION = 1
@@ -394,23 +394,8 @@ def load_autoencoder(path: str | os.PathLike, device: str = "cpu") -> ConvAutoen
 
 def read_autoencoder_file(path: str | os.PathLike) -> dict[str, Any]:
     """The checked contents of a model file: config, state dict, normalisation, training summary, versions."""
-    path = Path(path)
     retrain = f"train one with: fdt models train-autoencoder IMAGES --out {path}"
-    if not path.is_file():
-        raise AutoencoderFormatError(f"autoencoder model file does not exist: {path}; {retrain}")
-    try:
-        state = load_tensors(path)
-    except (TorchFileError, OSError) as error:
-        raise AutoencoderFormatError(f"{path} is not an fdt autoencoder model file ({one_line(error)}); {retrain}") from None
-    found = state.get("format") if isinstance(state, dict) else None
-    if found != FORMAT:
-        raise AutoencoderFormatError(f"{path} is not an fdt autoencoder model file (format {found!r}, expected {FORMAT!r}); {retrain}")
-    version = state.get("format_version")
-    if version != FORMAT_VERSION:
-        raise AutoencoderFormatError(
-            f"{path} is an fdt autoencoder of format_version {version!r}, but fdt {__version__} reads version {FORMAT_VERSION}; "
-            f"upgrade fdt or {retrain}"
-        )
+    state = read_format_file(path, FORMAT, FORMAT_VERSION, "autoencoder model", retrain, AutoencoderFormatError)
     missing = [k for k in ("config", "state_dict") if k not in state]
     if missing:
         raise AutoencoderFormatError(f"{path} is a damaged fdt autoencoder file (no {', '.join(missing)}); {retrain}")

@@ -20,16 +20,15 @@ trained on.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
 from fdt.data import sha256_file
-from fdt.errors import FdtError, one_line
+from fdt.errors import FdtError
 from fdt.models.inputs import NetworkInput
-from fdt.torch_files import TorchFileError, load_tensors
+from fdt.torch_files import read_format_file
 
 FORMAT = "fdt.finetuned"
 FORMAT_VERSION = 1
@@ -119,23 +118,8 @@ def network_input(state: dict[str, Any]) -> NetworkInput:
 
 def read_detector_file(path: str | os.PathLike) -> dict[str, Any]:
     """The checked contents of a detector file (metadata and ``state_dict``)."""
-    path = Path(path)
     retrain = f"train one with: fdt models finetune DATA --backbone NAME --real SOURCES --out {path}"
-    if not path.is_file():
-        raise DetectorFormatError(f"fine-tuned model file does not exist: {path}; {retrain}")
-    try:
-        state = load_tensors(path, mmap=True)
-    except (TorchFileError, OSError) as error:
-        raise DetectorFormatError(f"{path} is not an fdt fine-tuned model file ({one_line(error)}); {retrain}") from None
-    found = state.get("format") if isinstance(state, dict) else None
-    if found != FORMAT:
-        raise DetectorFormatError(f"{path} is not an fdt fine-tuned model file (format {found!r}, expected {FORMAT!r}); {retrain}")
-    if state.get("format_version") != FORMAT_VERSION:
-        raise DetectorFormatError(
-            f"{path} is an fdt fine-tuned model of format_version {state.get('format_version')!r}; this fdt reads version {FORMAT_VERSION}: "
-            f"upgrade fdt or {retrain}"
-        )
-    return state
+    return read_format_file(path, FORMAT, FORMAT_VERSION, "fine-tuned model", retrain, DetectorFormatError, mmap=True)
 
 
 def is_detector_file(path: str | os.PathLike) -> bool:
