@@ -434,6 +434,18 @@ def _model(name: str, table: Any) -> ModelConfig:
     return _build(ModelConfig, table, where, fixed={"name": name})
 
 
+def checked_sources(sources: Mapping[str, int], where: str, key: str, given: tuple[str, ...], default: list[str], label: int) -> tuple[str, ...]:
+    """``given`` source names (each one of ``sources`` with ``label``), or ``default`` when none are given."""
+    from fdt.data import REAL
+
+    for name in given:
+        if name not in sources:
+            raise ExperimentError(f"{where} {key}: no image set has a source {name!r}; sources: {', '.join(sources)}")
+        if sources[name] != label:
+            raise ExperimentError(f"{where} {key}: source {name!r} is labelled {'real' if sources[name] == REAL else 'fake'}")
+    return tuple(given or default)
+
+
 def _check_references(experiment: Experiment) -> None:
     """Names that point at other tables (image sets, extractor labels) must exist."""
     images, extractors = experiment.images, experiment.extractors

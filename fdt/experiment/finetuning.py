@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from fdt.data import FAKE, REAL, DataError, ImageRecord
-from fdt.experiment.config import IMAGENET_IF_CACHED, Experiment, ExperimentError, ExtractorConfig, ModelConfig
+from fdt.experiment.config import IMAGENET_IF_CACHED, Experiment, ExperimentError, ExtractorConfig, ModelConfig, checked_sources
 
 if TYPE_CHECKING:
     from fdt.experiment.plan import Plan
@@ -104,16 +104,9 @@ def _check_model(
         raise ExperimentError(f"{where}: {str(error).splitlines()[0]}") from None
     if not choice:
         choice = f"RANDOM initial weights ({identity})" if identity.startswith("random") else f"weights {identity}"
-    chosen = {}
-    for key, label, default in (("real", REAL, real), ("fakes", FAKE, fakes)):
-        names = list(getattr(model, key)) or default
-        for source in names:
-            if source not in sources:
-                raise ExperimentError(f"{where} {key}: no image set has a source {source!r}; sources: {', '.join(sources)}")
-            if sources[source] != label:
-                raise ExperimentError(f"{where} {key}: source {source!r} is labelled {'real' if sources[source] == REAL else 'fake'}")
-        chosen[key] = tuple(names)
-    return ModelPlan(model.name, config, chosen["real"], chosen["fakes"], choice)
+    chosen_real = checked_sources(sources, where, "real", tuple(model.real), real, REAL)
+    chosen_fakes = checked_sources(sources, where, "fakes", tuple(model.fakes), fakes, FAKE)
+    return ModelPlan(model.name, config, chosen_real, chosen_fakes, choice)
 
 
 def check_model_extractor(label: str, extractor: ExtractorConfig, model: ModelPlan) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from fdt.data import FAKE, REAL, DataError, parse_resolution
-from fdt.experiment.config import ExperimentError, GeneratedImages, QualityConfig
+from fdt.experiment.config import ExperimentError, GeneratedImages, QualityConfig, checked_sources
 
 if TYPE_CHECKING:
     from fdt.experiment.plan import Plan
@@ -76,8 +76,8 @@ def check_quality(plan: "Plan") -> tuple[list[QualityJob], list[str]]:
         except DataError as error:
             raise ExperimentError(f"{where}: {error}") from None
         _check_numbers(where, entry)
-        real = _sources(plan, where, "real", entry.real, plan.real, REAL)
-        fakes = _sources(plan, where, "fakes", entry.fakes, plan.fakes, FAKE)
+        real = checked_sources(plan.sources, where, "real", entry.real, plan.real, REAL)
+        fakes = checked_sources(plan.sources, where, "fakes", entry.fakes, plan.fakes, FAKE)
         if entry.pipeline is not None:
             _check_pipeline(plan, where, entry.pipeline)
         labels = plan.extractors_of(entry.extractors)
@@ -118,15 +118,6 @@ def _check_numbers(where: str, entry: QualityConfig) -> None:
         raise ExperimentError(f"{where} samples = {entry.samples} are too few for k = {entry.k} nearest neighbours: sample at least {entry.k + 1}")
     if any(epoch < 1 for epoch in entry.epochs):
         raise ExperimentError(f"{where} epochs are numbered from 1, not {min(entry.epochs)}")
-
-
-def _sources(plan: "Plan", where: str, key: str, given: tuple[str, ...], default: list[str], label: int) -> tuple[str, ...]:
-    for name in given:
-        if name not in plan.sources:
-            raise ExperimentError(f"{where} {key}: no image set has a source {name!r}; sources: {', '.join(plan.sources)}")
-        if plan.sources[name] != label:
-            raise ExperimentError(f"{where} {key}: source {name!r} is labelled {'real' if plan.sources[name] == REAL else 'fake'}")
-    return tuple(given or default)
 
 
 def _check_pipeline(plan: "Plan", where: str, pipeline: str) -> None:
