@@ -199,7 +199,14 @@ def display_path(path: str | os.PathLike) -> str:
     Linux file names are bytes; Python keeps undecodable ones as surrogates, which
     a terminal, a CSV or an HDF5 string cannot hold.
     """
-    return os.fsencode(path).decode("utf-8", "backslashreplace")
+    text = os.fspath(path)
+    if isinstance(text, str):
+        try:
+            text.encode("utf-8")  # the common case, a name that is UTF-8 already: shown as it is
+            return text
+        except UnicodeEncodeError:
+            pass
+    return os.fsencode(text).decode("utf-8", "backslashreplace")
 
 
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:

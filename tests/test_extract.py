@@ -354,21 +354,78 @@ def test_a_slow_worker_is_given_fewer_chunks(tmp_path: Path, monkeypatch: pytest
     # would end waiting for the slow one's long queue while the other idled
     from fdt.features_store import extraction
 
-    real = extraction._DecodeDataset.__getitem__
+    real = extraction._DecodeDataset._decode
     log = tmp_path / "log"
     log.mkdir()
 
-    def getitem(self, index):
+    def decode(self, item):
         worker = torch.utils.data.get_worker_info().id
         if worker == 0:
             time.sleep(0.05)
         with open(log / str(worker), "a") as handle:  # the workers are forked: this function is theirs too
             handle.write(".")
-        return real(self, index)
+        return real(self, item)
 
-    monkeypatch.setattr(extraction._DecodeDataset, "__getitem__", getitem)
+    monkeypatch.setattr(extraction._DecodeDataset, "_decode", decode)
     write_images(tmp_path / "data" / "real", 96, size=16)
     summary = extract_records(load_image_set(tmp_path / "data"), "fft", {"size": 4}, "native", tmp_path / "s", workers=2, batch_size=8, progress=False)
     done = {name: len((log / name).read_text()) for name in ("0", "1")}
     assert summary.new_rows == 96 and sum(done.values()) == 96
     assert done["0"] <= 32, done  # the worker that sleeps 50 ms an image did at most a third
+
+
+@pytest.mark.parametrize(("shared_min", "two_pass_pixels"), [(1, 1), (1, 1 << 22), (1 << 40, 1 << 22)])
+def test_shared_chunks_and_two_passes_keep_every_row_and_failure_in_place(shared_min, two_pass_pixels, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    # large results cross from the workers in shared memory, small ones pickled; a chunk is decoded, then preprocessed
+    # (two passes, or one file at a time when the pixel budget is spent): neither may move a row or a failure
+    import multiprocessing
+
+    from fdt.features_store import extraction
+
+    monkeypatch.setattr(extraction, "SHARED_MIN_BYTES", shared_min)  # the workers are forked: they see it too
+    monkeypatch.setattr(extraction, "TWO_PASS_PIXELS", two_pass_pixels)
+    shared = []
+    unpack = extraction._unpack
+    monkeypatch.setattr(extraction, "_unpack", lambda part: shared.append(isinstance(part, extraction._Chunk)) or unpack(part))
+    files = write_images(tmp_path / "data" / "real", 7, seed=3) + write_images(tmp_path / "data" / "fake", 6, size=40, seed=4, fmt="jpg")
+    (tmp_path / "data" / "real" / "img0003b.png").write_bytes(b"not an image")  # between good files of one chunk
+    records = load_image_set(tmp_path / "data")
+    summary = extract_records(records, "fft", {"size": 8}, "native", tmp_path / "s", workers=2, batch_size=8, progress=False)
+    assert not multiprocessing.active_children()  # the workers were stopped and joined before returning
+    assert summary.new_rows == 13 and summary.failed == 1
+    assert any(shared) == (shared_min == 1) and len(shared) >= 2
+    broken = next(i for i, r in enumerate(records) if Path(r.path).name == "img0003b.png")
+    assert summary.failures[broken] == "not an image file of a known format"
+    sha, X = FeatureStore(tmp_path / "s").read_features(summary.key)
+    rows, model = dict(zip(sha.astype(str).tolist(), X)), create_extractor("fft", size=8)
+    from fdt.perturb import Chain
+
+    for path in files:
+        np.testing.assert_array_equal(rows[sha256_of(path)], _direct_features(path, model, "native", Chain()))
+
+
+def test_a_packed_chunk_is_unpacked_to_equal_arrays_of_each_shape_and_dtype(monkeypatch: pytest.MonkeyPatch):
+    from fdt.features_store import extraction
+
+    monkeypatch.setattr(torch.utils.data, "get_worker_info", lambda: object())  # as in a DataLoader worker
+    monkeypatch.setattr(extraction, "SHARED_MIN_BYTES", 1000)
+    rng = np.random.default_rng(0)
+    big = [rng.random((20, 30), dtype=np.float32) for _ in range(3)]  # 2400 bytes each: shared
+    wide = [rng.integers(0, 255, (5, 50), dtype=np.uint8) for _ in range(4)]  # 250 bytes each, 1000 together: shared
+    tiny = np.ones(3, np.float64)  # alone in its layout, 24 bytes: pickled
+    items = [
+        extraction._Decoded(0, "a", "a.png", [(0, big[0], ""), (1, wide[0], "")]),
+        extraction._Decoded(1, "b", "b.png", [(0, None, "cannot decode"), (1, wide[1], "")]),
+        extraction._Decoded(2, "c", "c.png", [(0, big[1], ""), (1, wide[2], ""), (2, tiny, "")]),
+        extraction._Decoded(3, "", "d.png", [], "cannot read file"),
+        extraction._Decoded(4, "e", "e.png", [(0, big[2], ""), (1, wide[3], "")]),
+    ]
+    packed = extraction._pack(items)
+    assert isinstance(packed, extraction._Chunk) and len(packed.buffers) == 2
+    assert all(buffer.is_shared() for buffer in packed.buffers)
+    unpacked = extraction._unpack(packed)
+    assert [(i.index, i.sha, i.path, i.unreadable) for i in unpacked] == [(i.index, i.sha, i.path, i.unreadable) for i in items]
+    for before, after in zip(items, unpacked):
+        assert [(level, reason) for level, _, reason in before.outputs] == [(level, reason) for level, _, reason in after.outputs]
+        for (_, x, _), (_, y, _) in zip(before.outputs, after.outputs):
+            assert (x is None and y is None) or (x.dtype == y.dtype and x.shape == y.shape and np.array_equal(x, y))

@@ -192,7 +192,49 @@ class _DecodeDataset:
         return tuple(level for level, stored in enumerate(self.skip) if sha not in stored)
 
     def __getitem__(self, index: int) -> _Decoded:
-        position, expected, path, needed = self.items[index]
+        return self.__getitems__([index])[0]
+
+    def __getitems__(self, indices: Sequence[int]) -> list[_Decoded]:
+        """A chunk of files in two passes, as the bound measures them: read, hash and decode; then preprocess.
+
+        File by file, the decoder's buffers and the transform's evict each other from
+        the cache: that cost a few per cent more CPU than two passes. Decoded images
+        wait for the second pass only up to :data:`TWO_PASS_PIXELS`, so a chunk of
+        large images holds no more memory than one of them did.
+        """
+        done: list[_Decoded | None] = [None] * len(indices)
+        waiting: list[tuple[int, Any, str, tuple[int, ...]]] = []  # (slot in done, image, sha, levels)
+        pixels = 0
+        for slot, index in enumerate(indices):
+            result = self._decode(self.items[index])
+            if isinstance(result, _Decoded):
+                done[slot] = result
+                continue
+            waiting.append((slot, *result))
+            pixels += result[0].width * result[0].height
+            if pixels >= TWO_PASS_PIXELS:
+                for at, image, sha, needed in waiting:
+                    done[at] = self._prepare(self.items[indices[at]], image, sha, needed)
+                waiting, pixels = [], 0
+        for at, image, sha, needed in waiting:
+            done[at] = self._prepare(self.items[indices[at]], image, sha, needed)
+        return done  # type: ignore[return-value]
+
+    def _prepare(self, item: _Item, image: Any, sha: str, needed: tuple[int, ...]) -> _Decoded:
+        """Each needed level of one decoded image: perturbed, resized or cropped, preprocessed."""
+        outputs = []
+        for level in needed:
+            try:
+                level_image = apply_resolution(self.levels[level].apply(image, sha), self.resolution, sha)
+            except ImageDecodeError as error:
+                outputs.append((level, None, str(error)))
+                continue
+            outputs.append((level, self.prepare(level_image), ""))
+        return _Decoded(item.index, sha, item.path, outputs)
+
+    def _decode(self, item: _Item) -> _Decoded | tuple[Any, str, tuple[int, ...]]:
+        """Read, hash and decode one file: its finished result (nothing to compute, or a failure), or ``(image, sha, levels)``."""
+        position, expected, path, needed = item
         try:
             with open_regular(path) as handle:
                 data = handle.read()
@@ -209,22 +251,82 @@ class _DecodeDataset:
         if not needed:
             return _Decoded(position, sha, path, [])
         try:
-            decoded = load_rgb(data, self.max_pixels)
+            return load_rgb(data, self.max_pixels), sha, needed
         except ImageDecodeError as error:
             return _Decoded(position, sha, path, [(level, None, str(error)) for level in needed])
-        outputs = []
-        for level in needed:
-            try:
-                image = apply_resolution(self.levels[level].apply(decoded, sha), self.resolution, sha)
-            except ImageDecodeError as error:
-                outputs.append((level, None, str(error)))
-                continue
-            outputs.append((level, self.prepare(image), ""))
-        return _Decoded(position, sha, path, outputs)
 
 
-def _as_list(batch: list) -> list:
-    return batch
+TWO_PASS_PIXELS = 1 << 22  # decoded pixels a worker holds before preprocessing them (12 MB of RGB)
+SHARED_MIN_BYTES = 1 << 20  # below this, pickling through the pipe costs less than passing a shared buffer
+
+
+class _Shared(NamedTuple):
+    """Where a packed array lies: row ``row`` of the chunk's shared buffer ``buffer``."""
+
+    buffer: int
+    row: int
+
+
+class _Chunk(NamedTuple):
+    """A worker's chunk as it crosses to the main process: the items, with their large arrays in shared memory.
+
+    ``buffers`` are uint8 tensors in shared memory (torch passes them as file
+    descriptors, not bytes) and ``layouts`` their arrays' dtype and shape.
+    """
+
+    items: list[_Decoded]
+    buffers: list[Any]
+    layouts: list[tuple[str, tuple[int, ...]]]
+
+
+def _pack(items: list[_Decoded]) -> list[_Decoded] | _Chunk:
+    """In a worker, move the chunk's arrays into shared memory, one buffer per shape and dtype.
+
+    A pickled array crosses to the main process through a pipe: pickled, written
+    in pipe-sized pieces (each one a wake-up of the reader), read and unpickled,
+    four copies in all. A spectrum at 256 px is 256 KB and a CNN input 600 KB, so
+    that transfer was a tenth of ``fft``'s cost per image. Stacked into a shared
+    buffer, the arrays are copied once; torch hands the buffer over as a file
+    descriptor, and the main process reads them in place. Results smaller than a
+    pipe's buffer are left to pickle.
+    """
+    import torch
+    from torch.utils.data import get_worker_info
+
+    if get_worker_info() is None:
+        return items
+    groups: dict[tuple[str, tuple[int, ...]], list[np.ndarray]] = {}
+    for item in items:
+        for _, array, _ in item.outputs:
+            if array is not None:
+                groups.setdefault((array.dtype.str, array.shape), []).append(array)
+    layouts = [layout for layout, arrays in groups.items() if sum(a.nbytes for a in arrays) >= SHARED_MIN_BYTES]
+    if not layouts:
+        return items
+    buffers, slots = [], {}
+    for number, (dtype, shape) in enumerate(layouts):
+        arrays = groups[(dtype, shape)]
+        size = sum(a.nbytes for a in arrays)
+        buffer = torch.empty(0, dtype=torch.uint8).set_(torch.UntypedStorage._new_shared(size), 0, (size,))
+        np.stack(arrays, out=buffer.numpy().view(dtype).reshape(len(arrays), *shape))
+        buffers.append(buffer)
+        slots.update({id(array): _Shared(number, row) for row, array in enumerate(arrays)})
+    packed = [
+        item._replace(outputs=[(level, slots.get(id(array), array), reason) for level, array, reason in item.outputs]) for item in items
+    ]
+    return _Chunk(packed, buffers, layouts)
+
+
+def _unpack(part: list[_Decoded] | _Chunk) -> list[_Decoded]:
+    """The main process's side of :func:`_pack`: each packed array becomes a view of its shared buffer."""
+    if not isinstance(part, _Chunk):
+        return part
+    stacks = [buffer.numpy().view(dtype).reshape(-1, *shape) for buffer, (dtype, shape) in zip(part.buffers, part.layouts)]
+
+    def array(value: Any) -> Any:
+        return stacks[value.buffer][value.row] if isinstance(value, _Shared) else value
+
+    return [item._replace(outputs=[(level, array(value), reason) for level, value, reason in item.outputs]) for item in part.items]
 
 
 def _queued_chunks(batch_size: int, chunk: int, workers: int) -> int:
@@ -428,7 +530,7 @@ def extract_levels(
             dataset,
             batch_size=chunk,
             num_workers=count,
-            collate_fn=_as_list,
+            collate_fn=_pack,
             worker_init_fn=functools.partial(_worker_init, parent=os.getpid()) if count else None,
             prefetch_factor=_queued_chunks(batch_size, chunk, count) if count else None,
             in_order=False,  # a chunk goes to whichever worker has room, and is taken as soon as it is done
@@ -452,8 +554,13 @@ def extract_levels(
         done: set[str] = set()
         pending: list[_Decoded] = []
         what = f"{extractor}@{resolution}" + (f" x{len(levels)} levels" if len(levels) > 1 else f" {keys[0].perturb}" if keys[0].perturb else "")
+        chunks = [iter(loader)]
+        received = 0
         with tqdm(total=len(dataset), unit="img", desc=what, disable=not progress) as bar:
-            for part in loader:
+            # one item comes back per file: counting them ends the loop without the exhausted iterator's last call,
+            # which stops and joins the workers before returning
+            while received < len(dataset):
+                part = _unpack(next(chunks[0]))
                 for item in part:
                     if item.sha:
                         all_hashes[item.index] = item.sha
@@ -466,6 +573,7 @@ def extract_levels(
                 if len(pending) >= batch_size:
                     run(pending[:batch_size])
                     del pending[:batch_size]
+                received += len(part)
                 bar.update(len(part))
             if pending:
                 run(pending)
@@ -475,10 +583,11 @@ def extract_levels(
             # each shard's job reports the unreadable files of its share of the list, so N jobs report each once
             unreadable = {i: reason for i, reason in unreadable.items() if i % shard[1] == shard[0]}
             hashes = [h if h and shard_of(h, shard[1]) == shard[0] else "" for h in hashes]
-        # the rows' shard, the hash cache and the catalog file are independent (each is written whole and renamed
-        # into place; any subset of them is a consistent store), so they are written at once: their fsyncs overlap
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            tasks = [pool.submit(writer.flush)]
+        # the workers are stopped (their exits are joined: tens of ms) while the rows' shard, the hash cache and the
+        # catalog file are written; those three are independent (each is written whole and renamed into place; any
+        # subset of them is a consistent store), so they are written at once and their fsyncs overlap
+        with ThreadPoolExecutor(max_workers=3) as pool:
+            tasks = [pool.submit(chunks.clear), pool.submit(writer.flush)]  # clear: the iterator's finaliser stops them
             if hashed:
                 tasks.append(pool.submit(hashcache.remember, store.root, [paths[i] for i in hashed], [stats[i] for i in hashed], [all_hashes[i] for i in hashed]))
             if catalog:

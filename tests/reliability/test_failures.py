@@ -29,15 +29,14 @@ def test_a_file_that_changed_during_extraction_is_retried_on_the_next_run(tmp_pa
     original = victim.read_bytes()
     from fdt.features_store import extraction
 
-    real_read = extraction._DecodeDataset.__getitem__
+    real_read = extraction._DecodeDataset._decode
 
-    def changed_mid_read(self, index):  # the file is replaced between hashing and decoding
-        item = self.items[index]
+    def changed_mid_read(self, item):  # the file is replaced between hashing and decoding
         if item.path == str(victim):
             return extraction._Decoded(item.index, hashlib.sha256(original).hexdigest(), item.path, [(0, None, "file changed while it was being extracted")])
-        return real_read(self, index)
+        return real_read(self, item)
 
-    monkeypatch.setattr(extraction._DecodeDataset, "__getitem__", changed_mid_read)
+    monkeypatch.setattr(extraction._DecodeDataset, "_decode", changed_mid_read)
     first = _extract(data, tmp_path / "s")
     assert first.failed == 1 and first.new_rows == 5
     monkeypatch.undo()
