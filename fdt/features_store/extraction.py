@@ -329,19 +329,24 @@ def _unpack(part: list[_Decoded] | _Chunk) -> list[_Decoded]:
     return [item._replace(outputs=[(level, array(value), reason) for level, value, reason in item.outputs]) for item in part.items]
 
 
+def _chunk_sizes(batch_size: int) -> tuple[int, int]:
+    """The workers' small and large chunk sizes: divisors of the batch size, at most 8 and at most 32 files."""
+    small = max(size for size in range(1, min(batch_size, 8) + 1) if batch_size % size == 0)
+    return small, small * max(1, min(batch_size, 32) // small)
+
+
 def _chunks(files: int, batch_size: int, workers: int) -> list[list[int]]:
-    """The files' indices in the chunks the workers take: up to 32 files while many remain, at most 8 for the last ones.
+    """The files' indices in the chunks the workers take: large ones while many files remain, small ones for the last.
 
     Every chunk costs a round trip through the DataLoader's queues in both
     processes (about 1 CPU-ms in all, a tenth of a cheap extractor's cost for 8
     files), so most files go in large chunks. A queued chunk stays with its
-    worker, so the last ``2 * workers`` large chunks' worth of files go in small
-    ones: when the files run out, no worker still holds a long chunk while the
+    worker, so the files that the workers' queues hold when the large chunks run
+    out go in small ones: then no worker is left with a long chunk while the
     others idle.
     """
-    small = max(size for size in range(1, min(batch_size, 8) + 1) if batch_size % size == 0)
-    large = small * max(1, min(batch_size, 32) // small)
-    tail = min(files, 2 * max(workers, 1) * large) if workers else 0
+    small, large = _chunk_sizes(batch_size)
+    tail = min(files, workers * _queued_chunks(batch_size, large, workers) * large) if workers else 0
     head = files - tail
     sizes = [large] * (head // large) + ([head % large] if head % large else []) + [small] * (-(-tail // small))
     chunks, start = [], 0
@@ -545,14 +550,13 @@ def extract_levels(
         dataset = _DecodeDataset(items, resolution, model.preprocessor(), max_pixels, levels, skip, frozenset(todo), shard)
         count = default_workers() if workers is None else workers
         count = min(count, -(-len(dataset) // batch_size)) if len(dataset) > 1 else 0
-        chunk = max(size for size in range(1, min(batch_size, 8) + 1) if batch_size % size == 0)  # the smallest chunks
         loader = DataLoader(
             dataset,
             batch_sampler=_chunks(len(dataset), batch_size, count),  # the main process gathers them into network batches
             num_workers=count,
             collate_fn=_pack,
             worker_init_fn=functools.partial(_worker_init, parent=os.getpid()) if count else None,
-            prefetch_factor=_queued_chunks(batch_size, chunk, count) if count else None,
+            prefetch_factor=_queued_chunks(batch_size, _chunk_sizes(batch_size)[1], count) if count else None,
             in_order=False,  # a chunk goes to whichever worker has room, and is taken as soon as it is done
         )
 
