@@ -147,16 +147,25 @@ def write_shard(
     key: ExtractorKey,
     num_features: int,
     sha256: np.ndarray,
-    features: np.ndarray,
+    features: np.ndarray | Sequence[np.ndarray],
     failed: Sequence[tuple[str, str, str]],
     supersedes: Sequence[str] = (),
     extra_attrs: dict[str, object] | None = None,
 ) -> Path:
+    """Write one immutable shard; ``features`` is the row matrix, or its consecutive blocks of rows.
+
+    Blocks are written as they are, never joined into one matrix first: a writer's
+    buffer of a thousand spectra is tens of MB, and a copy of it in a fresh thread
+    cost ten times the copy itself in page faults.
+    """
     folder = root / "features" / key.id
     folder.mkdir(parents=True, exist_ok=True)
     final = folder / f"{stamp()}.h5"
-    features = np.ascontiguousarray(features, dtype=np.float32).reshape(len(sha256), num_features)
+    blocks = [features] if isinstance(features, np.ndarray) else list(features)
+    blocks = [np.ascontiguousarray(block, dtype=np.float32).reshape(-1, num_features) for block in blocks] or [np.zeros((0, num_features), np.float32)]
     sha256 = np.asarray(sha256, dtype=HASH_DTYPE)
+    if sum(len(block) for block in blocks) != len(sha256):
+        raise ValueError(f"{sum(len(block) for block in blocks)} feature rows for {len(sha256)} hashes")
     attrs: dict[str, object] = {
         "encoding-type": SHARD_TYPE,
         "encoding-version": SHARD_VERSION,
@@ -164,7 +173,7 @@ def write_shard(
         "key_id": key.id,
         "num_features": num_features,
         "supersedes": json.dumps(list(supersedes)),
-        "checksum": shard_checksum(sha256, features),
+        "checksum": shard_checksum(sha256, *blocks),
         "created": now(),
         "fdt_version": __version__,
     }
@@ -174,7 +183,14 @@ def write_shard(
     def fill(handle: h5py.File) -> None:
         handle.attrs.update(attrs)
         handle.create_dataset("sha256", data=sha256)
-        handle.create_dataset("features", data=features)
+        if len(blocks) == 1:
+            handle.create_dataset("features", data=blocks[0])
+        else:
+            rows = handle.create_dataset("features", shape=(len(sha256), num_features), dtype=np.float32)
+            start = 0
+            for block in blocks:
+                rows[start : start + len(block)] = block
+                start += len(block)
         group = handle.create_group("failed")
         group.create_dataset("sha256", data=np.asarray([f[0] for f in failed], dtype=HASH_DTYPE))
         group.create_dataset("path", data=[display_path(f[1]) for f in failed], dtype=STR_DTYPE)
@@ -184,10 +200,11 @@ def write_shard(
     return final
 
 
-def shard_checksum(sha256: np.ndarray, features: np.ndarray) -> str:
-    """SHA-256 over the row hashes and the little-endian float32 feature bytes."""
+def shard_checksum(sha256: np.ndarray, *features: np.ndarray) -> str:
+    """SHA-256 over the row hashes and the little-endian float32 feature bytes (the matrix, or its blocks of rows in order)."""
     digest = hashlib.sha256(np.ascontiguousarray(sha256, dtype=HASH_DTYPE))
-    digest.update(np.ascontiguousarray(features, dtype="<f4"))  # hashed in place: no copy of the matrix
+    for block in features:
+        digest.update(np.ascontiguousarray(block, dtype="<f4"))  # hashed in place: no copy of the matrix
     return digest.hexdigest()
 
 

@@ -162,8 +162,7 @@ class StoreWriter:
     def _flush_one(self, buffer: "_Buffer") -> None:
         if not buffer.sha and not buffer.failed:
             return
-        features = np.concatenate(buffer.blocks) if buffer.blocks else np.zeros((0, buffer.num_features), np.float32)
-        write_shard(self.root, buffer.key, buffer.num_features, np.asarray(buffer.sha, dtype=HASH_DTYPE), features, buffer.failed, extra_attrs=buffer.attrs)
+        write_shard(self.root, buffer.key, buffer.num_features, np.asarray(buffer.sha, dtype=HASH_DTYPE), buffer.blocks, buffer.failed, extra_attrs=buffer.attrs)
         self._written.add(buffer.key.id)
         buffer.sha, buffer.blocks, buffer.failed = [], [], []
 
