@@ -8,9 +8,13 @@
    turns out to be stored already (or owned by another shard) is not decoded.
 3. Each decoded image is perturbed per level, resized or cropped and
    preprocessed in the workers while the main process runs the network on the
-   previous batch. Workers take small chunks of files as they have room (two
-   network batches are queued in all), so when the files run out no worker
-   still holds a long queue while the others idle.
+   previous batch; a worker decodes a chunk of files, then preprocesses them
+   (two passes keep each one's buffers in cache). Workers take chunks as they
+   have room: up to 32 files while many remain (a chunk's trip through the
+   queues has a fixed cost), at most 8 at the end, so when the files run out
+   no worker still holds a long chunk while the others idle. Results of 1 MB
+   or more per chunk (a CNN's 224 px inputs) cross to the main process in
+   shared memory instead of being pickled through a pipe.
 4. Rows are flushed to the store as immutable shards every ``flush_rows`` rows,
    so a killed run keeps what it finished and a re-run computes only the rest;
    the image-set rows go to the store's catalog, and the new hashes to the hash
@@ -158,7 +162,8 @@ class _DecodeDataset:
     (``skip[level]`` holds its hash), is read under another name in this run
     (``claimed``), or belongs to another shard. Each item is decoded once and every
     level it needs is applied in memory, so a sweep of five levels costs one read
-    and one decode per image. Decoding and perturbation failures are returned, not
+    and one decode per image. A chunk is fetched at once (:meth:`__getitems__`)
+    in two passes. Decoding and perturbation failures are returned, not
     raised, so one bad file never stops a run; any other exception is a bug and
     propagates.
     """
