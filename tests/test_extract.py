@@ -429,3 +429,22 @@ def test_a_packed_chunk_is_unpacked_to_equal_arrays_of_each_shape_and_dtype(monk
         assert [(level, reason) for level, _, reason in before.outputs] == [(level, reason) for level, _, reason in after.outputs]
         for (_, x, _), (_, y, _) in zip(before.outputs, after.outputs):
             assert (x is None and y is None) or (x.dtype == y.dtype and x.shape == y.shape and np.array_equal(x, y))
+
+
+@pytest.mark.parametrize(("files", "batch_size", "workers"), [(1000, 32, 2), (100, 32, 2), (96, 8, 2), (5, 4, 0), (1, 32, 1), (0, 32, 2), (3000, 64, 16), (777, 48, 3)])
+def test_chunks_are_large_while_many_files_remain_and_small_at_the_end(files, batch_size, workers):
+    from fdt.features_store.extraction import _chunk_sizes, _chunks, _queued_chunks
+
+    chunks = _chunks(files, batch_size, workers)
+    assert [i for chunk in chunks for i in chunk] == list(range(files))  # every file once, in order
+    small, large = _chunk_sizes(batch_size)
+    assert batch_size % small == 0 and large % small == 0 and small <= 8 and large <= max(32, small)
+    sizes = [len(chunk) for chunk in chunks]
+    assert all(0 < size <= large for size in sizes)
+    if workers:
+        # what the workers' queues can hold when the large chunks run out goes in small chunks
+        held = workers * _queued_chunks(batch_size, large, workers) * large
+        last = sizes[len(sizes) - -(-min(files, held) // small) :]
+        assert sum(last) == min(files, held) and all(size <= small for size in last)
+    if files >= 1000 and workers <= 2:
+        assert len(chunks) < files / 16  # most files travel in large chunks
