@@ -584,45 +584,48 @@ def extract_levels(
         pending: list[_Decoded] = []
         what = f"{extractor}@{resolution}" + (f" x{len(levels)} levels" if len(levels) > 1 else f" {keys[0].perturb}" if keys[0].perturb else "")
         chunks = [iter(loader)]
-        received = 0
-        with tqdm(total=len(dataset), unit="img", desc=what, disable=not progress) as bar:
-            # one item comes back per file: counting them ends the loop without the exhausted iterator's last call,
-            # which stops and joins the workers before returning
-            while received < len(dataset):
-                part = _unpack(next(chunks[0]))
-                for item in part:
-                    if item.sha:
-                        all_hashes[item.index] = item.sha
-                    elif item.unreadable:
-                        unreadable[item.index] = item.unreadable
-                    # two files of one content, neither hash known before, are both read; one row is kept
-                    if item.outputs and item.sha not in done:
-                        done.add(item.sha)
-                        pending.append(item)
-                if len(pending) >= batch_size:
-                    run(pending[:batch_size])
-                    del pending[:batch_size]
-                received += len(part)
-                bar.update(len(part))
-            if pending:
-                run(pending)
-        hashed = [i for i in unknown if all_hashes[i] and stats[i] is not None]
-        hashes = list(all_hashes)
-        if shard is not None:
-            # each shard's job reports the unreadable files of its share of the list, so N jobs report each once
-            unreadable = {i: reason for i, reason in unreadable.items() if i % shard[1] == shard[0]}
-            hashes = [h if h and shard_of(h, shard[1]) == shard[0] else "" for h in hashes]
-        # the workers are stopped (their exits are joined: tens of ms) while the rows' shard, the hash cache and the
-        # catalog file are written; those three are independent (each is written whole and renamed into place; any
-        # subset of them is a consistent store), so they are written at once and their fsyncs overlap
-        with ThreadPoolExecutor(max_workers=3) as pool:
-            tasks = [pool.submit(chunks.clear), pool.submit(writer.flush)]  # clear: the iterator's finaliser stops them
-            if hashed:
-                tasks.append(pool.submit(hashcache.remember, store.root, [paths[i] for i in hashed], [stats[i] for i in hashed], [all_hashes[i] for i in hashed]))
-            if catalog:
-                writer.add_catalog(records, hashes)
-            for task in tasks:
-                task.result()
+        try:
+            received = 0
+            with tqdm(total=len(dataset), unit="img", desc=what, disable=not progress) as bar:
+                # one item comes back per file: counting them ends the loop without the exhausted iterator's last call,
+                # which stops and joins the workers before returning
+                while received < len(dataset):
+                    part = _unpack(next(chunks[0]))
+                    for item in part:
+                        if item.sha:
+                            all_hashes[item.index] = item.sha
+                        elif item.unreadable:
+                            unreadable[item.index] = item.unreadable
+                        # two files of one content, neither hash known before, are both read; one row is kept
+                        if item.outputs and item.sha not in done:
+                            done.add(item.sha)
+                            pending.append(item)
+                    if len(pending) >= batch_size:
+                        run(pending[:batch_size])
+                        del pending[:batch_size]
+                    received += len(part)
+                    bar.update(len(part))
+                if pending:
+                    run(pending)
+            hashed = [i for i in unknown if all_hashes[i] and stats[i] is not None]
+            hashes = list(all_hashes)
+            if shard is not None:
+                # each shard's job reports the unreadable files of its share of the list, so N jobs report each once
+                unreadable = {i: reason for i, reason in unreadable.items() if i % shard[1] == shard[0]}
+                hashes = [h if h and shard_of(h, shard[1]) == shard[0] else "" for h in hashes]
+            # the workers are stopped (their exits are joined: tens of ms) while the rows' shard, the hash cache and the
+            # catalog file are written; those three are independent (each is written whole and renamed into place; any
+            # subset of them is a consistent store), so they are written at once and their fsyncs overlap
+            with ThreadPoolExecutor(max_workers=3) as pool:
+                tasks = [pool.submit(chunks.clear), pool.submit(writer.flush)]  # clear: the iterator's finaliser stops them
+                if hashed:
+                    tasks.append(pool.submit(hashcache.remember, store.root, [paths[i] for i in hashed], [stats[i] for i in hashed], [all_hashes[i] for i in hashed]))
+                if catalog:
+                    writer.add_catalog(records, hashes)
+                for task in tasks:
+                    task.result()
+        finally:
+            chunks.clear()  # on an error, the workers are stopped here (after a run, it is done already)
     present = {h for h in hashes if h}
     for (key, summary), (extracted, _) in zip(zip(keys, summaries), stored):
         summary.hashes, summary.failures, summary.reused_rows = hashes, dict(unreadable), len(present & extracted)
