@@ -449,3 +449,21 @@ def test_chunks_are_large_while_many_files_remain_and_small_at_the_end(files, ba
         assert sum(last) == min(files, held) and all(size <= small for size in last)
     if files >= 1000 and workers <= 2:
         assert len(chunks) < files / 16  # most files travel in large chunks
+
+
+def test_results_are_pickled_when_shared_memory_is_short(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    # a container's 64 MB /dev/shm: a shared buffer that outgrows it kills the worker with SIGBUS when written
+    from fdt.features_store import extraction
+
+    monkeypatch.setattr(torch.utils.data, "get_worker_info", lambda: object())  # as in a DataLoader worker
+    monkeypatch.setattr(extraction, "SHARED_MIN_BYTES", 1)
+    items = [extraction._Decoded(i, str(i), f"{i}.png", [(0, np.full((256, 256), i, np.float32), "")]) for i in range(8)]
+    free = os.statvfs(tmp_path)
+    monkeypatch.setattr(extraction, "SHARED_MEMORY", str(tmp_path))  # the room is read from this folder's file system
+    monkeypatch.setattr(extraction, "SHARED_HEADROOM", 1)
+    assert isinstance(extraction._pack(items), extraction._Chunk)  # 2 MB: room
+    monkeypatch.setattr(extraction, "SHARED_HEADROOM", free.f_bavail * free.f_frsize)  # far more than is free
+    assert extraction._pack(items) is items
+    monkeypatch.setattr(extraction, "SHARED_MEMORY", str(tmp_path / "absent"))
+    monkeypatch.setattr(extraction, "SHARED_HEADROOM", 1)
+    assert extraction._pack(items) is items

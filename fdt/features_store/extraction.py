@@ -306,7 +306,7 @@ def _pack(items: list[_Decoded]) -> list[_Decoded] | _Chunk:
             if array is not None:
                 groups.setdefault((array.dtype.str, array.shape), []).append(array)
     layouts = [layout for layout, arrays in groups.items() if sum(a.nbytes for a in arrays) >= SHARED_MIN_BYTES]
-    if not layouts:
+    if not layouts or not _shared_memory_room(sum(a.nbytes for layout in layouts for a in groups[layout])):
         return items
     buffers, slots = [], {}
     for number, (dtype, shape) in enumerate(layouts):
@@ -320,6 +320,24 @@ def _pack(items: list[_Decoded]) -> list[_Decoded] | _Chunk:
         item._replace(outputs=[(level, slots.get(id(array), array), reason) for level, array, reason in item.outputs]) for item in items
     ]
     return _Chunk(packed, buffers, layouts)
+
+
+SHARED_MEMORY = "/dev/shm"  # where Linux's shm_open, and so torch's shared buffers, put their pages
+SHARED_HEADROOM = 8  # buffers of this size that must fit: the queues' chunks and the main process's pending ones
+
+
+def _shared_memory_room(size: int) -> bool:
+    """Whether :data:`SHARED_MEMORY` has room for :data:`SHARED_HEADROOM` buffers of ``size`` bytes.
+
+    A container's ``/dev/shm`` is often 64 MB; a shared buffer that outgrows it is
+    not refused when made but kills the worker with SIGBUS when written. Where
+    there is not ample room (or no such folder), results are pickled as before.
+    """
+    try:
+        stats = os.statvfs(SHARED_MEMORY)
+    except OSError:
+        return False
+    return stats.f_bavail * stats.f_frsize >= SHARED_HEADROOM * size
 
 
 def _unpack(part: list[_Decoded] | _Chunk) -> list[_Decoded]:
