@@ -50,6 +50,7 @@ import argparse
 import hashlib
 import json
 import os
+import queue
 import shutil
 import statistics
 import subprocess
@@ -240,6 +241,7 @@ def _share(paths: list[Path], resolution: str, prepare, start, results, index: i
     mine = paths[index::of]
     for image in decode_only(mine[:32], resolution):  # untimed: this process's buffers are faulted in first
         prepare(image)
+    results.put("ready")
     start.wait()
     wall, cpu = time.perf_counter(), time.process_time()
     for first in range(0, len(mine), 32):  # two passes per 32 images, as (c) and (p), without holding every image
@@ -261,18 +263,31 @@ def decode_prep_parallel(paths: list[Path], resolution: str, prepare, processes:
     import multiprocessing
 
     context = multiprocessing.get_context("fork")
-    start, results = context.Barrier(processes + 1), context.SimpleQueue()
+    start, results = context.Event(), context.Queue()
     children = [context.Process(target=_share, args=(paths, resolution, prepare, start, results, i, processes)) for i in range(processes)]
     for child in children:
         child.start()
-    start.wait()
+
+    def collect() -> list:
+        """One message from each child; a child that dies first (its traceback is above) ends the benchmark."""
+        got: list = []
+        while len(got) < processes:
+            try:
+                got.append(results.get(timeout=1.0))
+            except queue.Empty:
+                if any(child.exitcode for child in children):
+                    for child in children:
+                        child.kill()
+                    raise SystemExit("a process of the parallel decode + preprocess measurement failed") from None
+        return got
+
+    collect()  # every child warmed up
+    start.set()
     busy = machine_busy()
-    times = [results.get() for _ in children]
+    times = collect()
     busy = machine_busy() - busy
     for child in children:
         child.join()
-    if any(child.exitcode for child in children):
-        raise SystemExit("a process of the parallel decode + preprocess measurement failed")
     cpu = sum(cpu for _, cpu in times)
     return Timing(len(paths), max(wall for wall, _ in times), cpu, busy - cpu)
 
