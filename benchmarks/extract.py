@@ -3,8 +3,10 @@
 For each row (extractor@resolution), measured side by side in one run over the same PNG files:
 
 (a) end-to-end: ``extract_records`` from files on disk to rows in a fresh store,
-    in a fresh child process (imports and the extractor's lazy imports done
-    before the clock starts);
+    in a fresh child process; the one-off costs of a process's first run (its
+    imports, the extractor's lazy ones such as torchvision's, and the GPU's
+    context) are paid before the clock starts, by building the network once
+    and running it on one image, and are reported apart as "first-run setup";
 (b) the bare forward: ``extractor.forward`` on preprocessed arrays already in memory;
 (c) decode only: read, sha256, ``load_rgb``, ``apply_resolution`` of the same files;
 (p) the extractor's preprocessor on decoded images in memory (the CNNs' resize to
@@ -338,6 +340,7 @@ class Row:
     write: list[Timing] = field(default_factory=list)
     e2e: dict[str, list[Timing]] = field(default_factory=dict)  # "after" (this tree), "before" (--before)
     cached: dict[str, list[float]] = field(default_factory=dict)
+    setup: dict[str, list[float]] = field(default_factory=dict)  # a process's first-run one-off costs, seconds
     weights: str = ""
 
     @property
@@ -352,9 +355,12 @@ def median(values) -> float:
 def e2e_child(spec: dict) -> dict:
     """One end-to-end run and three fully cached re-runs, in this (fresh) process; what the parent runs per round.
 
-    Everything a run imports is imported, and the preprocessor is run once (its own
-    lazy imports, such as scipy's DCT), before the clock starts: every run after
-    the first in a real session finds them loaded.
+    Everything a run imports is imported before the clock starts: a throwaway
+    instance of the extractor preprocesses one image (its lazy imports, such as
+    scipy's DCT) and runs its network on it (torchvision's or timm's imports, a
+    GPU's context). Every run after the first in a session finds them loaded; the
+    first pays them once more, timed here as ``setup``. The timed run builds its
+    own network again, as every run does.
     """
     import torch.utils.data  # noqa: F401
 
@@ -364,7 +370,13 @@ def e2e_child(spec: dict) -> dict:
 
     paths = spec["paths"]
     records = [ImageRecord(path, "real", 0) for path in paths]
-    create_extractor(spec["name"], **spec["params"]).preprocessor()(decode_only([Path(paths[0])], spec["resolution"])[0])
+    started = time.perf_counter()
+    warm = create_extractor(spec["name"], **spec["params"])
+    if "device" in warm.param_names():
+        warm.set_params(device=spec["device"])
+    warm.forward(np.stack([warm.preprocessor()(decode_only([Path(paths[0])], spec["resolution"])[0])]))
+    setup = time.perf_counter() - started
+    del warm
     store = Path(spec["store"])
     shutil.rmtree(store, ignore_errors=True)
 
@@ -383,10 +395,10 @@ def e2e_child(spec: dict) -> dict:
         if summary.new_rows or summary.reused_rows != len(paths):
             raise SystemExit(f"cached re-run of {spec['name']} computed {summary.new_rows} rows, reused {summary.reused_rows}")
     shutil.rmtree(store, ignore_errors=True)
-    return {"wall": timing.wall, "cpu": timing.cpu, "others": timing.others, "cached": cached}
+    return {"wall": timing.wall, "cpu": timing.cpu, "others": timing.others, "cached": cached, "setup": setup}
 
 
-def run_e2e(variant: str, tree: Path, spec: dict) -> tuple[Timing, list[float]]:
+def run_e2e(variant: str, tree: Path, spec: dict) -> tuple[Timing, list[float], float]:
     """:func:`e2e_child` in a fresh interpreter that imports ``fdt`` from ``tree``."""
     env = {**os.environ, "PYTHONPATH": str(tree)}
     done = subprocess.run(
@@ -395,7 +407,7 @@ def run_e2e(variant: str, tree: Path, spec: dict) -> tuple[Timing, list[float]]:
     if done.returncode != 0:
         raise SystemExit(f"end-to-end run ({variant}, fdt from {tree}) failed:\n{done.stderr[-3000:]}")
     result = json.loads(done.stdout.strip().splitlines()[-1])
-    return Timing(len(spec["paths"]), result["wall"], result["cpu"], result["others"]), result["cached"]
+    return Timing(len(spec["paths"]), result["wall"], result["cpu"], result["others"]), result["cached"], result["setup"]
 
 
 def run_extractor(name: str, resolution: str, paths: list[Path], args, work: Path, trees: dict[str, Path]) -> Row:
@@ -432,7 +444,8 @@ def run_extractor(name: str, resolution: str, paths: list[Path], args, work: Pat
                     "paths": [str(path) for path in paths], "name": name, "params": params, "resolution": resolution,
                     "store": str(work / f"store-{name}-{variant}"), "batch_size": batch_size, "workers": args.workers, "device": args.device,
                 }
-                timing, cached = run_e2e(variant, trees[variant], spec)
+                timing, cached, setup = run_e2e(variant, trees[variant], spec)
+                row.setup.setdefault(variant, []).append(setup)
                 row.e2e.setdefault(variant, []).append(timing)
                 row.cached.setdefault(variant, []).extend(cached)
                 spent += timing.wall
@@ -467,6 +480,7 @@ class Summary:
     cached: dict[str, float]
     runs: int
     paired: dict[str, float]  # median over rounds of that round's (a) / that round's (d)
+    setup: dict[str, float]  # median first-run one-off costs, seconds
 
 
 def round_bound(parallel: Timing, forward: Timing, device: str) -> float:
@@ -498,6 +512,7 @@ def summarise(row: Row, device: str) -> Summary:
         len(row.e2e["after"]),
         # the host's speed drifts over minutes: a round's (a) against the (d) measured just before it cancels that drift
         {v: median(t.rate / round_bound(p, f, device) for t, p, f in zip(row.e2e[v], row.parallel, row.forward)) for v in variants},
+        {v: median(row.setup[v]) for v in variants},
     )
 
 
@@ -507,7 +522,7 @@ def report(rows: list[Row], args, n: int) -> None:
     head = (
         f"{'row':<20}{'variant':>8}{'(a) e2e/s':>10}{'(b) fwd/s':>11}{'(p) prep/s':>11}{'(c) dec/s':>10}"
         f"{'dec ms':>8}{'prep ms':>8}{'fwd ms':>8}{'(c+p)N/s':>10}{'(d) bound/s':>12}{'(a)/(d)':>9}{'paired':>8}{'(d1)/s':>8}{'(a)/(d1)':>9}{'(a)/(b)':>9}"
-        f"{'e2e ms':>8}{'cpu ratio':>10}{'w ms':>7}{'/(d+w)':>8}{'cpu+w':>7}{'cached':>8}{'others':>8}{'adj':>7}{'runs':>6}"
+        f"{'e2e ms':>8}{'cpu ratio':>10}{'w ms':>7}{'/(d+w)':>8}{'cpu+w':>7}{'cached':>8}{'setup s':>8}{'others':>8}{'adj':>7}{'runs':>6}"
     )
     print()
     print(
@@ -529,7 +544,7 @@ def report(rows: list[Row], args, n: int) -> None:
                 f"{(m.dec + m.prep + m.fwd) / m.e2e_cpu[variant] if cpu else float('nan'):>10.2f}"
                 f"{m.write * 1e3:>7.2f}{e2e / m.bound_w:>8.2f}"
                 f"{(m.dec + m.prep + m.fwd + m.write) / m.e2e_cpu[variant] if cpu else float('nan'):>7.2f}"
-                f"{m.cached[variant]:>8.1%}{m.others[variant]:>8.2f}{e2e / (m.bound * free / k):>7.2f}{m.runs:>6}"
+                f"{m.cached[variant]:>8.1%}{m.setup[variant]:>8.2f}{m.others[variant]:>8.2f}{e2e / (m.bound * free / k):>7.2f}{m.runs:>6}"
             )
     print(
         f"""
@@ -554,6 +569,8 @@ cpu ratio: (dec + prep + fwd ms) / e2e ms, the bound's share of the CPU the run 
 (w) w ms: writing the rows' shard, the catalog rows and the hash-cache entries of the same images, 1 process:
     work every run must do that (d) leaves out; /(d+w) and cpu+w are (a)/(d) and the cpu ratio counting it
 cached: a fully cached re-run's wall time / the first run's (median of 3 re-runs each); target < 5%
+setup s: what a process's first run pays once on top of (a): the extractor's lazy imports (torchvision's
+    take seconds), its network built once and run on one image (a GPU's context); not in (a)
 others: cores that other processes on this machine kept busy during the end-to-end runs (/proc/stat);
 adj: (a)/(d) with the bound scaled to the cores left free, (a) / ((d) * (cores - others) / cores)
 runs: end-to-end runs in the medians (a long run is not repeated past --e2e-budget)"""
@@ -577,9 +594,9 @@ def markdown(rows: list[Row], summaries: list[Summary], args) -> None:
     print()
     print(
         "| row | (a) end-to-end img/s | (b) bare forward img/s | (c) decode img/s | (d) bound img/s | (a)/(d) | (a)/(d) paired "
-        "| (d1) single-core extrapolation img/s | (a)/(d1) | CPU ratio | (w) writes CPU-ms/img | (a)/(d+w) | CPU ratio with (w) | cached re-run |"
+        "| (d1) single-core extrapolation img/s | (a)/(d1) | CPU ratio | (w) writes CPU-ms/img | (a)/(d+w) | CPU ratio with (w) | cached re-run | first-run setup s |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for row, m in zip(rows, summaries):
         ratio = {v: m.e2e_rate[v] / m.bound for v in m.e2e_rate}
         ratio_1 = {v: m.e2e_rate[v] / m.bound_1 for v in m.e2e_rate}
@@ -591,7 +608,7 @@ def markdown(rows: list[Row], summaries: list[Summary], args) -> None:
             f"| `{row.extractor}` @ {row.resolution} | {pair(m.e2e_rate, '.1f')} | {rate(median(t.rate for t in row.forward), 0).strip()} | "
             f"{median(t.rate for t in row.decode):.0f} | {m.bound:.1f} | {pair(ratio, '.2f')} | {pair(m.paired, '.2f')} | {m.bound_1:.1f} | {pair(ratio_1, '.2f')} | "
             f"{pair(cpu_ratio, '.2f') if on_cpu else '—'} | {m.write * 1e3:.2f} | {pair(ratio_w, '.2f')} | "
-            f"{pair(cpu_ratio_w, '.2f') if on_cpu else '—'} | {pair(m.cached, '.1%')} |"
+            f"{pair(cpu_ratio_w, '.2f') if on_cpu else '—'} | {pair(m.cached, '.1%')} | {pair(m.setup, '.2f')} |"
         )
     if both:
         print("(before → after; medians of", args.rounds, "rounds)")

@@ -283,6 +283,32 @@ def test_each_new_file_is_opened_once_and_unchanged_files_not_at_all(image_tree:
     assert sorted(opened) == paths and len(decoded) == 25 and rehashed.reused_rows == 24
 
 
+def test_the_network_is_built_while_files_decode_and_not_at_all_when_nothing_is_missing(
+    image_tree: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    from fdt.features_store import extraction
+    from fdt.features_store.extractors.fft import FFTExtractor
+
+    events: list[str] = []
+    real_load, real_fit, real_forward = extraction.load_rgb, FFTExtractor.fit, FFTExtractor.forward
+    monkeypatch.setattr(extraction, "load_rgb", lambda data, max_pixels: events.append("decode") or real_load(data, max_pixels))
+    monkeypatch.setattr(FFTExtractor, "fit", lambda self, *args: events.append("fit") or real_fit(self, *args))
+    # as a network extractor's forward does, it builds the network on first use
+    monkeypatch.setattr(FFTExtractor, "forward", lambda self, batch: real_forward(self._fitted(), batch))
+    store, records = tmp_path / "s", load_image_set(image_tree)
+
+    def extract(size: int, **options) -> list[str]:
+        events.clear()
+        extract_records(records, "fft", {"size": size}, "crop:16", store, workers=0, progress=False, **options)
+        return list(events)
+
+    # no hash known: whether anything is missing is learnt from the files, and the network is built at the first batch
+    assert extract(4) == ["decode"] * 24 + ["fit"]
+    assert "fit" not in extract(4) and "fit" not in extract(4, rehash=True)  # every row is stored
+    # hashes known and rows missing (another extractor setting): built before the first file is decoded
+    assert extract(8) == ["fit"] + ["decode"] * 24
+
+
 def test_a_copy_first_seen_in_the_same_run_gives_one_row(tmp_path: Path):
     paths = write_images(tmp_path / "data" / "real", 3, seed=9)
     shutil.copy(paths[0], tmp_path / "data" / "real" / "copy.png")
@@ -347,6 +373,35 @@ def test_decoding_workers_reuse_freed_buffers_instead_of_faulting_in_new_pages()
     }
     assert faults["default"] > 40 * 1000, faults  # the heap is trimmed after every image: 4 MB (1024 pages) faulted in again
     assert faults["tuned"] < faults["default"] / 10, faults
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc tuning")
+def test_an_extraction_tunes_its_own_process_malloc_for_the_networks_activations(tmp_path: Path):
+    # a CPU network's activations are freed and allocated again every batch in the main process: after a run, large
+    # buffers come from the heap again instead of fresh pages (control: the same run with the tuning patched out)
+    for index in range(2):
+        Image.fromarray(np.full((16, 16, 3), index * 90, np.uint8)).save(tmp_path / f"{index}.png")
+    code = (
+        "import resource, sys, numpy as np\n"
+        "from pathlib import Path\n"
+        "from fdt.data import ImageRecord\n"
+        "from fdt.features_store import extraction\n"
+        "if sys.argv[1] == 'untuned': extraction.reuse_freed_memory = lambda: None\n"
+        "folder = Path(sys.argv[2])\n"
+        "records = [ImageRecord(folder / f'{i}.png', 'real', 0) for i in range(2)]\n"
+        "extraction.extract_records(records, 'fft', {}, 'native', folder / sys.argv[1], workers=0, progress=False)\n"
+        "before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt\n"
+        "for _ in range(40):\n"
+        "    buffers = [np.ones(1 << 19) for _ in range(3)]\n"
+        "    del buffers\n"
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)\n"
+    )
+    faults = {
+        mode: int(subprocess.run([sys.executable, "-c", code, mode, str(tmp_path)], check=True, capture_output=True, text=True).stdout)
+        for mode in ("untuned", "tuned")
+    }
+    assert faults["untuned"] > 40 * 1000, faults
+    assert faults["tuned"] < faults["untuned"] / 10, faults
 
 
 def test_a_slow_worker_is_given_fewer_chunks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
