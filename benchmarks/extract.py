@@ -16,7 +16,9 @@ For each row (extractor@resolution), measured side by side in one run over the s
     its share of the files: the bare per-image work with nothing of fdt's around
     it, as the machine runs it during an extraction;
 (d) the bound: cores / (cores / (c+p)N + CPU-s per image of (b)), with process
-    CPU time, so work that runs on several threads is counted in full;
+    CPU time, so work that runs on several threads is counted in full; (c+p)N
+    and (b) are measured before and again after each round's (a), and "paired"
+    sets each round's (a) against the mean of the two (d)s around it;
 (d1) the single-core extrapolation cores / ((c) + (p) + (b)), the bound as
     measured before: it assumes every core runs as fast as one alone, which
     cores that share caches, memory bandwidth or a host need not do (on the
@@ -335,8 +337,10 @@ class Row:
     resolution: str
     decode: list[Timing] = field(default_factory=list)
     prep: list[Timing] = field(default_factory=list)
-    parallel: list[Timing] = field(default_factory=list)  # (c) + (p) on every core at once
+    parallel: list[Timing] = field(default_factory=list)  # (c) + (p) on every core at once, before each round's (a)
     forward: list[Timing] = field(default_factory=list)
+    parallel_after: list[Timing] = field(default_factory=list)  # the same two after each round's (a), where it ran
+    forward_after: list[Timing] = field(default_factory=list)
     write: list[Timing] = field(default_factory=list)
     e2e: dict[str, list[Timing]] = field(default_factory=dict)  # "after" (this tree), "before" (--before)
     cached: dict[str, list[float]] = field(default_factory=dict)
@@ -346,6 +350,19 @@ class Row:
     @property
     def label(self) -> str:
         return f"{self.extractor}@{self.resolution}"
+
+    @property
+    def parallels(self) -> list[Timing]:
+        return self.parallel + self.parallel_after
+
+    @property
+    def forwards(self) -> list[Timing]:
+        return self.forward + self.forward_after
+
+    def bracket(self, index: int, device: str) -> float:
+        """Round ``index``'s (d): the mean of the bounds measured just before and just after its end-to-end runs."""
+        before = round_bound(self.parallel[index], self.forward[index], device)
+        return (before + round_bound(self.parallel_after[index], self.forward_after[index], device)) / 2
 
 
 def median(values) -> float:
@@ -433,7 +450,6 @@ def run_extractor(name: str, resolution: str, paths: list[Path], args, work: Pat
         stacked = np.stack(arrays)
         del images, arrays
         row.forward.append(forward_for(model, stacked, batch_size, args.forward_seconds))
-        del stacked
         row.write.append(measure(lambda: write_only(paths, name, resolution, model.num_features, work / "store-write"), len(paths)))
         shutil.rmtree(work / "store-write", ignore_errors=True)
         # a long end-to-end run is not repeated past the budget: its own length averages the noise
@@ -449,6 +465,11 @@ def run_extractor(name: str, resolution: str, paths: list[Path], args, work: Pat
                 row.e2e.setdefault(variant, []).append(timing)
                 row.cached.setdefault(variant, []).extend(cached)
                 spent += timing.wall
+            # the bound again after the runs: the host's speed drifts by 10-20 % over minutes, and a round's runs are
+            # set against the mean of the two bounds that bracket them
+            row.parallel_after.append(decode_prep_parallel(paths, resolution, prepare, cores()))
+            row.forward_after.append(forward_for(model, stacked, batch_size, args.forward_seconds))
+        del stacked
         print(f"  {row.label} round {round_ + 1}/{args.rounds} done (load {load()})", flush=True)
     return row
 
@@ -479,7 +500,7 @@ class Summary:
     others: dict[str, float]
     cached: dict[str, float]
     runs: int
-    paired: dict[str, float]  # median over rounds of that round's (a) / that round's (d)
+    paired: dict[str, float]  # median over rounds of that round's (a) / the mean of the (d)s around it
     setup: dict[str, float]  # median first-run one-off costs, seconds
 
 
@@ -493,14 +514,14 @@ def round_bound(parallel: Timing, forward: Timing, device: str) -> float:
 def summarise(row: Row, device: str) -> Summary:
     dec = median(t.cpu_per_image for t in row.decode)
     prep = median(t.cpu_per_image for t in row.prep)
-    fwd = median(t.cpu_per_image for t in row.forward)
+    fwd = median(t.cpu_per_image for t in row.forwards)
     write = median(t.cpu_per_image for t in row.write)
-    parallel = median(t.rate for t in row.parallel)
+    parallel = median(t.rate for t in row.parallels)
     shared = cores() / parallel  # core-seconds per image of (c) + (p) when every core runs them at once
     if device == "cpu":
         bound, bound_w, bound_1 = cores() / (shared + fwd), cores() / (shared + fwd + write), cores() / (dec + prep + fwd)
     else:  # the network runs on the device, decoding on the CPU cores: the slower of the two sets the pace
-        fwd_rate = median(t.rate for t in row.forward)
+        fwd_rate = median(t.rate for t in row.forwards)
         bound, bound_w, bound_1 = min(parallel, fwd_rate), min(cores() / (shared + write), fwd_rate), min(cores() / (dec + prep), fwd_rate)
     variants = list(row.e2e)
     return Summary(
@@ -510,8 +531,8 @@ def summarise(row: Row, device: str) -> Summary:
         {v: median(t.other_cores for t in row.e2e[v]) for v in variants},
         {v: median(row.cached[v]) / median(t.wall for t in row.e2e[v]) for v in variants},
         len(row.e2e["after"]),
-        # the host's speed drifts over minutes: a round's (a) against the (d) measured just before it cancels that drift
-        {v: median(t.rate / round_bound(p, f, device) for t, p, f in zip(row.e2e[v], row.parallel, row.forward)) for v in variants},
+        # the host's speed drifts over minutes: a round's (a) against the (d) measured around it cancels that drift
+        {v: median(t.rate / row.bracket(index, device) for index, t in enumerate(row.e2e[v])) for v in variants},
         {v: median(row.setup[v]) for v in variants},
     )
 
@@ -536,11 +557,11 @@ def report(rows: list[Row], args, n: int) -> None:
         for variant in m.e2e_rate:
             e2e, free = m.e2e_rate[variant], max(k - m.others[variant], 0.1)
             print(
-                f"{row.label:<20}{variant:>8}{rate(e2e, 10)}{rate(median(t.rate for t in row.forward), 11)}"
+                f"{row.label:<20}{variant:>8}{rate(e2e, 10)}{rate(median(t.rate for t in row.forwards), 11)}"
                 f"{rate(median(t.rate for t in row.prep), 11)}{rate(median(t.rate for t in row.decode), 10)}"
                 f"{m.dec * 1e3:>8.2f}{m.prep * 1e3:>8.2f}{m.fwd * 1e3:>8.2f}{m.parallel:>10.1f}{m.bound:>12.1f}{e2e / m.bound:>9.2f}{m.paired[variant]:>8.2f}"
                 f"{m.bound_1:>8.1f}{e2e / m.bound_1:>9.2f}"
-                f"{e2e / median(t.rate for t in row.forward):>9.2f}{m.e2e_cpu[variant] * 1e3:>8.2f}"
+                f"{e2e / median(t.rate for t in row.forwards):>9.2f}{m.e2e_cpu[variant] * 1e3:>8.2f}"
                 f"{(m.dec + m.prep + m.fwd) / m.e2e_cpu[variant] if cpu else float('nan'):>10.2f}"
                 f"{m.write * 1e3:>7.2f}{e2e / m.bound_w:>8.2f}"
                 f"{(m.dec + m.prep + m.fwd + m.write) / m.e2e_cpu[variant] if cpu else float('nan'):>7.2f}"
@@ -559,8 +580,9 @@ variant: after = this tree's fdt; before = the fdt of --before (each end-to-end 
 (c+p)N: (c) then (p), 32 images at a time, on every core at once (one forked process per core, each over its
     share of the files): the bare per-image work as the machine runs it in an extraction, images/s
 (d) bound = {'cores / (cores / (c+p)N + fwd ms)' if cpu else 'min((c+p)N, (b))'}; (a)/(d) target >= 0.90
-paired: the median over rounds of each round's (a) / the same round's (d) (measured just before it): the
-    host's speed drifts by 10-20 % over minutes, and pairing cancels what the separate medians do not
+paired: the median over rounds of each round's (a) / the same round's (d) (the mean of the (d)s measured just
+    before and just after its (a)): the host's speed drifts by 10-20 % over minutes, and pairing cancels
+    what the separate medians do not
 (d1) the single-core extrapolation {'cores / (dec ms + prep ms + fwd ms)' if cpu else 'min(cores / (dec ms + prep ms), (b))'}: (d) as if
     every core ran as fast as one alone (where cores share caches or a host, no program reaches it)
 (a)/(b): end-to-end against the bare forward (the GPU target, >= 0.90)
@@ -605,7 +627,7 @@ def markdown(rows: list[Row], summaries: list[Summary], args) -> None:
         cpu_ratio_w = {v: (m.dec + m.prep + m.fwd + m.write) / m.e2e_cpu[v] for v in m.e2e_cpu}
         on_cpu = args.device == "cpu"
         print(
-            f"| `{row.extractor}` @ {row.resolution} | {pair(m.e2e_rate, '.1f')} | {rate(median(t.rate for t in row.forward), 0).strip()} | "
+            f"| `{row.extractor}` @ {row.resolution} | {pair(m.e2e_rate, '.1f')} | {rate(median(t.rate for t in row.forwards), 0).strip()} | "
             f"{median(t.rate for t in row.decode):.0f} | {m.bound:.1f} | {pair(ratio, '.2f')} | {pair(m.paired, '.2f')} | {m.bound_1:.1f} | {pair(ratio_1, '.2f')} | "
             f"{pair(cpu_ratio, '.2f') if on_cpu else '—'} | {m.write * 1e3:.2f} | {pair(ratio_w, '.2f')} | "
             f"{pair(cpu_ratio_w, '.2f') if on_cpu else '—'} | {pair(m.cached, '.1%')} | {pair(m.setup, '.2f')} |"
