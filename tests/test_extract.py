@@ -147,6 +147,48 @@ def test_imagenet_weights_are_read_from_the_torch_cache(tmp_path: Path, monkeypa
     assert not np.allclose(features, random, rtol=1e-3, atol=0)
 
 
+def test_weights_from_a_file_fill_a_network_whose_random_init_was_never_drawn(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    from torchvision.models import mobilenet_v2
+
+    from fdt.models.backbones import MOBILENET_V2, build_backbone
+
+    torch.manual_seed(7)
+    state = mobilenet_v2(weights=None).state_dict()
+    torch.save(state, tmp_path / "fp32.pth")
+    torch.save({name: value.half() if value.is_floating_point() else value for name, value in state.items()}, tmp_path / "fp16.pth")
+    drawn_on: list[bool] = []
+    real_init = torch.nn.init.kaiming_normal_
+    monkeypatch.setattr(torch.nn.init, "kaiming_normal_", lambda tensor, *a, **k: drawn_on.append(tensor.is_meta) or real_init(tensor, *a, **k))
+
+    net = build_backbone(MOBILENET_V2, 0, tmp_path / "fp32.pth")
+    assert drawn_on and all(drawn_on)  # the initialisers ran on shapes only
+    loaded = net.net.state_dict()
+    assert loaded.keys() == state.keys() and all(torch.equal(loaded[name], state[name]) for name in state)
+    reference = MOBILENET_V2.head(mobilenet_v2(weights=None)).eval()  # drawn, then overwritten: the old way
+    reference.net.load_state_dict(state)
+    pixels = torch.randn(2, 3, 64, 64)
+    with torch.inference_mode():
+        torch.testing.assert_close(net(pixels), reference(pixels), rtol=0, atol=0)
+
+    half = build_backbone(MOBILENET_V2, 0, tmp_path / "fp16.pth").net.state_dict()  # cast into the network's dtypes
+    assert all(half[name].dtype == state[name].dtype for name in state)
+    assert all(torch.equal(half[name], state[name].half().to(state[name].dtype)) for name in state if state[name].is_floating_point())
+
+
+def test_a_network_with_an_unsaved_buffer_is_initialised_as_usual():
+    from fdt.models.backbones import _uninitialised
+
+    class Scaled(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.linear = torch.nn.Linear(2, 2)
+            self.register_buffer("scale", torch.full((1,), 2.0), persistent=False)  # set here, never in a file
+
+    net = _uninitialised(Scaled)
+    assert not net.scale.is_meta and net.scale.item() == 2.0
+    assert not any(value.is_meta for value in net.state_dict().values())
+
+
 def test_absent_weights_offline_name_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, image_tree: Path):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty_home"))
     expected = _cache_file(tmp_path / "empty_home")
