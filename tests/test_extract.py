@@ -396,23 +396,25 @@ def sha256_of(path: str | Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
+_BUFFER_FAULTS = (
+    "before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt\n"
+    "for _ in range(40):\n"
+    "    buffers = [np.ones(1 << 19) for _ in range(3)]\n"
+    "    del buffers\n"
+    "print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)\n"
+)
+
+
+def _buffer_faults(setup: str, *args: str) -> int:
+    """Page faults of 40 images' worth of 4 MB buffers in a fresh process (as every `fdt extract` is), after ``setup``."""
+    code = "import resource, sys, numpy as np\n" + setup + _BUFFER_FAULTS
+    return int(subprocess.run([sys.executable, "-c", code, *args], check=True, capture_output=True, text=True).stdout)
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc tuning")
 def test_decoding_workers_reuse_freed_buffers_instead_of_faulting_in_new_pages():
-    # a fresh process, as every `fdt extract` is: count the page faults of 40 images' worth of 4 MB buffers
-    code = (
-        "import resource, sys, numpy as np\n"
-        "from fdt.features_store.extraction import reuse_freed_memory\n"
-        "if sys.argv[1] == 'tuned': reuse_freed_memory()\n"
-        "before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt\n"
-        "for _ in range(40):\n"
-        "    buffers = [np.ones(1 << 19) for _ in range(3)]\n"
-        "    del buffers\n"
-        "print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)\n"
-    )
-    faults = {
-        mode: int(subprocess.run([sys.executable, "-c", code, mode], check=True, capture_output=True, text=True).stdout)
-        for mode in ("default", "tuned")
-    }
+    setup = "from fdt.features_store.extraction import reuse_freed_memory\nif sys.argv[1] == 'tuned': reuse_freed_memory()\n"
+    faults = {mode: _buffer_faults(setup, mode) for mode in ("default", "tuned")}
     assert faults["default"] > 40 * 1000, faults  # the heap is trimmed after every image: 4 MB (1024 pages) faulted in again
     assert faults["tuned"] < faults["default"] / 10, faults
 
@@ -423,8 +425,7 @@ def test_an_extraction_tunes_its_own_process_malloc_for_the_networks_activations
     # buffers come from the heap again instead of fresh pages (control: the same run with the tuning patched out)
     for index in range(2):
         Image.fromarray(np.full((16, 16, 3), index * 90, np.uint8)).save(tmp_path / f"{index}.png")
-    code = (
-        "import resource, sys, numpy as np\n"
+    setup = (
         "from pathlib import Path\n"
         "from fdt.data import ImageRecord\n"
         "from fdt.features_store import extraction\n"
@@ -432,16 +433,8 @@ def test_an_extraction_tunes_its_own_process_malloc_for_the_networks_activations
         "folder = Path(sys.argv[2])\n"
         "records = [ImageRecord(folder / f'{i}.png', 'real', 0) for i in range(2)]\n"
         "extraction.extract_records(records, 'fft', {}, 'native', folder / sys.argv[1], workers=0, progress=False)\n"
-        "before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt\n"
-        "for _ in range(40):\n"
-        "    buffers = [np.ones(1 << 19) for _ in range(3)]\n"
-        "    del buffers\n"
-        "print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)\n"
     )
-    faults = {
-        mode: int(subprocess.run([sys.executable, "-c", code, mode, str(tmp_path)], check=True, capture_output=True, text=True).stdout)
-        for mode in ("untuned", "tuned")
-    }
+    faults = {mode: _buffer_faults(setup, mode, str(tmp_path)) for mode in ("untuned", "tuned")}
     assert faults["untuned"] > 40 * 1000, faults
     assert faults["tuned"] < faults["untuned"] / 10, faults
 
