@@ -184,8 +184,10 @@ def test_a_network_with_an_unsaved_buffer_is_initialised_as_usual():
             self.linear = torch.nn.Linear(2, 2)
             self.register_buffer("scale", torch.full((1,), 2.0), persistent=False)  # set here, never in a file
 
+    rng = torch.get_rng_state()
     net = _uninitialised(Scaled)
     assert not net.scale.is_meta and net.scale.item() == 2.0
+    assert torch.equal(torch.get_rng_state(), rng)  # its throwaway init left the global RNG as it was
     assert not any(value.is_meta for value in net.state_dict().values())
 
 

@@ -116,5 +116,6 @@ def _uninitialised(make: Callable[[], nn.Module]) -> nn.Module:
     saved = set(net.state_dict())
     named = [name for name, _ in net.named_parameters()] + [name for name, _ in net.named_buffers()]
     if any(name not in saved for name in named):
-        return make()
+        with torch.random.fork_rng(devices=[]):  # its draws are overwritten: they leave the global RNG as it was
+            return make()
     return net.to_empty(device="cpu")
