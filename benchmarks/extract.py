@@ -490,6 +490,7 @@ class Summary:
     dec: float
     prep: float
     fwd: float
+    fwd_rate: float  # (b), images/s
     write: float
     parallel: float
     bound: float
@@ -515,17 +516,17 @@ def summarise(row: Row, device: str) -> Summary:
     dec = median(t.cpu_per_image for t in row.decode)
     prep = median(t.cpu_per_image for t in row.prep)
     fwd = median(t.cpu_per_image for t in row.forwards)
+    fwd_rate = median(t.rate for t in row.forwards)
     write = median(t.cpu_per_image for t in row.write)
     parallel = median(t.rate for t in row.parallels)
     shared = cores() / parallel  # core-seconds per image of (c) + (p) when every core runs them at once
     if device == "cpu":
         bound, bound_w, bound_1 = cores() / (shared + fwd), cores() / (shared + fwd + write), cores() / (dec + prep + fwd)
     else:  # the network runs on the device, decoding on the CPU cores: the slower of the two sets the pace
-        fwd_rate = median(t.rate for t in row.forwards)
         bound, bound_w, bound_1 = min(parallel, fwd_rate), min(cores() / (shared + write), fwd_rate), min(cores() / (dec + prep), fwd_rate)
     variants = list(row.e2e)
     return Summary(
-        dec, prep, fwd, write, parallel, bound, bound_w, bound_1,
+        dec, prep, fwd, fwd_rate, write, parallel, bound, bound_w, bound_1,
         {v: median(t.rate for t in row.e2e[v]) for v in variants},
         {v: median(t.cpu_per_image for t in row.e2e[v]) for v in variants},
         {v: median(t.other_cores for t in row.e2e[v]) for v in variants},
@@ -557,11 +558,11 @@ def report(rows: list[Row], args, n: int) -> None:
         for variant in m.e2e_rate:
             e2e, free = m.e2e_rate[variant], max(k - m.others[variant], 0.1)
             print(
-                f"{row.label:<20}{variant:>8}{rate(e2e, 10)}{rate(median(t.rate for t in row.forwards), 11)}"
+                f"{row.label:<20}{variant:>8}{rate(e2e, 10)}{rate(m.fwd_rate, 11)}"
                 f"{rate(median(t.rate for t in row.prep), 11)}{rate(median(t.rate for t in row.decode), 10)}"
                 f"{m.dec * 1e3:>8.2f}{m.prep * 1e3:>8.2f}{m.fwd * 1e3:>8.2f}{m.parallel:>10.1f}{m.bound:>12.1f}{e2e / m.bound:>9.2f}{m.paired[variant]:>8.2f}"
                 f"{m.bound_1:>8.1f}{e2e / m.bound_1:>9.2f}"
-                f"{e2e / median(t.rate for t in row.forwards):>9.2f}{m.e2e_cpu[variant] * 1e3:>8.2f}"
+                f"{e2e / m.fwd_rate:>9.2f}{m.e2e_cpu[variant] * 1e3:>8.2f}"
                 f"{(m.dec + m.prep + m.fwd) / m.e2e_cpu[variant] if cpu else float('nan'):>10.2f}"
                 f"{m.write * 1e3:>7.2f}{e2e / m.bound_w:>8.2f}"
                 f"{(m.dec + m.prep + m.fwd + m.write) / m.e2e_cpu[variant] if cpu else float('nan'):>7.2f}"
@@ -627,7 +628,7 @@ def markdown(rows: list[Row], summaries: list[Summary], args) -> None:
         cpu_ratio_w = {v: (m.dec + m.prep + m.fwd + m.write) / m.e2e_cpu[v] for v in m.e2e_cpu}
         on_cpu = args.device == "cpu"
         print(
-            f"| `{row.extractor}` @ {row.resolution} | {pair(m.e2e_rate, '.1f')} | {rate(median(t.rate for t in row.forwards), 0).strip()} | "
+            f"| `{row.extractor}` @ {row.resolution} | {pair(m.e2e_rate, '.1f')} | {rate(m.fwd_rate, 0).strip()} | "
             f"{median(t.rate for t in row.decode):.0f} | {m.bound:.1f} | {pair(ratio, '.2f')} | {pair(m.paired, '.2f')} | {m.bound_1:.1f} | {pair(ratio_1, '.2f')} | "
             f"{pair(cpu_ratio, '.2f') if on_cpu else '—'} | {m.write * 1e3:.2f} | {pair(ratio_w, '.2f')} | "
             f"{pair(cpu_ratio_w, '.2f') if on_cpu else '—'} | {pair(m.cached, '.1%')} | {pair(m.setup, '.2f')} |"

@@ -209,6 +209,12 @@ class _DecodeDataset:
         """
         done: list[_Decoded | None] = [None] * len(indices)
         waiting: list[tuple[int, Any, str, tuple[int, ...]]] = []  # (slot in done, image, sha, levels)
+
+        def second_pass() -> None:
+            for at, image, sha, needed in waiting:
+                done[at] = self._prepare(self.items[indices[at]], image, sha, needed)
+            waiting.clear()
+
         pixels = 0
         for slot, index in enumerate(indices):
             result = self._decode(self.items[index])
@@ -218,11 +224,9 @@ class _DecodeDataset:
             waiting.append((slot, *result))
             pixels += result[0].width * result[0].height
             if pixels >= TWO_PASS_PIXELS:
-                for at, image, sha, needed in waiting:
-                    done[at] = self._prepare(self.items[indices[at]], image, sha, needed)
-                waiting, pixels = [], 0
-        for at, image, sha, needed in waiting:
-            done[at] = self._prepare(self.items[indices[at]], image, sha, needed)
+                second_pass()
+                pixels = 0
+        second_pass()
         return done  # type: ignore[return-value]
 
     def _prepare(self, item: _Item, image: Any, sha: str, needed: tuple[int, ...]) -> _Decoded:
