@@ -201,8 +201,10 @@ def display_path(path: str | os.PathLike) -> str:
     """
     text = os.fspath(path)
     if isinstance(text, str):
+        if text.isascii():  # the most common case, checked without encoding anything (a catalog shows three per image)
+            return text
         try:
-            text.encode("utf-8")  # the common case, a name that is UTF-8 already: shown as it is
+            text.encode("utf-8")  # a name that is UTF-8 already: shown as it is
             return text
         except UnicodeEncodeError:
             pass

@@ -139,8 +139,7 @@ class StoreWriter:
         attrs: dict[str, object] | None = None,
     ) -> None:
         buffer = self._buffer(key, num_features, attrs)
-        buffer.sha.extend(sha256)
-        buffer.blocks.append(np.asarray(features, dtype=np.float32).reshape(len(sha256), num_features))
+        buffer.add(sha256, features, self.flush_rows)
         if len(buffer.sha) >= self.flush_rows:
             self._flush_one(buffer)
 
@@ -162,9 +161,10 @@ class StoreWriter:
     def _flush_one(self, buffer: "_Buffer") -> None:
         if not buffer.sha and not buffer.failed:
             return
-        write_shard(self.root, buffer.key, buffer.num_features, np.asarray(buffer.sha, dtype=HASH_DTYPE), buffer.blocks, buffer.failed, extra_attrs=buffer.attrs)
+        rows = buffer.rows[: len(buffer.sha)] if buffer.rows is not None else np.zeros((0, buffer.num_features), np.float32)
+        write_shard(self.root, buffer.key, buffer.num_features, np.asarray(buffer.sha, dtype=HASH_DTYPE), rows, buffer.failed, extra_attrs=buffer.attrs)
         self._written.add(buffer.key.id)
-        buffer.sha, buffer.blocks, buffer.failed = [], [], []
+        buffer.sha, buffer.failed = [], []  # the rows' memory is kept: the next shard's rows are copied into it
 
     # ---- housekeeping
 
@@ -224,11 +224,37 @@ class StoreWriter:
                     shard.path.unlink(missing_ok=True)
 
 
+_RESERVED_BYTES = 256 << 20  # a key's row buffer is reserved up to its flush size, at most this much; beyond, it grows
+
+
 @dataclass
 class _Buffer:
+    """One key's rows until they are flushed: one float32 matrix (its first ``len(sha)`` rows), hashes and failures.
+
+    Rows are copied into one matrix as they come, not kept as the caller's blocks:
+    a shard is then written, and its checksum taken, from one array in one call
+    each (blocks cost a call and a release of the GIL each, and the last flush of a
+    run waits for them while the catalog is written beside it). The matrix is
+    reserved up to the flush size at once; its pages are touched only as rows
+    arrive, and it is reused by the next shard of the key.
+    """
+
     key: ExtractorKey
     num_features: int
     attrs: dict[str, object]
     sha: list[str] = field(default_factory=list)
-    blocks: list[np.ndarray] = field(default_factory=list)
+    rows: np.ndarray | None = None
     failed: list[tuple[str, str, str]] = field(default_factory=list)
+
+    def add(self, sha256: Sequence[str], features: np.ndarray, flush_rows: int) -> None:
+        count, new = len(self.sha), len(sha256)
+        block = np.asarray(features).reshape(new, self.num_features)
+        if self.rows is None or count + new > len(self.rows):
+            # the flush size plus one block: a last block that passes the flush size fits without a copy
+            reserve = min(flush_rows, _RESERVED_BYTES // (4 * self.num_features)) + new
+            grown = np.empty((max(reserve, 2 * count + new), self.num_features), dtype=np.float32)
+            if self.rows is not None:
+                grown[:count] = self.rows[:count]
+            self.rows = grown
+        self.rows[count : count + new] = block
+        self.sha.extend(sha256)
