@@ -212,3 +212,49 @@ def test_load_rows_in_the_order_asked(store: FeatureStore):
     np.testing.assert_array_equal(rows[:, 0], [104.0, 0.0])
     with pytest.raises(MissingFeaturesError, match="1 image"):
         store.load_rows(KEY, [f"{999:064x}"])
+
+
+def test_a_writer_keeps_rows_in_order_across_flushes_and_a_raised_flush_size(tmp_path: Path):
+    # rows are copied into one matrix per key as they come; it is reused by the next shard and grows when the
+    # flush size is raised after it was reserved
+    from fdt.features_store.writer import StoreWriter
+
+    store = FeatureStore(tmp_path / "s")
+    blocks = [np.arange(n * 4, dtype=np.float64).reshape(n, 4) + 100 * i for i, n in enumerate([2, 3, 4, 1, 7, 5])]
+    sha = [f"{i:064x}" for i in range(sum(len(b) for b in blocks))]
+    with StoreWriter(store, flush_rows=5) as writer:
+        writer._compact = lambda *args, **kwargs: False  # keep the shards as flushed
+        start, reserved = 0, None
+        for index, block in enumerate(blocks):
+            if index == 3:
+                writer.flush_rows = 100  # the matrix reserved for 5 rows (+ a block) must grow
+            writer.add_rows(KEY, 4, sha[start : start + len(block)], block.tolist() if index % 2 else block)
+            start += len(block)
+            rows = writer._buffers[KEY.id].rows
+            if index == 1:  # 5 rows: flushed; the matrix stays for the next shard
+                reserved = rows
+            if index == 2:
+                assert rows is reserved
+    assert [shard.rows for shard in store.live_shards(KEY.id)] == [5, 17]
+    stored, features = store.read_features(KEY)
+    assert stored.astype(str).tolist() == sha
+    np.testing.assert_array_equal(features, np.concatenate(blocks).astype(np.float32))
+
+
+def test_the_catalog_checksum_is_the_specs_for_many_and_non_ascii_names():
+    import hashlib
+
+    from fdt.features_store.catalog import _CHECKSUM_STRINGS, catalog_checksum
+
+    n = 2 * _CHECKSUM_STRINGS + 3  # several updates per column, the last one short
+    sha = np.array([f"{i:064x}".encode() for i in range(n)], dtype="S64")
+    path = [f"/données/{i}/bild-ü{i}.png" if i % 3 else f"/img/{i}.png" for i in range(n)]
+    source = np.array(["coco", "sd21 ✓"] * (n // 2) + ["coco"], dtype=object)
+    group = [f"coco:{i // 2}" for i in range(n)]
+    label = np.arange(n) % 2
+    digest = hashlib.sha256(sha.tobytes() + label.astype("i1").tobytes())  # docs/store-format.md, string by string
+    for column in (path, source, group):
+        for text in column:
+            digest.update(str(text).encode("utf-8") + b"\0")
+    assert catalog_checksum(sha, path, source, label, group) == digest.hexdigest()
+    assert catalog_checksum(sha[:0], [], [], label[:0], []) == hashlib.sha256(b"").hexdigest()
