@@ -251,7 +251,7 @@ class _Buffer:
         block = np.asarray(features).reshape(new, self.num_features)
         if self.rows is None or count + new > len(self.rows):
             # the flush size plus one block: a last block that passes the flush size fits without a copy
-            reserve = min(flush_rows, _RESERVED_BYTES // (4 * self.num_features)) + new
+            reserve = min(flush_rows, _RESERVED_BYTES // max(1, 4 * self.num_features)) + new
             grown = np.empty((max(reserve, 2 * count + new), self.num_features), dtype=np.float32)
             if self.rows is not None:
                 grown[:count] = self.rows[:count]
