@@ -233,8 +233,7 @@ class _Buffer:
 
     Rows are copied into one matrix as they come, not kept as the caller's blocks:
     a shard is then written, and its checksum taken, from one array in one call
-    each (blocks cost a call and a release of the GIL each, and the last flush of a
-    run waits for them while the catalog is written beside it). The matrix is
+    each, not one per block of 32 rows. The matrix is
     reserved up to the flush size at once; its pages are touched only as rows
     arrive, and it is reused by the next shard of the key.
     """
