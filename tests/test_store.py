@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import h5py
@@ -258,3 +259,93 @@ def test_the_catalog_checksum_is_the_specs_for_many_and_non_ascii_names():
             digest.update(str(text).encode("utf-8") + b"\0")
     assert catalog_checksum(sha, path, source, label, group) == digest.hexdigest()
     assert catalog_checksum(sha[:0], [], [], label[:0], []) == hashlib.sha256(b"").hexdigest()
+
+
+def _header(rows: int, num_features: int, name: str = "x.h5"):
+    from fdt.features_store.shards import Shard
+
+    return Shard(Path(name), KEY, rows, num_features, [])
+
+
+@pytest.mark.parametrize(
+    "sizes, merged",
+    [
+        ([(6, 4), (4, 4)], [0, 1]),  # tiny shards: merged whenever there are two
+        ([(1024, 4096)] * 3, []),  # one run's three 16 MB flushes: not rewritten
+        ([(1024, 4096)] * 7 + [(8192, 4096)], []),  # seven of one size and one larger: nothing to join yet
+        ([(1024, 4096)] * 8, list(range(8))),  # eight of about one size: merged into one 128 MB shard
+        ([(8192, 4096), (1024, 4096), (100, 4096), (10, 4096)], [2, 3]),  # the two under 4 MB, not the large ones
+        ([(200_000, 4), (10, 4)], []),  # a shard of 200,000 rows is never merged by a writer
+        ([(1024, 4096)] * 3 + [(256, 4096)] * 30, list(range(33))),  # over 32 mergeable shards: all of them
+    ],
+)
+def test_the_merge_plan_joins_shards_of_about_one_size(sizes, merged):
+    from fdt.features_store.writer import merge_plan
+
+    shards = [_header(rows, width, f"{i}.h5") for i, (rows, width) in enumerate(sizes)]
+    assert [int(shard.path.stem) for shard in merge_plan(shards)] == merged
+
+
+def test_a_long_run_keeps_its_flushes_and_the_eighth_of_a_size_merges_them(tmp_path: Path):
+    # 256 rows of 4096 float32 features make 4.2 MB shards, tier 1: a run of three flushes is not rewritten at its
+    # end; a later run that brings the tier to eight merges those eight once, and the rows read back unchanged
+    store = FeatureStore(tmp_path / "s")
+    width, per = 4096, 256
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((8 * per, width), dtype=np.float32)
+    sha = [f"{i:064x}" for i in range(len(X))]
+    records = [ImageRecord(f"/img/{i}.png", "coco", 0) for i in range(len(X))]
+
+    def run(start: int, stop: int) -> None:
+        with store.writer() as writer:
+            writer.flush_rows = per
+            writer.add_catalog(records[start:stop], sha[start:stop])
+            for first in range(start, stop, 64):
+                writer.add_rows(KEY, width, sha[first : first + 64], X[first : first + 64])
+
+    run(0, 3 * per)
+    first_run = store.shard_paths(KEY.id)
+    assert [shard.rows for shard in store.live_shards(KEY.id)] == [per] * 3
+    run(3 * per, 7 * per)
+    assert store.shard_paths(KEY.id)[:3] == first_run and len(store.live_shards(KEY.id)) == 7
+    np.testing.assert_array_equal(store.load("fft", 64).X, X[: 7 * per])
+    run(7 * per, 8 * per)
+    (merged,) = store.live_shards(KEY.id)
+    assert merged.rows == 8 * per and set(first_run) <= {merged.path.parent / name for name in merged.supersedes}
+    stored, features = store.read_features(KEY)
+    assert stored.astype(str).tolist() == sha
+    np.testing.assert_array_equal(features, X)
+    assert store.compact() == 0  # nothing left to merge by hand either
+
+
+def test_store_compact_merges_every_small_shard_the_writers_left(tmp_path: Path):
+    store = FeatureStore(tmp_path / "s")
+    X = np.random.default_rng(1).standard_normal((3 * 256, 4096), dtype=np.float32)
+    sha = [f"{i:064x}" for i in range(len(X))]
+    with store.writer() as writer:
+        writer.flush_rows = 256
+        writer.add_catalog([ImageRecord(f"/img/{i}.png", "coco", 0) for i in range(len(X))], sha)
+        for first in range(0, len(X), 256):
+            writer.add_rows(KEY, 4096, sha[first : first + 256], X[first : first + 256])
+    assert len(store.live_shards(KEY.id)) == 3
+    assert store.compact() == 1 and [s.rows for s in store.live_shards(KEY.id)] == [3 * 256]
+    np.testing.assert_array_equal(store.load("fft", 64).X, X)
+
+
+def test_a_shard_header_is_read_again_once_its_file_changes(store: FeatureStore, monkeypatch):
+    from fdt.features_store.shards import Shard
+
+    path = store.shard_paths(KEY.id)[0]
+    assert Shard.open(path).attrs["fdt_version"] != "tampered"
+    reads = []
+    read_header = Shard._read_header.__func__
+    monkeypatch.setattr(Shard, "_read_header", classmethod(lambda cls, p: reads.append(p) or read_header(cls, p)))
+    Shard.open(path)
+    assert reads == []  # an unchanged shard's header is not read again
+    Shard.open(path).attrs["fdt_version"] = "changed by a caller"  # a caller's copy: the remembered header stays
+    assert Shard.open(path).attrs["fdt_version"] != "changed by a caller"
+    with h5py.File(path, "r+") as handle:
+        handle.attrs["fdt_version"] = "tampered"
+    info = path.stat()
+    os.utime(path, ns=(info.st_atime_ns, info.st_mtime_ns + 1_000_000))  # another time, however coarse the clock
+    assert Shard.open(path).attrs["fdt_version"] == "tampered" and reads == [path]

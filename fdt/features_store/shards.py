@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Sequence, TypeVar
 
@@ -33,6 +33,17 @@ class ShardVanishedError(StoreFormatError):
 
 _SNAPSHOT_TRIES = 20
 _CHECKED: set[tuple] = set()  # (path, size, mtime, inode, ctime) of shards whose checksum this process verified
+_HEADERS: dict[tuple, "Shard"] = {}  # the same identity -> the shard's header, as Shard.open read it
+_HEADERS_KEPT = 65_536
+
+
+def _identity(path: Path) -> tuple | None:
+    """What changes if a file is replaced or written to: its path, size, times and inode; None if it is gone."""
+    try:
+        info = path.stat()
+    except OSError:
+        return None
+    return (str(path), info.st_size, info.st_mtime_ns, info.st_ino, info.st_ctime_ns)
 
 
 def consistent_read(read: Callable[[], T]) -> T:
@@ -73,6 +84,24 @@ class Shard:
 
     @classmethod
     def open(cls, path: Path) -> "Shard":
+        """The shard's header; remembered per file identity, since a shard is never changed once in place.
+
+        A load lists a key's shards several times (the key, its extractor info,
+        its rows), and with up to about 29 shards a key, opening each file for its
+        attributes every time cost more than reading the rows of a small key.
+        """
+        identity = _identity(path)
+        if identity is not None and (known := _HEADERS.get(identity)) is not None:
+            return replace(known, supersedes=list(known.supersedes), attrs=dict(known.attrs))
+        shard = cls._read_header(path)
+        if identity is not None:
+            if len(_HEADERS) >= _HEADERS_KEPT:
+                _HEADERS.clear()
+            _HEADERS[identity] = replace(shard, supersedes=list(shard.supersedes), attrs=dict(shard.attrs))
+        return shard
+
+    @classmethod
+    def _read_header(cls, path: Path) -> "Shard":
         try:
             with open_shard_file(path) as handle:
                 check_encoding(handle.attrs, SHARD_TYPE, SHARD_VERSION, path)
@@ -116,11 +145,7 @@ class Shard:
         return rows
 
     def _identity(self) -> tuple | None:
-        try:
-            info = self.path.stat()
-        except OSError:
-            return None
-        return (str(self.path), info.st_size, info.st_mtime_ns, info.st_ino, info.st_ctime_ns)
+        return _identity(self.path)
 
     def _checked(self) -> bool:
         """Whether this process already verified this (immutable) shard: once per process is enough."""

@@ -332,5 +332,5 @@ class FeatureStore:
         """Merge every key's small shards and delete leftovers; returns the number of keys merged."""
         with self.writer(wait=wait) as writer:
             before = {path.parent.name for path in self.shard_paths()}
-            merged = sum(writer._compact(key_id) for key_id in sorted(before))
+            merged = sum(writer._compact(key_id, everything=True) for key_id in sorted(before))
         return merged
