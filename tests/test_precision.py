@@ -67,3 +67,21 @@ def test_asking_for_cuda_without_a_device_is_one_line(tmp_path: Path):
     result = CliRunner().invoke(cli, ["extract", str(tmp_path / "data"), "-e", "mobilenet_v2", "--param", "weights=random", "--param", "precision=fp16", "--device", "cuda", "--store", str(tmp_path / "s"), "-q"])
     assert result.exit_code == 2 and "cuda" in result.output and "Traceback" not in result.output
 
+
+
+def test_fp32_on_a_gpu_means_ieee_float32_not_tf32():
+    # torch runs a GPU's float32 convolutions in TF32 unless told otherwise: rows ~1e-3 off a CPU's under the same key
+    import torch
+
+    from fdt.features_store.extractors.precision import autocast
+
+    settings = (torch.backends.cudnn.conv, torch.backends.cuda.matmul)
+    before = [setting.fp32_precision for setting in settings]
+    with autocast("cuda:0", "fp32"):
+        assert [setting.fp32_precision for setting in settings] == ["ieee", "ieee"]
+    assert [setting.fp32_precision for setting in settings] == before
+    with pytest.raises(RuntimeError), autocast("cuda", "fp32"):
+        raise RuntimeError("a failing batch")
+    assert [setting.fp32_precision for setting in settings] == before  # restored after an error too
+    with autocast("cpu", "fp32"):
+        assert [setting.fp32_precision for setting in settings] == before

@@ -13,6 +13,7 @@ from PIL import Image
 from fdt.data import sha256_file
 from fdt.features_store.errors import ExtractorError
 from fdt.features_store.extractors.base import Extractor, resolve_device
+from fdt.features_store.extractors.precision import autocast
 from fdt.features_store.extractors.reconstruction import ERROR_FEATURES, error_features, l2_map
 from fdt.features_store.registry import register_extractor
 from fdt.grouping import read_training_record, record_path
@@ -89,7 +90,7 @@ class AutoencoderExtractor(Extractor):
 
     def forward(self, batch: np.ndarray) -> np.ndarray:
         self._fitted()
-        with torch.inference_mode():
+        with torch.inference_mode(), autocast(self.device_, "fp32"):  # IEEE float32 on a GPU too
             pixels = torch.from_numpy(np.ascontiguousarray(batch)).to(self.device_)
             if self._output() == "latent":
                 return self.net_.encode(pixels).float().cpu().numpy()

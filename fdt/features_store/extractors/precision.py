@@ -41,10 +41,33 @@ def numeric_key(precision: str, channels_last: bool | None = None) -> dict[str, 
 
 
 def autocast(device: str, precision: str) -> ContextManager[Any]:
-    """``torch.autocast`` for ``precision`` on ``device``'s type; nothing for ``fp32``."""
+    """``torch.autocast`` for ``precision`` on ``device``'s type; for ``fp32`` on a GPU, IEEE float32 arithmetic.
+
+    Why the latter: torch runs a GPU's float32 convolutions in TF32 by default
+    (10-bit mantissas on Ampere and later), which would give rows that differ
+    from a CPU's float32 rows by about 1e-3 under the same key. Rows of one key
+    must be interchangeable, so ``fp32`` means IEEE float32 everywhere, and the
+    faster arithmetic is what ``fp16`` and ``bf16`` (keyed) are for.
+    """
     import torch
 
     if checked_precision(precision) == "fp32":
-        return contextlib.nullcontext()
+        return _ieee_float32() if device.startswith("cuda") else contextlib.nullcontext()
     dtype = torch.float16 if precision == "fp16" else torch.bfloat16
     return torch.autocast(device_type="cuda" if device.startswith("cuda") else "cpu", dtype=dtype)
+
+
+@contextlib.contextmanager
+def _ieee_float32():
+    """cuDNN convolutions and CUDA matrix products in IEEE float32 (no TF32) inside the block; the settings restored after."""
+    import torch
+
+    settings = (torch.backends.cudnn.conv, torch.backends.cuda.matmul)
+    before = [setting.fp32_precision for setting in settings]
+    try:
+        for setting in settings:
+            setting.fp32_precision = "ieee"
+        yield
+    finally:
+        for setting, value in zip(settings, before):
+            setting.fp32_precision = value

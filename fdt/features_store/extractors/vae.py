@@ -27,6 +27,7 @@ from PIL import Image
 from fdt.data import ImageDecodeError
 from fdt.features_store.errors import ExtractorError
 from fdt.features_store.extractors.base import Extractor, resolve_device
+from fdt.features_store.extractors.precision import autocast
 from fdt.features_store.extractors.reconstruction import ERROR_FEATURES, error_features, l2_map
 from fdt.features_store.registry import register_extractor
 from fdt.models import hub
@@ -163,7 +164,7 @@ class VAEExtractor(Extractor):
     def forward(self, batch: np.ndarray) -> np.ndarray:
         self._fitted()
         net = self.net_
-        with torch.inference_mode():
+        with torch.inference_mode(), autocast(self.device_, "fp32"):  # IEEE float32 on a GPU too
             images = torch.from_numpy(np.ascontiguousarray(batch)).to(self.device_)
             reconstructions = net.decode(net.encode(images).latent_dist.mode()).sample.clamp(-1.0, 1.0)
             distance = self._distance()
