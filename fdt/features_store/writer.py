@@ -47,14 +47,32 @@ def merge_plan(shards: Sequence[Shard]) -> list[Shard]:
     """
     mergeable = [shard for shard in shards if shard.rows < _COMPACT_ROWS]
     if len(mergeable) > _MAX_SHARDS:  # e.g. killed runs' flushes, or another layout than the tiers make
-        return mergeable
+        chosen = {id(shard) for shard in _capped(sorted(mergeable, key=lambda shard: shard.rows))}
+        return [shard for shard in mergeable if id(shard) in chosen]  # oldest first, as a merge keeps the first row
     tiers: dict[int, list[Shard]] = {}
     for shard in mergeable:
         tiers.setdefault(_tier(shard), []).append(shard)
     for tier, members in sorted(tiers.items()):
-        if len(members) >= (2 if tier == 0 else _TIER_GROWTH):
-            return members
+        if len(members) >= (2 if tier == 0 else _TIER_GROWTH) and (group := _capped(members)):
+            return group
     return []
+
+
+def _capped(shards: Sequence[Shard]) -> list[Shard]:
+    """The first of ``shards`` that together hold at most ``_COMPACT_ROWS`` rows, if two or more do; else none.
+
+    A merge holds its shards' rows in memory twice (read, then joined): eight
+    shards of a large tier could hold tens of GB, so no merge makes a shard
+    larger than writers ever merge (3.3 GB at 4096 float32 features).
+    """
+    group: list[Shard] = []
+    rows = 0
+    for shard in shards:
+        if rows + shard.rows > _COMPACT_ROWS:
+            break
+        group.append(shard)
+        rows += shard.rows
+    return group if len(group) >= 2 else []
 
 
 def _tier(shard: Shard) -> int:
