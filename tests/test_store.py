@@ -352,3 +352,20 @@ def test_a_shard_header_is_read_again_once_its_file_changes(store: FeatureStore,
     info = path.stat()
     os.utime(path, ns=(info.st_atime_ns, info.st_mtime_ns + 1_000_000))  # another time, however coarse the clock
     assert Shard.open(path).attrs["fdt_version"] == "tampered" and reads == [path]
+
+
+def test_store_compact_never_makes_a_shard_of_more_than_200000_rows(tmp_path: Path):
+    # a merge holds its rows in memory twice: three shards of 80,000 rows become 80,000 + 160,000, not one of 240,000
+    store = FeatureStore(tmp_path / "s")
+    X = np.arange(240_000 * 4, dtype=np.float32).reshape(-1, 4)
+    sha = [f"{i:064x}" for i in range(len(X))]
+    with store.writer() as writer:
+        writer.flush_rows = 80_000
+        for first in range(0, len(X), 80_000):
+            writer.add_rows(KEY, 4, sha[first : first + 80_000], X[first : first + 80_000])
+    assert [s.rows for s in store.live_shards(KEY.id)] == [80_000] * 3  # 7.7 MB each, tier 1: the writer keeps them
+    assert store.compact() == 1
+    assert sorted(s.rows for s in store.live_shards(KEY.id)) == [80_000, 160_000]
+    stored, features = store.read_features(KEY)
+    order = np.argsort(stored)
+    np.testing.assert_array_equal(features[order], X)

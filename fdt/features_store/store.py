@@ -329,7 +329,7 @@ class FeatureStore:
             return sum(writer._compact(key_id, clear_failures=True) for key_id in sorted({p.parent.name for p in self.shard_paths()}))
 
     def compact(self, wait: float = 0.0) -> int:
-        """Merge every key's small shards and delete leftovers; returns the number of keys merged."""
+        """Merge every key's shards under 200,000 rows, smallest first, into shards of at most that many; delete leftovers; returns the keys merged."""
         with self.writer(wait=wait) as writer:
             before = {path.parent.name for path in self.shard_paths()}
             merged = sum(writer._compact(key_id, everything=True) for key_id in sorted(before))

@@ -47,8 +47,7 @@ def merge_plan(shards: Sequence[Shard]) -> list[Shard]:
     """
     mergeable = [shard for shard in shards if shard.rows < _COMPACT_ROWS]
     if len(mergeable) > _MAX_SHARDS:  # e.g. killed runs' flushes, or another layout than the tiers make
-        chosen = {id(shard) for shard in _capped(sorted(mergeable, key=lambda shard: shard.rows))}
-        return [shard for shard in mergeable if id(shard) in chosen]  # oldest first, as a merge keeps the first row
+        return smallest_first(mergeable)
     tiers: dict[int, list[Shard]] = {}
     for shard in mergeable:
         tiers.setdefault(_tier(shard), []).append(shard)
@@ -56,6 +55,13 @@ def merge_plan(shards: Sequence[Shard]) -> list[Shard]:
         if len(members) >= (2 if tier == 0 else _TIER_GROWTH) and (group := _capped(members)):
             return group
     return []
+
+
+def smallest_first(shards: Sequence[Shard]) -> list[Shard]:
+    """The smallest of ``shards`` under ``_COMPACT_ROWS`` rows that merge into at most that many, oldest first (as a merge keeps a hash's first row)."""
+    mergeable = [shard for shard in shards if shard.rows < _COMPACT_ROWS]
+    chosen = {id(shard) for shard in _capped(sorted(mergeable, key=lambda shard: shard.rows))}
+    return [shard for shard in mergeable if id(shard) in chosen]
 
 
 def _capped(shards: Sequence[Shard]) -> list[Shard]:
@@ -220,30 +226,28 @@ class StoreWriter:
     # ---- housekeeping
 
     def _compact(self, key_id: str, clear_failures: bool = False, everything: bool = False) -> bool:
-        """Merge the live shards of a key that :func:`merge_plan` picks (``everything``: all under ``_COMPACT_ROWS`` rows).
+        """Merge the live shards of a key that :func:`merge_plan` picks (``everything``: :func:`smallest_first`, until none are left).
 
         A merged shard can complete the next tier, so plans are followed until
         none is left. Failure records of images that now have a row (a transient
         failure retried with success) are dropped from the merged shards;
         ``clear_failures`` drops them all, rewriting every shard that holds one.
         """
-        if clear_failures or everything:
+        if clear_failures:
             return self._merge(key_id, clear_failures)
+        plan = smallest_first if everything else merge_plan
         merged = False
-        while small := merge_plan(self.store.live_shards(key_id)):
+        while small := plan(self.store.live_shards(key_id)):
             merged = self._merge(key_id, small=small) or merged
         return merged
 
     def _merge(self, key_id: str, clear_failures: bool = False, small: list[Shard] | None = None) -> bool:
-        if small is None:
+        if small is None:  # clear_failures: every shard that holds a failure, and the small ones with them
             live = self.store.live_shards(key_id)
-            if clear_failures:
-                small = [s for s in live if s.rows < _COMPACT_ROWS or len(s.read_failures()[0])]
-                if not small or not any(len(s.read_failures()[0]) for s in small):
-                    return False
-            else:
-                small = [s for s in live if s.rows < _COMPACT_ROWS]
-        if len(small) < 2 and not clear_failures:
+            small = [s for s in live if s.rows < _COMPACT_ROWS or len(s.read_failures()[0])]
+            if not small or not any(len(s.read_failures()[0]) for s in small):
+                return False
+        elif len(small) < 2:
             return False
         sha, blocks, failed = [], [], {}
         seen: set[bytes] = set()
