@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 _COMPACT_ROWS = 200_000  # shards of this many rows or more are never merged by a writer (``fdt store compact`` neither)
 _TINY_BYTES = 4 << 20  # shards below this size are merged as soon as there are two: rewriting them costs little
 _TIER_GROWTH = 8  # larger shards are merged once this many of about the same size (within this factor) pile up
-_MAX_SHARDS = 32  # more mergeable live shards than this, and a key is merged whole (the tiers hold at most 29)
+_MAX_SHARDS = 32  # more mergeable live shards than this, and the smallest are merged, whatever their tiers (the tiers hold at most 29)
 
 
 def merge_plan(shards: Sequence[Shard]) -> list[Shard]:
