@@ -276,7 +276,7 @@ def _header(rows: int, num_features: int, name: str = "x.h5"):
         ([(1024, 4096)] * 8, list(range(8))),  # eight of about one size: merged into one 128 MB shard
         ([(8192, 4096), (1024, 4096), (100, 4096), (10, 4096)], [2, 3]),  # the two under 4 MB, not the large ones
         ([(200_000, 4), (10, 4)], []),  # a shard of 200,000 rows is never merged by a writer
-        ([(1024, 4096)] * 3 + [(256, 4096)] * 30, list(range(33))),  # over 32 mergeable shards: all of them
+        ([(1024, 4096)] * 3 + [(256, 4096)] * 30, list(range(33))),  # over 32 mergeable shards: all of them (they fit under 200,000 rows)
         ([(60_000, 4096)] * 8, [0, 1, 2]),  # eight of 1 GB: only as many as make at most 200,000 rows (memory)
         ([(150_000, 4)] + [(120_000, 4)] * 8, []),  # no two fit under 200,000 rows: nothing, not a loop
         ([(150_000, 4)] * 2 + [(100, 4)] * 32, [0, *range(2, 34)]),  # over 32: smallest first up to 200,000 rows, in age order

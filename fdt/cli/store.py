@@ -105,10 +105,10 @@ def verify(store_root: str) -> None:
 def compact(store_root: str, wait: float) -> None:
     """Merge each key's small shard files and delete leftovers of killed writers.
 
-    Writers merge by size tiers as they finish (a key keeps up to about 29
-    shards, so growing it does not rewrite it); this merges every shard under
-    200,000 rows, smallest first, into shards of at most that many: e.g. before
-    copying a finished store, or after jobs were killed.
+    Writers merge by size tiers as they finish (so growing a key does not
+    rewrite it); this merges every shard under 200,000 rows, smallest first,
+    into shards of at most that many: e.g. before copying a finished store, or
+    after jobs were killed.
     """
 
     with user_errors(store_root):

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 _COMPACT_ROWS = 200_000  # shards of this many rows or more are never merged by a writer (``fdt store compact`` neither)
 _TINY_BYTES = 4 << 20  # shards below this size are merged as soon as there are two: rewriting them costs little
 _TIER_GROWTH = 8  # larger shards are merged once this many of about the same size (within this factor) pile up
-_MAX_SHARDS = 32  # more mergeable live shards than this, and the smallest are merged, whatever their tiers (the tiers hold at most 29)
+_MAX_SHARDS = 32  # more mergeable live shards than this, and the smallest are merged, whatever their tiers (tiers hold at most 29)
 
 
 def merge_plan(shards: Sequence[Shard]) -> list[Shard]:
@@ -42,7 +42,8 @@ def merge_plan(shards: Sequence[Shard]) -> list[Shard]:
     runs of 3,000 ``fft`` files). Here a shard is rewritten only when it joins shards
     of about its own size, so a row is rewritten about log8(rows / 1024) times
     over a key's life and a run of up to seven flushes is not rewritten at all;
-    a key has at most about 29 mergeable shards, each read in one call.
+    apart from shards of over 100,000 rows (no two of which merge), a key keeps
+    at most about 29 shards, each read in one call.
     Shards under 4 MB (small runs, narrow features) are merged whenever there are two.
     """
     mergeable = [shard for shard in shards if shard.rows < _COMPACT_ROWS]
@@ -52,33 +53,27 @@ def merge_plan(shards: Sequence[Shard]) -> list[Shard]:
     for shard in mergeable:
         tiers.setdefault(_tier(shard), []).append(shard)
     for tier, members in sorted(tiers.items()):
-        if len(members) >= (2 if tier == 0 else _TIER_GROWTH) and (group := _capped(members)):
+        if len(members) >= (2 if tier == 0 else _TIER_GROWTH) and (group := smallest_first(members)):
             return group
     return []
 
 
 def smallest_first(shards: Sequence[Shard]) -> list[Shard]:
-    """The smallest of ``shards`` under ``_COMPACT_ROWS`` rows that merge into at most that many, oldest first (as a merge keeps a hash's first row)."""
-    mergeable = [shard for shard in shards if shard.rows < _COMPACT_ROWS]
-    chosen = {id(shard) for shard in _capped(sorted(mergeable, key=lambda shard: shard.rows))}
-    return [shard for shard in mergeable if id(shard) in chosen]
-
-
-def _capped(shards: Sequence[Shard]) -> list[Shard]:
-    """The first of ``shards`` that together hold at most ``_COMPACT_ROWS`` rows, if two or more do; else none.
+    """The smallest of ``shards`` under ``_COMPACT_ROWS`` rows that merge into at most that many, if two or more do, oldest first.
 
     A merge holds its shards' rows in memory twice (read, then joined): eight
     shards of a large tier could hold tens of GB, so no merge makes a shard
-    larger than writers ever merge (3.3 GB at 4096 float32 features).
+    larger than writers ever merge (3.3 GB at 4096 float32 features). Oldest
+    first, as a merge keeps a hash's first row.
     """
-    group: list[Shard] = []
+    chosen: set[int] = set()
     rows = 0
-    for shard in shards:
+    for shard in sorted((shard for shard in shards if shard.rows < _COMPACT_ROWS), key=lambda shard: shard.rows):
         if rows + shard.rows > _COMPACT_ROWS:
             break
-        group.append(shard)
+        chosen.add(id(shard))
         rows += shard.rows
-    return group if len(group) >= 2 else []
+    return [shard for shard in shards if id(shard) in chosen] if len(chosen) >= 2 else []
 
 
 def _tier(shard: Shard) -> int:
@@ -244,9 +239,10 @@ class StoreWriter:
     def _merge(self, key_id: str, clear_failures: bool = False, small: list[Shard] | None = None) -> bool:
         if small is None:  # clear_failures: every shard that holds a failure, and the small ones with them
             live = self.store.live_shards(key_id)
-            small = [s for s in live if s.rows < _COMPACT_ROWS or len(s.read_failures()[0])]
-            if not small or not any(len(s.read_failures()[0]) for s in small):
+            failing = [len(s.read_failures()[0]) > 0 for s in live]  # each shard's failures read once
+            if not any(failing):
                 return False
+            small = [s for s, fails in zip(live, failing) if s.rows < _COMPACT_ROWS or fails]
         elif len(small) < 2:
             return False
         sha, blocks, failed = [], [], {}
