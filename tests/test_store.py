@@ -279,6 +279,7 @@ def _header(rows: int, num_features: int, name: str = "x.h5"):
         ([(1024, 4096)] * 3 + [(256, 4096)] * 30, list(range(33))),  # over 32 mergeable shards: all of them (they fit under 200,000 rows)
         ([(60_000, 4096)] * 8, [0, 1, 2]),  # eight of 1 GB: only as many as make at most 200,000 rows (memory)
         ([(150_000, 4)] + [(120_000, 4)] * 8, []),  # no two fit under 200,000 rows: nothing, not a loop
+        ([(120_000, 4096)] * 2 + [(20_000, 4096)] * 6, list(range(2, 8))),  # one tier: its smallest merge, the large ones wait
         ([(150_000, 4)] * 2 + [(100, 4)] * 32, [0, *range(2, 34)]),  # over 32: smallest first up to 200,000 rows, in age order
     ],
 )
