@@ -7,7 +7,8 @@ For each row (extractor@resolution), measured side by side in one run over the s
     imports, the extractor's lazy ones such as torchvision's, and the GPU's
     context) are paid before the clock starts, by building the network once
     and running it on one image, and are reported apart as "first-run setup";
-(b) the bare forward: ``extractor.forward`` on preprocessed arrays already in memory;
+(b) the bare forward: ``extractor.forward`` on preprocessed arrays already in memory, with freed
+    activations held for reuse as an extraction holds them (``hold_freed_memory``);
 (c) decode only: read, sha256, ``load_rgb``, ``apply_resolution`` of the same files;
 (p) the extractor's preprocessor on decoded images in memory (the CNNs' resize to
     their input size and normalisation; the whole FFT for ``fft``); (c) and (p)
@@ -317,17 +318,24 @@ def write_only(paths: list[Path], name: str, resolution: str, num_features: int,
 
 
 def forward_for(model, arrays: np.ndarray, batch_size: int, seconds: float) -> Timing:
-    """Batches of the bare forward until ``seconds`` have passed (at least two batches)."""
-    model.forward(arrays[:batch_size])  # builds the network; not part of the per-image cost
-    done, batches = 0, 0
-    wall, cpu, busy = time.perf_counter(), time.process_time(), machine_busy()
-    while batches < 2 or time.perf_counter() - wall < seconds:
-        start = (batches * batch_size) % len(arrays)
-        batch = arrays[start : start + batch_size]
-        model.forward(batch)
-        done += len(batch)
-        batches += 1
-    cpu = time.process_time() - cpu
+    """Batches of the bare forward until ``seconds`` have passed (at least two batches).
+
+    Under the main process's malloc settings during an extraction (``hold_freed_memory``): the bare forward is
+    the best the network runs here, so freed activations are reused, as they are in (a).
+    """
+    from fdt.features_store.malloc_tuning import hold_freed_memory
+
+    with hold_freed_memory():
+        model.forward(arrays[:batch_size])  # builds the network, and grows the heap; not part of the per-image cost
+        done, batches = 0, 0
+        wall, cpu, busy = time.perf_counter(), time.process_time(), machine_busy()
+        while batches < 2 or time.perf_counter() - wall < seconds:
+            start = (batches * batch_size) % len(arrays)
+            batch = arrays[start : start + batch_size]
+            model.forward(batch)
+            done += len(batch)
+            batches += 1
+        cpu = time.process_time() - cpu
     return Timing(done, time.perf_counter() - wall, cpu, machine_busy() - busy - cpu)
 
 

@@ -431,7 +431,9 @@ def test_an_extraction_tunes_its_own_process_malloc_for_the_networks_activations
         "from pathlib import Path\n"
         "from fdt.data import ImageRecord\n"
         "from fdt.features_store import extraction\n"
-        "if sys.argv[1] == 'untuned': extraction.reuse_freed_memory = lambda: None\n"
+        "if sys.argv[1] == 'untuned':\n"
+        "    import contextlib\n"
+        "    extraction.reuse_freed_memory, extraction.hold_freed_memory = (lambda: None), contextlib.nullcontext\n"
         "folder = Path(sys.argv[2])\n"
         "records = [ImageRecord(folder / f'{i}.png', 'real', 0) for i in range(2)]\n"
         # a small spectrum: the writer's rows stay below glibc's mmap threshold, whose freeing would raise it (the control)

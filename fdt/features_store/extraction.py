@@ -55,6 +55,7 @@ from fdt.features_store import hashcache
 from fdt.features_store.errors import ExtractorError
 from fdt.features_store.extractors.base import resolve_device
 from fdt.features_store.featureset import ExtractorKey
+from fdt.features_store.malloc_tuning import hold_freed_memory, reuse_freed_memory
 from fdt.features_store.registry import create_extractor, extractor_class
 from fdt.features_store.sharding import claim_name, shard_of
 from fdt.features_store.store import FeatureStore, release_inherited_locks
@@ -404,39 +405,6 @@ def _worker_init(_: int, parent: int | None = None) -> None:
     torch.set_num_threads(1)
 
 
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # malloc.h
-MMAP_THRESHOLD = 32 << 20  # glibc's DEFAULT_MMAP_THRESHOLD_MAX on 64-bit: the most its dynamic threshold reaches
-
-
-def reuse_freed_memory() -> None:
-    """Have glibc's malloc keep freed image buffers for the next image instead of handing them back to the kernel.
-
-    Decoding and spectra allocate and free buffers of 0.2 to tens of MB per image.
-    A fresh glibc process serves those above 128 KB with ``mmap`` and trims free heap
-    above 128 KB, raising both limits only as large blocks are freed; in a decoding
-    worker forked from a process that had not yet freed large blocks, every image
-    then faulted in new zeroed pages: in a fresh ``fdt extract``, a third of the
-    workers' CPU time for ``fft`` at 256 px was page faults. This sets the ceilings
-    glibc's dynamic rule converges to (``mmap`` above 32 MB, trim above twice that)
-    from the start. The main process sets them too: a CPU network's activations
-    are freed and allocated again every batch, and ``vgg16``'s and
-    ``mobilenet_v2``'s forward ran 5-8 % slower in a fresh process without them.
-    The setting is process-wide and stays: freed memory up to 64 MB is kept for
-    reuse. Elsewhere than glibc on Linux it does nothing: only speed depends on it.
-    """
-    import ctypes
-    import sys
-
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):
-        return
-    mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)
-    mallopt(_M_TRIM_THRESHOLD, 2 * MMAP_THRESHOLD)
-
-
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
@@ -530,7 +498,7 @@ def extract_levels(
     from tqdm.auto import tqdm
 
     started = time.perf_counter()
-    reuse_freed_memory()  # the network's activations, in this process, are freed and allocated again every batch
+    reuse_freed_memory()  # stacked batches and rows are freed and allocated again every batch (activations: see below)
     resolution = parse_resolution(resolution)
     if batch_size < 1:
         raise ExtractorError(f"batch size must be at least 1, not {batch_size}")
@@ -616,7 +584,9 @@ def extract_levels(
             if todo:  # rows are known to be missing: the network is built (imports, weights) while the workers decode
                 model.fit()  # the first chunks, not after the first batch has come; else it is built at its first batch, if any
             received = 0
-            with tqdm(total=len(dataset), unit="img", desc=what, disable=not progress) as bar:
+            # a CPU network's activations (hundreds of MB each) are freed and allocated again every batch: held, they are
+            # reused instead of faulted in as new pages (vgg16: a fifth of its CPU time); given back when the loop ends
+            with hold_freed_memory(), tqdm(total=len(dataset), unit="img", desc=what, disable=not progress) as bar:
                 # one item comes back per file: counting them ends the loop without the exhausted iterator's last call,
                 # which stops and joins the workers before returning
                 while received < len(dataset):
