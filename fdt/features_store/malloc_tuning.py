@@ -5,7 +5,7 @@ fresh process, rising with use to at most 32 MB) back to the kernel at once, and
 trims free heap above a second threshold. The next block of that size is then
 new pages, each faulted in and zeroed by the kernel: for a CPU network that is
 most of the system time of every batch (vgg16 at 224 px, batch 32: 1.2 million
-page faults, 4.4 of 21 CPU-seconds, on the 2-vCPU build VM).
+page faults, 4.8 of 21.8 CPU-seconds, on the 2-vCPU build VM).
 
 Two levels:
 
@@ -74,10 +74,10 @@ def hold_freed_memory() -> Iterator[None]:
 
     For the process that runs a network on the CPU: its activations are freed
     and allocated again every batch, and those above 32 MB would otherwise be new
-    pages every time (vgg16 at 224 px, batch 32, 2 threads: 10.8-11.8 s per batch
-    with 1.2 million page faults, 8.3-9.1 s with none). The cost is memory: the
-    heap keeps its high-water mark while the block runs (2.6 -> 3.5 GB peak for
-    that vgg16). Re-entrant and thread-safe (the settings are process-wide: the
+    pages every time (``benchmarks/forward_memory.py``, batch 32 at 224 px, 2
+    threads: vgg16 12.2 -> 8.1 s per batch, 1.2 million page faults -> none;
+    mobilenet_v2 1.63 -> 0.54 s). The cost is memory: the heap keeps its
+    high-water mark while the block runs (vgg16's peak 2.5 -> 3.4 GiB). Re-entrant and thread-safe (the settings are process-wide: the
     outermost block restores them). Leaves the process as
     :func:`reuse_freed_memory` sets it.
     """
