@@ -94,3 +94,42 @@ def test_an_extraction_runs_its_network_with_freed_memory_held(tmp_path: Path, m
     extract_records(records, "fft", {"size": 4}, "native", tmp_path / "store", workers=0, progress=False, batch_size=2)
     assert held_during_forward == [1, 1], held_during_forward  # two batches, both held
     assert malloc_tuning._holders == 0  # and released after the run
+
+
+_NESTED = r"""
+import json, os, resource, sys
+import numpy as np
+from fdt.features_store import malloc_tuning
+
+def rss_mb():
+    with open("/proc/self/statm") as handle:
+        return int(handle.read().split()[1]) * resource.getpagesize() / 2**20
+
+def retained_after_large_block():
+    base = rss_mb()
+    block = np.ones(700 << 17)  # 700 MB: no free chunk of the heap fits it (numpy: no threads, which a fork would hang)
+    del block
+    return rss_mb() - base
+
+out = {}
+malloc_tuning.reuse_freed_memory()
+with malloc_tuning.hold_freed_memory():
+    malloc_tuning.reuse_freed_memory()  # another extraction starting in this process
+    out["held_after_reuse"] = retained_after_large_block()
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:
+        os.write(write, json.dumps([malloc_tuning._holders, retained_after_large_block()]).encode())
+        os._exit(0)
+    os.waitpid(child, 0)
+    out["child_holders"], out["child_retained"] = json.loads(os.read(read, 1000))
+print(json.dumps(out))
+"""
+
+
+def test_a_hold_survives_another_extractions_start_and_is_not_inherited_by_a_fork():
+    done = subprocess.run([sys.executable, "-c", _NESTED], check=True, capture_output=True, text=True)
+    out = json.loads(done.stdout)
+    assert out["held_after_reuse"] > 600, out  # reuse_freed_memory did not end the running block's hold
+    assert out["child_holders"] == 0, out
+    assert out["child_retained"] < 20, out  # the child maps and unmaps large blocks again, as reuse_freed_memory sets

@@ -11,7 +11,7 @@ Two levels:
 
 * :func:`reuse_freed_memory` (decoding workers, and any extracting process): the
   ceilings glibc's dynamic rule converges to (mmap above 32 MB, trim above twice
-  that) from the start. Permanent; frees up to 64 MB for reuse.
+  that) from the start. Permanent: up to 64 MB of freed memory is kept for reuse.
 * :func:`hold_freed_memory` (the process running a network, for the duration of
   an extraction): no mmap at all and no trimming, so activations of hundreds of
   MB (vgg16's first convolutions: 411 MB each at batch 32) are reused from the
@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import os
 import sys
 import threading
 from typing import Any, Iterator
@@ -57,12 +58,19 @@ def reuse_freed_memory() -> None:
     In a decoding worker forked from a process that had not yet freed large
     blocks, every image faulted in new zeroed pages: in a fresh ``fdt extract``,
     a third of the workers' CPU time for ``fft`` at 256 px was page faults. The
-    setting is process-wide and stays; it also ends a :func:`hold_freed_memory`
-    inherited through ``fork``.
+    setting is process-wide and stays: up to 64 MB of freed memory is kept for
+    reuse. Within a :func:`hold_freed_memory` block (another thread's
+    extraction), the block's settings stay until it ends.
     """
     libc = _glibc()
     if libc is None:
         return
+    with _lock:
+        if not _holders:
+            _reuse(libc)
+
+
+def _reuse(libc: Any) -> None:
     libc.mallopt(_M_MMAP_MAX, _DEFAULT_MMAP_MAX)
     libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)
     libc.mallopt(_M_TRIM_THRESHOLD, 2 * MMAP_THRESHOLD)
@@ -77,9 +85,10 @@ def hold_freed_memory() -> Iterator[None]:
     pages every time (``benchmarks/forward_memory.py``, batch 32 at 224 px, 2
     threads: vgg16 12.2 -> 8.1 s per batch, 1.2 million page faults -> none;
     mobilenet_v2 1.63 -> 0.54 s). The cost is memory: the heap keeps its
-    high-water mark while the block runs (vgg16's peak 2.5 -> 3.4 GiB). Re-entrant and thread-safe (the settings are process-wide: the
-    outermost block restores them). Leaves the process as
-    :func:`reuse_freed_memory` sets it.
+    high-water mark while the block runs (vgg16's peak 2.5 -> 3.4 GiB).
+    Re-entrant and thread-safe (the settings are process-wide: the outermost
+    block restores them); a process forked within a block does not inherit it.
+    Leaves the process as :func:`reuse_freed_memory` sets it.
     """
     global _holders
     libc = _glibc()
@@ -97,5 +106,20 @@ def hold_freed_memory() -> Iterator[None]:
         with _lock:
             _holders -= 1
             if _holders == 0:
-                reuse_freed_memory()
+                _reuse(libc)
                 libc.malloc_trim(0)  # free pages anywhere in the heap, not only at its top, go back to the kernel
+
+
+def _after_fork_in_child() -> None:
+    """A forked child runs none of its parent's blocks: it starts from :func:`reuse_freed_memory`'s settings."""
+    global _holders, _lock
+    _lock = threading.Lock()  # another thread may have held it at the fork
+    if _holders:
+        _holders = 0
+        libc = _glibc()
+        if libc is not None:
+            _reuse(libc)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
