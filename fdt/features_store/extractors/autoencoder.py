@@ -48,6 +48,8 @@ class AutoencoderExtractor(Extractor):
         ``auto``, ``cpu`` or ``cuda``.
     """
 
+    runs_network = True
+
     # `fdt run` trains the model with this function on an experiment's `train_on` images and passes it as `model`
     trainer = "fdt.models.autoencoder:train_autoencoder"
     trained_param = "model"

@@ -47,6 +47,9 @@ class Extractor(TransformerMixin, BaseEstimator):
     """Set by :func:`~fdt.features_store.registry.register_extractor`."""
     reads_spectrum: ClassVar[bool] = False
     """True for extractors of frequency content, which a resize (a low-pass filter) distorts."""
+    runs_network: ClassVar[bool] = False
+    """True where :meth:`forward` runs a network (on every core, on a CPU), not only stacking what the preprocessor made:
+    an extraction then pauses its decoding workers during each CPU forward (``extraction._forward_gate``)."""
 
     @classmethod
     def param_names(cls) -> list[str]:

@@ -107,6 +107,8 @@ class CNNExtractor(Extractor):
         ``auto``, ``cpu`` or ``cuda``; not part of the features' identity.
     """
 
+    runs_network = True
+
     published_words: ClassVar[tuple[str, ...]] = ("imagenet",)
     """The ``weights`` values meaning the published file; the first names it in the weights identity."""
 

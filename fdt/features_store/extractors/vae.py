@@ -99,6 +99,8 @@ class VAEExtractor(Extractor):
         ``auto``, ``cpu`` or ``cuda``; not part of the features' identity.
     """
 
+    runs_network = True
+
 
     def __init__(
         self, model: str = "stabilityai/stable-diffusion-2-1/vae", distance: str = "lpips_2", weights: str = "published", seed: int = 0, device: str = "cpu"

@@ -86,6 +86,8 @@ class ProcessorInput:
 class HubViTExtractor(Extractor):
     """Shared by CLIP and DINOv2: config, preprocessing and weights of a Hugging Face vision transformer."""
 
+    runs_network = True
+
     weights_filename: ClassVar[str] = "model.safetensors"
     model: str
     weights: str
