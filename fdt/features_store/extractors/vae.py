@@ -101,7 +101,6 @@ class VAEExtractor(Extractor):
 
     runs_network = True
 
-
     def __init__(
         self, model: str = "stabilityai/stable-diffusion-2-1/vae", distance: str = "lpips_2", weights: str = "published", seed: int = 0, device: str = "cpu"
     ) -> None:
