@@ -25,6 +25,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
@@ -34,7 +35,7 @@ import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple, Sequence
+from typing import Any, Iterator, NamedTuple, Sequence
 
 import numpy as np
 
@@ -431,6 +432,19 @@ def _forward_gate(model: Any, device: str) -> Any:
     return gate
 
 
+@contextlib.contextmanager
+def _paused(gate: Any) -> Iterator[None]:
+    """The decoding workers wait while the block runs (``gate`` of :func:`_forward_gate`; None: they do not); reopened on error too."""
+    if gate is None:
+        yield
+        return
+    gate.clear()
+    try:
+        yield
+    finally:
+        gate.set()
+
+
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
@@ -598,14 +612,8 @@ def extract_levels(
                     for start in range(0, len(same), batch_size):
                         rows = same[start : start + batch_size]
                         stacked = np.stack([array for _, array in rows])
-                        if gate is None:
+                        with _paused(gate):
                             features = model.forward(stacked)
-                        else:
-                            gate.clear()
-                            try:
-                                features = model.forward(stacked)
-                            finally:
-                                gate.set()
                         writer.add_rows(key, num_features, [sha for sha, _ in rows], features, attrs)
                 if bad:
                     writer.add_failures(key, num_features, bad, attrs)
